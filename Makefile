@@ -1,0 +1,62 @@
+# lrtheory: two commands from a fresh clone.
+#   make book   venv + install, re-execute every chapter, build the HTML book into _build/html
+#   make test   venv + install, unit tests, nbval over every chapter, book build (warnings = errors)
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+NB     ?= chapters/*.ipynb
+
+.PHONY: help install notebooks book book-build test test-unit test-nbval test-browser verify clean
+
+help:
+	@echo "make book          install, execute the chapters, build _build/html"
+	@echo "make test          install, unit tests, nbval on every chapter, strict book build"
+	@echo "make notebooks     re-execute chapters in place (NB=chapters/05_balancing.ipynb for one)"
+	@echo "make verify        lrtheory verify --scale ci"
+	@echo "make test-browser  build, serve and check every page in headless Chromium"
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first and pinned: the CPU build that installs from local disk, never a CUDA download
+	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[test,book,data]'
+	# build matplotlib's font cache now, so no first-import message reaches a notebook's stderr
+	MPLBACKEND=Agg $(PY) -c "import matplotlib.pyplot"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+notebooks: $(STAMP)
+	$(PY) scripts/execute_notebooks.py $(NB)
+
+# The build never executes code (execute_notebooks: "off"): it renders the committed,
+# nbval-checked outputs. `make book` re-executes them first.
+book-build: $(STAMP)
+	$(VENV)/bin/jupyter-book build . --builder html -W -n --keep-going
+
+book: notebooks book-build
+	@echo "book: open _build/html/index.html"
+
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+test-nbval: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env $(NB)
+
+test: test-unit test-nbval book-build
+
+verify: $(STAMP)
+	$(VENV)/bin/lrtheory verify --scale ci
+
+test-browser: book-build
+	bash scripts/install_chromium.sh
+	$(PY) scripts/browser_check.py _build/html --screenshots _build/screenshots
+
+clean:
+	rm -rf _build .pytest_cache

@@ -1,0 +1,5 @@
+import sys
+
+from lrtheory.cli import main
+
+sys.exit(main())
