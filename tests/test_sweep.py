@@ -1,0 +1,519 @@
+"""Tests of lrtheory.core.sweep (runner, store, executors, CLI) and lrtheory.sweeps.
+
+Every comparison of results is exact: a point's result is a deterministic function of
+its config (seed included), so the same point must give the same stored JSON text
+whatever the executor, the batching or an interruption.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import hashlib
+import json
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import pytest
+
+from lrtheory.core import sweep as sw
+from lrtheory.core.sweep import (
+    Point,
+    ResultStore,
+    SweepDef,
+    canonical_json,
+    load_results,
+    make_batches,
+    make_points,
+    run_sweep,
+)
+from lrtheory.sweeps import SWEEPS, max_lr_grid_points, run_max_lr_batch, run_toy_batch, toy_points
+
+ROOT = Path(__file__).resolve().parent.parent
+HELPER = Path(__file__).resolve().parent / "sweep_helpers.py"
+
+
+def _env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    env["OMP_NUM_THREADS"] = "1"
+    return env
+
+
+def _table(path, sweep_name="toy"):
+    """The store's rows as comparable tuples (timestamps, versions and environment left out)."""
+    con = sqlite3.connect(str(path))
+    try:
+        return con.execute(
+            "SELECT key, sweep, config, result, status FROM results WHERE sweep = ? ORDER BY key", (sweep_name,)
+        ).fetchall()
+    finally:
+        con.close()
+
+
+def _count(path):
+    con = sqlite3.connect(str(path), timeout=10)
+    try:
+        return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+    except sqlite3.OperationalError:  # table not created yet
+        return 0
+    finally:
+        con.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# points
+# ---------------------------------------------------------------------------------------------
+def test_point_key_is_sha256_of_canonical_json():
+    (p,) = make_points("toy", [{"x": 1, "seed": 0}])  # int x normalized to float
+    text = canonical_json({"sweep": "toy", "config": {"delay": 0.0, "seed": 0, "x": 1.0}})
+    assert p.key == hashlib.sha256(text.encode()).hexdigest()
+    assert p == make_points("toy", [{"seed": 0, "x": 1.0, "delay": 0}])[0]
+    assert hash(p) == hash(Point("toy", p.items))
+    assert make_points("toy", [{"x": 1, "seed": 0}] * 3) == [p]  # repeats kept once
+
+
+def test_canonical_json_handles_numpy_and_nonfinite():
+    np = pytest.importorskip("numpy")
+    assert canonical_json({"b": np.float64(0.5), "a": [np.int64(2), float("inf")]}) == '{"a":[2,null],"b":0.5}'
+    with pytest.raises(TypeError):
+        canonical_json({"a": object()})
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"width": 0}, "width must be > 0"),
+        ({"depth": -1}, "depth must be > 0"),
+        ({"eta": 0.0}, "eta must be > 0"),
+        ({"eta": -0.1}, "eta must be > 0"),
+        ({"eta": float("nan")}, "eta must be finite"),
+        ({"eta": float("inf")}, "eta must be finite"),
+        ({"widht": 8}, "unknown key(s) ['widht']"),
+        ({"width": 8.5}, "width must be an integer"),
+        ({"loss": "hinge"}, "loss must be one of"),
+        ({"n_train": 5000}, "n_train must be <= 1347"),
+    ],
+)
+def test_bad_config_rejected_before_any_work(tmp_path, monkeypatch, bad, message):
+    calls = []
+    monkeypatch.setattr(sw, "_run_task", lambda *a: calls.append(a))
+    good = max_lr_grid_points("ci")[:5]
+    configs = good[:3] + [dict(good[3], **bad)] + good[4:]
+    store = tmp_path / "r.sqlite"
+    with pytest.raises(ValueError) as err:
+        run_sweep("max_lr_grid", configs=configs, store=store, progress=False)
+    text = str(err.value)
+    assert "sweep 'max_lr_grid': point 3 " in text and message in text, text
+    assert calls == [] and not store.exists()  # nothing ran, nothing was written
+
+
+def test_missing_key_and_bad_scale_rejected():
+    with pytest.raises(ValueError, match=r"point 0 .*missing key 'seed'"):
+        make_points("toy", [{"x": 0.0}])
+    with pytest.raises(ValueError, match="scale"):
+        run_sweep("toy", "huge", progress=False)
+    with pytest.raises(ValueError, match="unknown sweep 'nope'"):
+        run_sweep("nope", progress=False)
+
+
+def test_make_batches_respects_groups_and_size():
+    points = make_points("max_lr_grid", max_lr_grid_points("ci"))
+    batches = make_batches(SWEEPS["max_lr_grid"], points)
+    assert sum(map(len, batches)) == len(points) == 48
+    for b in batches:
+        assert len(b) <= SWEEPS["max_lr_grid"].batch_size
+        assert len({(p["depth"], p["width"]) for p in b}) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# runner and store
+# ---------------------------------------------------------------------------------------------
+def test_run_skip_fresh_and_load(tmp_path):
+    store = tmp_path / "r.sqlite"
+    assert load_results("toy", "ci", store=store) is None  # no file: absent
+    first = run_sweep("toy", "ci", store=store, progress=False)
+    n = len(toy_points("ci"))
+    assert (first.total, first.skipped, first.computed, first.diverged) == (n, 0, n, 2)
+    rows = _table(store)
+    again = run_sweep("toy", "ci", store=store, progress=False)
+    assert (again.skipped, again.computed) == (n, 0) and _table(store) == rows
+    with ResultStore(store) as st:
+        before = {r.key: r.created for r in st.rows("toy")}
+    fresh = run_sweep("toy", "ci", store=store, fresh=True, progress=False)
+    assert (fresh.skipped, fresh.computed) == (0, n)
+    with ResultStore(store) as st:
+        after = st.rows("toy")
+    assert len(after) == n and all(r.created > before[r.key] for r in after)  # rewritten
+    assert _table(store) == rows  # same results
+    loaded = load_results("toy", "ci", store=store)
+    assert loaded == first.rows and [c for c, _ in loaded] == [p.config for p in make_points("toy", toy_points("ci"))]
+    assert load_results("toy", "full", store=store) is None  # full scale not computed
+    row = after[0]
+    assert row.code_version.startswith(__import__("lrtheory").__version__)
+    assert {"python", "torch", "device", "host"} <= set(row.environment)
+
+
+def test_diverged_point_stored_once_not_retried(tmp_path):
+    calls = []
+
+    def counting(configs, device):
+        calls.append(len(configs))
+        return run_toy_batch(configs, device)
+
+    sweep = SweepDef("toy", "test", "", toy_points, counting, SWEEPS["toy"].schema, ("seed",), 4)
+    store = tmp_path / "r.sqlite"
+    configs = [{"x": 150.0, "seed": 0}, {"x": 0.5, "seed": 0}]
+    r1 = run_sweep(sweep, configs=configs, store=store, progress=False)
+    assert r1.diverged == 1 and calls == [2]
+    with ResultStore(store) as st:
+        status = {r.config["x"]: (r.status, r.result["y"]) for r in st.rows("toy")}
+    assert status[150.0] == ("diverged", None) and status[0.5][0] == "ok"
+    r2 = run_sweep(sweep, configs=configs, store=store, progress=False)
+    assert (r2.computed, r2.skipped, r2.diverged) == (0, 2, 1) and calls == [2]  # not recomputed
+    run_sweep(sweep, configs=configs, store=store, fresh=True, progress=False)
+    assert calls == [2, 2]  # --fresh recomputes
+
+
+def test_failed_batch_keeps_earlier_batches_and_resumes(tmp_path):
+    def flaky(configs, device):
+        if any(c["x"] > 1.5 for c in configs):
+            raise RuntimeError("worker lost")
+        return run_toy_batch(configs, device)
+
+    store = tmp_path / "r.sqlite"
+    broken = SweepDef("toy", "test", "", toy_points, flaky, SWEEPS["toy"].schema, ("seed",), 4)
+    with pytest.raises(RuntimeError, match="worker lost"):
+        run_sweep(broken, store=store, progress=False)
+    partial = _table(store)
+    assert 0 < len(partial) < len(toy_points("ci"))
+    done = run_sweep("toy", store=store, progress=False)
+    assert done.skipped == len(partial) and done.computed == len(toy_points("ci")) - len(partial)
+    reference = tmp_path / "ref.sqlite"
+    run_sweep("toy", store=reference, progress=False)
+    assert _table(store) == _table(reference)
+
+
+def test_other_executor_and_batching_give_same_rows(tmp_path):
+    inline, threads = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
+    run_sweep("toy", store=inline, progress=False)
+    one_by_one = SweepDef("toy", "test", "", toy_points, run_toy_batch, SWEEPS["toy"].schema, (), 1)
+    with cf.ThreadPoolExecutor(2) as ex:
+        run_sweep(one_by_one, executor=ex, store=threads, progress=False)
+    assert _table(inline) == _table(threads)
+
+
+def test_max_lr_batch_result_does_not_depend_on_batch():
+    """A point trained alone and inside a batch gives identical numbers (exact: each model's
+    init comes from its own seed and the K models share no computation but the batched GEMMs)."""
+    import torch
+
+    base = {"depth": 2, "width": 8, "steps": 10, "n_train": 64}
+    configs = [p.config for p in make_points("max_lr_grid", [
+        dict(base, eta=0.1, seed=0), dict(base, eta=1.0, seed=1), dict(base, eta=40.0, seed=2)])]
+    cpu = torch.device("cpu")
+    batched = run_max_lr_batch(configs, cpu)
+    solo = [run_max_lr_batch([c], cpu)[0] for c in configs]
+    assert canonical_json(batched) == canonical_json(solo)  # the text the store keeps (NaN -> null)
+    assert batched[2]["diverged"] and batched[2]["final_loss"] != batched[2]["final_loss"]  # NaN after divergence
+    assert not batched[0]["diverged"] and batched[0]["final_loss"] < batched[0]["initial_loss"]
+
+
+def test_eta_star_from_grid():
+    import math
+
+    from lrtheory.sweeps import eta_star_from_grid
+
+    def row(eta, seed, diverged, acc):
+        return {"depth": 2, "width": 16, "eta": eta, "seed": seed}, {"diverged": diverged, "test_acc": acc}
+
+    rows = [row(0.1, 0, False, 0.5), row(0.1, 1, False, 0.9), row(0.3, 0, False, 0.9), row(0.3, 1, False, 0.95),
+            row(1.0, 0, False, 0.9), row(1.0, 1, True, None),  # one seed diverges: 1.0 fails
+            row(3.0, 0, False, 0.9), row(3.0, 1, False, 0.9)]  # success above the first failure: ignored
+    assert eta_star_from_grid(rows)[(2, 16)] == {"eta_star": 0.3, "eta_fail": 1.0}
+    strict = eta_star_from_grid(rows, min_test_acc=0.8)[(2, 16)]  # seed 0 at 0.1 reaches only 0.5
+    assert strict["eta_fail"] == 0.1 and math.isnan(strict["eta_star"])
+    with pytest.raises(ValueError, match="min_test_acc"):
+        eta_star_from_grid(rows, min_test_acc=0.0)
+
+
+def test_store_rejects_folder_and_writes_no_duplicates(tmp_path):
+    with pytest.raises(ValueError, match="store"):
+        ResultStore(tmp_path)
+    (p,) = make_points("toy", [{"x": 0.0, "seed": 0}])
+    with ResultStore(tmp_path / "r.sqlite") as st:
+        assert st.put([(p, {"y": 1.0})], code_version="a", environment={}) == 1
+        assert st.put([(p, {"y": 2.0})], code_version="b", environment={}) == 0  # first writer wins
+        assert st.rows()[0].result == {"y": 1.0}
+        assert st.put([(p, {"y": 2.0})], code_version="b", environment={}, replace=True) == 1
+        assert st.count() == 1 and st.rows()[0].result == {"y": 2.0}
+        assert st._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+# ---------------------------------------------------------------------------------------------
+# interruption, concurrency, Dask
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
+    delay = 0.05  # 26 points in batches of 4: ~0.2 s per batch
+    killed = tmp_path / "killed.sqlite"
+    proc = subprocess.Popen([sys.executable, str(HELPER), "run", str(killed), str(delay)], env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while _count(killed) < 8 if killed.exists() else True:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert time.monotonic() < deadline, "the sweep stored nothing in 30 s"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=30)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    n_total = len(toy_points("ci"))
+    stored_at_kill = _count(killed)
+    assert 8 <= stored_at_kill < n_total, stored_at_kill
+    resumed = subprocess.run([sys.executable, str(HELPER), "run", str(killed), str(delay)], env=_env(),
+                             capture_output=True, timeout=60)
+    assert resumed.returncode == 0, resumed.stderr.decode()
+
+    uninterrupted = tmp_path / "whole.sqlite"
+    run_sweep("toy", configs=_helpers().slow_toy_configs(delay), store=uninterrupted, progress=False)
+    assert len(_table(killed)) == n_total
+    assert _table(killed) == _table(uninterrupted)  # row for row: key, config, result, status
+
+
+@pytest.mark.slow
+def test_concurrent_writers_do_not_corrupt_or_duplicate(tmp_path):
+    store = tmp_path / "shared.sqlite"
+    go = tmp_path / "go"
+    ranges = ((0, 100), (50, 150))  # 50 keys written by both
+    procs = [subprocess.Popen([sys.executable, str(HELPER), "write", str(store), str(a), str(b), str(go)],
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE) for a, b in ranges]
+    try:
+        deadline = time.monotonic() + 60
+        while not all(Path(f"{store}.ready-{a}").exists() for a, _ in ranges):
+            assert all(p.poll() is None for p in procs), "a writer died before starting"
+            assert time.monotonic() < deadline, "writers not ready in 60 s"
+            time.sleep(0.01)
+        go.touch()  # both write from now on, one transaction per row
+        outs = [p.communicate(timeout=60) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), [err.decode() for _, err in outs]
+    (s0, e0), (s1, e1) = [tuple(map(float, out.split())) for out, _ in outs]
+    assert s0 < e1 and s1 < e0, "the two writers did not overlap in time"
+    con = sqlite3.connect(str(store))
+    try:
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        keys = [k for (k,) in con.execute("SELECT key FROM results")]
+    finally:
+        con.close()
+    expected = {p.key for p in _helpers().writer_points(0, 150)}
+    assert len(keys) == len(set(keys)) == 150 and set(keys) == expected
+
+
+@pytest.mark.slow
+def test_dask_localcluster_gives_same_rows_as_in_process(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    local, remote = tmp_path / "local.sqlite", tmp_path / "dask.sqlite"
+    run_sweep("toy", store=local, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning may leak from starting or closing the cluster
+        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                      silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
+            report = run_sweep("toy", executor=client.get_executor(), store=remote, progress=False)
+    assert report.computed == len(toy_points("ci"))
+    assert _table(local) == _table(remote)
+    with ResultStore(remote) as st:
+        hosts = {r.environment["host"] for r in st.rows("toy")}
+    assert hosts  # the workers' environment is recorded
+
+
+@pytest.mark.slow
+def test_cli_dask_scheduler_address(tmp_path, capsys):
+    """`--executor dask://HOST:PORT` connects to a running scheduler (here an in-process one)."""
+    distributed = pytest.importorskip("distributed")
+    from lrtheory.cli import main
+
+    local, remote = tmp_path / "local.sqlite", tmp_path / "remote.sqlite"
+    run_sweep("toy", store=local, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0",
+                                      protocol="tcp", host="127.0.0.1", scheduler_port=0,
+                                      silence_logs=logging.ERROR) as cluster:
+            address = cluster.scheduler_address.replace("tcp://", "dask://")
+            assert main(["sweep", "toy", "--executor", address, "--store", str(remote)]) == 0
+    assert "26 computed" in capsys.readouterr().out
+    assert _table(local) == _table(remote)
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
+    from lrtheory.cli import main
+
+    store = tmp_path / "cli.sqlite"
+    assert main(["sweep", "test", "--store", str(store)]) == 0
+    out, err = capsys.readouterr()
+    n = len(toy_points("ci"))
+    assert f"{n} points, 0 already stored, {n} computed" in out and f"{n}/{n} points 100%" in err
+    assert main(["sweep", "toy", "--store", str(store)]) == 0
+    assert f"{n} already stored, 0 computed" in capsys.readouterr()[0]
+    assert main(["sweep", "toy", "--store", str(store), "--fresh"]) == 0
+    assert f"0 already stored, {n} computed" in capsys.readouterr()[0]
+    assert main(["sweep", "--list"]) == 0
+    assert "max_lr_grid" in capsys.readouterr()[0]
+
+
+@pytest.mark.parametrize("argv", [
+    ["sweep", "no_such_chapter"],
+    ["sweep"],
+    ["sweep", "toy", "--executor", "ray://x"],
+    ["sweep", "toy", "--executor", "dask://nohost"],
+    ["sweep", "toy", "--device", "tpu"],
+])
+def test_cli_bad_usage_exits_2(tmp_path, capsys, argv):
+    from lrtheory.cli import main
+
+    assert main(argv + ["--store", str(tmp_path / "x.sqlite")]) == 2
+    assert "error" in capsys.readouterr()[1]
+
+
+def test_cli_bad_scale_exits_2(capsys):
+    from lrtheory.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", "toy", "--scale", "huge"])
+    assert exc.value.code == 2
+
+
+def _helpers():
+    """tests/sweep_helpers.py as a module (tests/ is not a package)."""
+    sys.path.insert(0, str(HELPER.parent))
+    try:
+        import sweep_helpers
+    finally:
+        sys.path.pop(0)
+    return sweep_helpers
+
+
+# ---------------------------------------------------------------------------------------------
+# exact encoding and the chapters' measurement sweeps
+# ---------------------------------------------------------------------------------------------
+_FAKE_SOURCE = '''
+from dataclasses import dataclass
+import numpy as np
+
+CALLS = []
+
+def config(scale):
+    return {"n": 3 if scale == "ci" else 5}
+
+@dataclass(frozen=True)
+class Fake:
+    grid: np.ndarray
+    seeds: tuple
+    label: str
+    peak: float
+
+def measure_thing(scale="ci", device=None):
+    CALLS.append(scale)
+    n = config(scale)["n"]
+    return Fake(np.array([1.0, np.nan, np.inf, -0.0][:n]), (0, 1), scale, float("inf"))
+
+def not_a_measurement(scale, device):
+    return 0
+'''
+
+
+@pytest.fixture
+def fake_chapter(monkeypatch):
+    import types
+
+    import lrtheory.sweeps as sweeps
+
+    mod = types.ModuleType("lrtheory.results._fake")
+    monkeypatch.setitem(sys.modules, "lrtheory.results._fake", mod)
+    exec(compile(_FAKE_SOURCE, "lrtheory/results/_fake.py", "exec"), mod.__dict__)
+    sweeps.chapter_sweep("_fake")
+    yield mod
+    sweeps.SWEEPS.pop("_fake_measurements", None)
+
+
+def _same(a, b):
+    """Equal field by field, arrays bit for bit (NaN == NaN, -0.0 kept)."""
+    import dataclasses
+
+    import numpy as np
+
+    assert type(a) is type(b)
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
+        elif isinstance(x, float):
+            assert repr(x) == repr(y)
+        else:
+            assert x == y and type(x) is type(y)
+
+
+def test_encode_value_round_trip_is_exact():
+    import numpy as np
+    import torch
+
+    value = {"a": np.array([[1.5, np.nan], [np.inf, -0.0]], dtype=np.float32), "t": (1, "x", None),
+             "s": np.float64(np.nan), "i": np.int64(7), "f": float("-inf"), "torch": torch.arange(3),
+             "l": [True, 2.0]}
+    back = sw.decode_value(json.loads(canonical_json(sw.encode_value(value))))
+    assert back["a"].dtype == np.float32 and back["a"].tobytes() == value["a"].tobytes()
+    assert back["t"] == (1, "x", None) and np.isnan(back["s"]) and back["i"] == 7 and back["f"] == float("-inf")
+    assert back["torch"].tolist() == [0, 1, 2] and back["l"] == [True, 2.0]
+    with pytest.raises(TypeError):
+        sw.encode_value(object())
+    with pytest.raises(TypeError):
+        sw.encode_value({1: 2})
+
+
+def test_chapter_measurement_sweep_store_and_decorator(tmp_path, monkeypatch, capsys, fake_chapter):
+    import lrtheory.sweeps as sweeps
+
+    monkeypatch.setenv(sw.ENV_CACHE, str(tmp_path))  # the default store lives here for this test
+    points = sweeps.measurement_points("_fake", "full")
+    assert [p["function"] for p in points] == ["measure_thing"]  # found by name and signature
+    assert sweeps.load_measurement("_fake", "measure_thing", "full") is None  # no store yet
+    served = sweeps.stored_measurement("_fake")(fake_chapter.measure_thing)
+    first = served("full")
+    assert fake_chapter.CALLS == ["full"] and "not in the results store" in capsys.readouterr().err
+    report = run_sweep("_fake_measurements", "full", progress=False)
+    assert report.computed == 1 and fake_chapter.CALLS == ["full", "full"]
+    stored = sweeps.load_measurement("_fake", "measure_thing", "full")
+    _same(stored, first)
+    _same(served("full"), first)  # served from the store: not called again, no note
+    assert fake_chapter.CALLS == ["full", "full"] and capsys.readouterr().err == ""
+    served("ci")  # CI scale always computes
+    assert fake_chapter.CALLS[-1] == "ci"
+    # a changed setting is a different point: the stored result no longer answers
+    monkeypatch.setattr(fake_chapter, "config", lambda scale: {"n": 4})
+    assert sweeps.load_measurement("_fake", "measure_thing", "full") is None
+
+
+def test_fresh_measurement_run_does_not_serve_itself_from_store(tmp_path, monkeypatch, fake_chapter):
+    import lrtheory.sweeps as sweeps
+
+    monkeypatch.setenv(sw.ENV_CACHE, str(tmp_path))
+    served = sweeps.stored_measurement("_fake")(fake_chapter.measure_thing)
+    monkeypatch.setattr(fake_chapter, "measure_thing", served)  # as a chapter would decorate it
+    run_sweep("_fake_measurements", "full", progress=False)
+    run_sweep("_fake_measurements", "full", fresh=True, progress=False)
+    assert fake_chapter.CALLS == ["full", "full"]  # recomputed, not loaded
