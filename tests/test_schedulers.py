@@ -1,0 +1,218 @@
+"""Tests of lrtheory.schedulers (ELRWarmup, unit_elrs)."""
+import io
+import math
+
+import pytest
+import torch
+
+from lrtheory.schedulers import ELRWarmup, unit_elrs
+
+
+def _orth(w, g):
+    """Part of g orthogonal to w (the gradient of a scale-invariant loss is orthogonal to w)."""
+    return g - (g * w).sum() / (w * w).sum() * w
+
+
+def _two_layers(lr=100.0, momentum=0.0, grads=True, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    w1 = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    if grads:
+        w1.grad = _orth(w1.detach(), torch.randn(4, 3, generator=gen, dtype=torch.float64)) * 0.3
+        w2.grad = _orth(w2.detach(), torch.randn(5, 2, generator=gen, dtype=torch.float64)) * 0.02
+    opt = torch.optim.SGD([w1, w2], lr=lr, momentum=momentum)
+    return w1, w2, opt, gen
+
+
+def _expected_factor(lr, gain, pairs):
+    """pairs: (||g||, ||W_prev||, ||W_now||) per layer -> min(1, 1/sqrt(b_max b_min))."""
+    b = [lr * gain * g * n0 / n**2 for g, n0, n in pairs]
+    return min(1.0, 1.0 / math.sqrt(max(b) * min(b)))
+
+
+def test_unit_elrs_value():
+    # f(w) = sum(w/||w||) at w = (3, 4): grad = (I - u u^T) 1 / ||w||, norm 0.04, ratio 0.008 (by hand)
+    w = torch.tensor([3.0, 4.0], dtype=torch.float64, requires_grad=True)
+    (w / w.norm()).sum().backward()
+    assert unit_elrs([w])[0] == pytest.approx(0.008, rel=1e-12)  # exact arithmetic up to round-off
+
+
+def test_unit_elrs_bad_inputs():
+    w = torch.ones(3, requires_grad=True)
+    with pytest.raises(ValueError, match="params"):
+        unit_elrs([])
+    with pytest.raises(ValueError, match="grads"):
+        unit_elrs([w])  # no gradient
+    with pytest.raises(ValueError, match="grads"):
+        unit_elrs([w], [torch.ones(2)])
+    with pytest.raises(ValueError, match="zero norm"):
+        unit_elrs([torch.zeros(3)], [torch.ones(3)])
+
+
+def test_first_lr_is_critical_lr_of_extreme_layers():
+    w1, w2, opt, _ = _two_layers(lr=100.0)
+    pairs = [(float(w.grad.norm()), float(w.detach().norm()), float(w.detach().norm())) for w in (w1, w2)]
+    sched = ELRWarmup(opt)
+    expected = _expected_factor(100.0, 1.0, pairs) * 100.0
+    assert expected < 100.0  # the setting is built so that the warm-up is active
+    assert sched.get_last_lr()[0] == pytest.approx(expected, rel=1e-12)  # same formula, round-off only
+    assert opt.param_groups[0]["lr"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_step_uses_previous_norm_and_new_norm():
+    w1, w2, opt, gen = _two_layers(lr=100.0)
+    sched = ELRWarmup(opt)
+    for _ in range(3):
+        prev = [float(w.detach().norm()) for w in (w1, w2)]
+        opt.step()
+        for w, s in ((w1, 0.3), (w2, 0.02)):  # new gradients, orthogonal to the new weights
+            w.grad = _orth(w.detach(), torch.randn(w.shape, generator=gen, dtype=torch.float64)) * s
+        pairs = [(float(w.grad.norm()), n0, float(w.detach().norm())) for w, n0 in zip((w1, w2), prev)]
+        sched.step()
+        assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 1.0, pairs), rel=1e-12)
+
+
+def test_momentum_gain_enters_the_critical_lr():
+    w1, w2, opt, _ = _two_layers(lr=100.0, momentum=0.9)
+    pairs = [(float(w.grad.norm()), float(w.detach().norm()), float(w.detach().norm())) for w in (w1, w2)]
+    sched = ELRWarmup(opt)
+    # heavy ball gain 1/(1 - 0.9) = 10
+    assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 10.0, pairs), rel=1e-9)
+
+
+def test_no_gradients_means_probe_step_at_zero_lr():
+    _, _, opt, _ = _two_layers(grads=False)
+    sched = ELRWarmup(opt)
+    assert sched.get_last_lr() == [0.0]
+
+
+def test_reaches_target_and_stays():
+    w1, w2, opt, _ = _two_layers(lr=1e-3)  # tiny target: below the critical LR from the start
+    sched = ELRWarmup(opt)
+    assert sched.done and sched.get_last_lr() == [1e-3]
+    w1.grad.mul_(1e6)  # even a huge gradient does not restart the warm-up
+    opt.step()
+    sched.step()
+    assert sched.get_last_lr() == [1e-3]
+
+
+def test_missing_gradients_keep_the_lr():
+    w1, w2, opt, _ = _two_layers(lr=100.0)
+    sched = ELRWarmup(opt)
+    lr0 = sched.get_last_lr()[0]
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    sched.step()
+    assert sched.get_last_lr()[0] == lr0
+
+
+def _net_and_data(seed=0):
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(8, 16, bias=False), torch.nn.BatchNorm1d(16, affine=False), torch.nn.ReLU(),
+        torch.nn.Linear(16, 16, bias=False), torch.nn.BatchNorm1d(16, affine=False), torch.nn.ReLU(),
+        torch.nn.Linear(16, 16, bias=False), torch.nn.BatchNorm1d(16, affine=False), torch.nn.ReLU(),
+        torch.nn.Linear(16, 3)).double()
+    x = torch.randn(64, 8, dtype=torch.float64)
+    y = torch.randint(0, 3, (64,))
+    return net, x, y
+
+
+def _train(net, x, y, opt, sched, steps):
+    lrs = []
+    for _ in range(steps):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        sched.step()
+        lrs.append(sched.get_last_lr()[0])
+    return lrs
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_runs_on_a_model_and_warms_up(momentum, nesterov):
+    net, x, y = _net_and_data()
+    ws = [net[i].weight for i in (0, 3, 6)]
+    opt = torch.optim.SGD(net.parameters(), lr=50.0, momentum=momentum, nesterov=nesterov)
+    opt.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    sched = ELRWarmup(opt, params=ws)
+    lrs = [sched.get_last_lr()[0]] + _train(net, x, y, opt, sched, 15)
+    assert lrs[0] < 50.0  # warm-up active at a large target LR
+    assert all(0.0 < v <= 50.0 for v in lrs)
+    assert all(math.isfinite(float(p.detach().sum())) for p in net.parameters())
+
+
+def test_state_dict_round_trip():
+    net, x, y = _net_and_data()
+    ws = [net[i].weight for i in (0, 3, 6)]
+    opt = torch.optim.SGD(net.parameters(), lr=50.0, momentum=0.9)
+    sched = ELRWarmup(opt, params=ws)
+    _train(net, x, y, opt, sched, 3)
+    buf = io.BytesIO()
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
+    cont = _train(net, x, y, opt, sched, 4)
+    # restore into fresh objects
+    buf.seek(0)
+    ckpt = torch.load(buf, weights_only=False)
+    net2, _, _ = _net_and_data(seed=1)
+    net2.load_state_dict(ckpt["net"])
+    opt2 = torch.optim.SGD(net2.parameters(), lr=50.0, momentum=0.9)
+    opt2.load_state_dict(ckpt["opt"])
+    sched2 = ELRWarmup(opt2, params=[net2[i].weight for i in (0, 3, 6)])
+    sched2.load_state_dict(ckpt["sched"])
+    assert sched2.factor == pytest.approx(ckpt["sched"]["factor"], rel=0)
+    resumed = _train(net2, x, y, opt2, sched2, 4)
+    assert resumed == pytest.approx(cont, rel=1e-12)  # same float64 ops in the same order
+
+
+def test_bad_arguments():
+    w1, w2, opt, _ = _two_layers()
+    with pytest.raises(ValueError, match="optimizer"):
+        ELRWarmup(torch.optim.Adam([w1], lr=1e-3))
+    with pytest.raises(ValueError, match="lr"):
+        ELRWarmup(torch.optim.SGD([w1], lr=0.0))
+    with pytest.raises(ValueError, match="params"):
+        ELRWarmup(opt, params=[torch.zeros(3, 3)])
+    with pytest.raises(ValueError, match="params"):
+        ELRWarmup(opt, params=["W"])
+    with pytest.raises(ValueError, match="params"):
+        ELRWarmup(torch.optim.SGD([torch.zeros(3, requires_grad=True)], lr=1.0))  # nothing >= 2-D
+    with pytest.raises(ValueError, match="last_epoch"):
+        ELRWarmup(opt, last_epoch=-2)
+    sched = ELRWarmup(opt)
+    with pytest.raises(ValueError, match="state_dict"):
+        sched.load_state_dict({"foo": 1})
+    bad = sched.state_dict()
+    bad["_index"] = [(0, 7)]
+    with pytest.raises(ValueError, match="state_dict"):
+        sched.load_state_dict(bad)
+
+
+def test_is_an_lr_scheduler():
+    _, _, opt, _ = _two_layers()
+    assert isinstance(ELRWarmup(opt), torch.optim.lr_scheduler.LRScheduler)
+
+
+def test_momentum_gains():
+    from lrtheory.schedulers import _sgd_gain
+    # steady state of buf = m buf + (1 - d) g: (1 - d) / (1 - m); Nesterov adds the current gradient
+    assert _sgd_gain({"momentum": 0.0, "dampening": 0.7}) == 1.0  # torch ignores dampening without momentum
+    assert _sgd_gain({"momentum": 0.9, "dampening": 0.0}) == pytest.approx(10.0, rel=1e-12)
+    assert _sgd_gain({"momentum": 0.9, "dampening": 0.5}) == pytest.approx(5.0, rel=1e-12)
+    assert _sgd_gain({"momentum": 0.9, "dampening": 0.0, "nesterov": True}) == pytest.approx(10.0, rel=1e-12)
+
+
+def test_param_groups_with_different_target_lrs():
+    gen = torch.Generator().manual_seed(1)
+    w1 = torch.randn(4, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    w2 = torch.randn(5, 2, generator=gen, dtype=torch.float64, requires_grad=True)
+    w1.grad = _orth(w1.detach(), torch.randn(4, 3, generator=gen, dtype=torch.float64))
+    w2.grad = _orth(w2.detach(), torch.randn(5, 2, generator=gen, dtype=torch.float64))
+    opt = torch.optim.SGD([{"params": [w1], "lr": 100.0}, {"params": [w2], "lr": 1000.0}], lr=1.0)
+    sched = ELRWarmup(opt)
+    b = [lr * float(w.grad.norm()) / float(w.detach().norm()) for lr, w in ((100.0, w1), (1000.0, w2))]
+    lam = min(1.0, 1.0 / math.sqrt(max(b) * min(b)))
+    assert lam < 1.0
+    # one common factor, each group keeps its ratio to its target (round-off only)
+    assert sched.get_last_lr() == pytest.approx([100.0 * lam, 1000.0 * lam], rel=1e-12)
