@@ -488,10 +488,17 @@ def forward(
 
 
 def count_flops(spec: MLPSpec, n_examples: int, *, backward: bool = True) -> float:
-    """Matmul FLOPs of one model on ``n_examples`` (2 per multiply-add; the backward pass
-    counted as 2x the forward, so a training step is 3x forward). Elementwise ops are ignored."""
-    fwd = sum(2.0 * fo * fi * n_examples for fo, fi in spec.layer_dims)
-    return fwd * (3.0 if backward else 1.0)
+    """Matmul FLOPs of one model on ``n_examples`` (2 per multiply-add; elementwise ops ignored).
+
+    Forward: ``2 N fan_out fan_in`` per layer. Backward (``backward=True``): the weight
+    gradient of every layer (same count) plus the input gradient of every layer but the
+    first (the data need no gradient).
+    """
+    per = [2.0 * fo * fi * n_examples for fo, fi in spec.layer_dims]
+    total = sum(per)
+    if backward:
+        total += sum(per) + sum(per[1:])
+    return total
 
 
 class CoreMLP(nn.Module):

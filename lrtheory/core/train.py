@@ -1,0 +1,482 @@
+"""Train K core MLPs at once, one learning rate each, surviving divergence.
+
+One step for all K models costs one batched forward and backward pass: the
+gradient of ``sum_k L_k`` with respect to the stacked parameters is, slice by
+slice, each model's own gradient ``dL_k/dtheta_k`` (the models share no
+parameter). Model ``k`` then takes the step
+
+    ``theta_k <- theta_k - etas[k] * c_p * g_p``  for each parameter tensor ``p``,
+
+with ``c_p`` the spec's LR multiplier (:func:`lrtheory.core.mlp.lr_multipliers`)
+times the optional ``layer_lr_mults[l]`` of its layer, and ``g_p`` the gradient
+(plus ``weight_decay * p``; with ``momentum`` beta, heavy ball:
+``v <- beta v + g``, step ``-eta c v``).
+
+Losses (per model, a mean over the examples of the batch):
+
+* ``"mse"``: ``L = 1/(2N) sum_i ||f(x_i) - y_i||^2``, i.e. **one half** of the
+  squared error summed over outputs, averaged over examples (the catapult
+  convention of Lewkowycz et al. 2020). Targets ``(N, d_out)`` (or ``(N,)`` when
+  ``d_out = 1``); use :func:`lrtheory.core.data.one_hot` for classes.
+* ``"ce"``: mean softmax cross-entropy; targets are int64 labels ``(N,)``.
+
+Divergence, per model: at each step ``t`` (before its update) the loss of the
+batch is checked. If it is not finite, or exceeds
+``divergence_factor * max(L_k(0), 1)`` (``L_k(0)`` the model's first recorded
+loss), or if the update would make a parameter non-finite, model ``k`` is marked
+``diverged`` at that step ``t`` and **frozen**: its parameters stay at
+``theta_t`` (the last finite values) and are never updated again. Its train
+loss at step ``t`` is recorded as observed (possibly ``inf``, ``nan`` or huge);
+its later train losses, and its other records (accuracies, test loss,
+diagnostics) from the moment it is frozen, are ``NaN``. The loss is masked with
+``torch.where`` before the sum over models and updates are applied with
+``torch.where``, so a NaN or Inf in one model never reaches another.
+
+Minibatch SGD (``batch_size``): all K models see the same sequence of batches,
+drawn from ``seed``: each epoch is a fresh random permutation of the ``N``
+training examples cut into ``N // batch_size`` full batches (the remainder is
+dropped). With ``batch_size=None`` it is full-batch GD. Recorded train loss is
+always the loss on the full training set (for GD: the loss of the step).
+
+Example
+-------
+>>> import torch
+>>> from lrtheory.core.mlp import MLPSpec, init_params
+>>> from lrtheory.core.train import train
+>>> spec = MLPSpec(d_in=2, width=16, depth=1, d_out=1)
+>>> x = torch.randn(32, 2, dtype=torch.float64); y = x[:, :1] * x[:, 1:]
+>>> res = train(spec, init_params(spec, 3), x, y, etas=[0.01, 0.1, 100.0], steps=20)
+>>> res.history["loss"].shape, res.diverged.tolist()
+((21, 3), [False, False, True])
+"""
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Callable, Dict, List, Mapping, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lrtheory.core.device import make_generator
+from lrtheory.core.mlp import MLPSpec, _check_params, forward, lr_multipliers, param_layers
+
+__all__ = [
+    "LOSSES",
+    "TrainResult",
+    "per_model_loss",
+    "per_model_accuracy",
+    "train",
+    "weight_norms",
+    "preact_sparsity",
+]
+
+#: Supported losses.
+LOSSES = ("mse", "ce")
+
+Diagnostic = Callable[[List[Tensor], int], Tensor]
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` returns.
+
+    Attributes
+    ----------
+    history : dict of str -> ndarray
+        ``"step"`` ``(T,)`` the recorded step numbers (0 = before the first update,
+        ``steps`` = after the last); ``"loss"`` ``(T, K)`` full-train loss;
+        ``"train_acc"`` ``(T, K)`` when the targets are classes (CE, or MSE with
+        ``d_out > 1`` read by argmax); ``"test_loss"``/``"test_acc"`` when test
+        data are given; one entry per diagnostic, ``(T, K)`` or ``(T, K, m)``.
+        Entries of a model after its divergence step are NaN.
+    params : list of Tensor
+        Final parameters (diverged models: their last finite values), detached.
+    diverged : ndarray of bool, (K,)
+    diverged_step : ndarray of int, (K,)
+        Step ``t`` at which the model was frozen (-1 if never): its final parameters
+        are ``theta_t``, the last finite ones.
+    etas : ndarray, (K,)
+    spec : MLPSpec
+    """
+
+    history: Dict[str, np.ndarray]
+    params: List[Tensor]
+    diverged: np.ndarray
+    diverged_step: np.ndarray
+    etas: np.ndarray
+    spec: MLPSpec
+
+    @property
+    def final_loss(self) -> np.ndarray:
+        """Last recorded train loss ``(K,)`` (NaN for diverged models)."""
+        return self.history["loss"][-1]
+
+
+def _targets_are_classes(spec: MLPSpec, y: Tensor, loss: str) -> bool:
+    return loss == "ce" or (spec.d_out > 1 and y.dim() == 2)
+
+
+def per_model_loss(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor, loss: str = "mse") -> Tensor:
+    """Loss of each model on ``(x, y)``, shape ``(K,)`` (conventions in the module docstring).
+
+    Parameters
+    ----------
+    spec, params : see :func:`lrtheory.core.mlp.forward`
+    x : Tensor ``(N, d_in)``
+    y : Tensor
+        MSE: ``(N, d_out)`` or ``(N,)`` when ``d_out == 1``; CE: int64 labels ``(N,)``.
+    loss : "mse" or "ce"
+    """
+    out = forward(spec, params, x, check=False)
+    return _loss_from_out(out, y, loss)
+
+
+def _loss_from_out(out: Tensor, y: Tensor, loss: str) -> Tensor:
+    if loss == "mse":
+        yy = y if y.dim() == out.dim() - 1 else y.unsqueeze(-1)
+        return 0.5 * (out - yy).pow(2).sum(-1).mean(-1)
+    logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
+    idx = y.unsqueeze(-1)
+    if idx.dim() < logp.dim():
+        idx = idx.unsqueeze(0).expand(logp.shape[0], -1, -1)
+    return -logp.gather(-1, idx).squeeze(-1).mean(-1)
+
+
+def per_model_accuracy(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor) -> Tensor:
+    """Fraction of correct argmax predictions per model ``(K,)``; ``y`` labels ``(N,)`` or
+    one-hot / score targets ``(N, d_out)`` (read by argmax)."""
+    out = forward(spec, params, x, check=False)
+    return _acc_from_out(out, y)
+
+
+def _acc_from_out(out: Tensor, y: Tensor) -> Tensor:
+    labels = y.argmax(-1) if y.dim() == 2 else y
+    return (out.argmax(-1) == labels).to(out.dtype).mean(-1)
+
+
+def weight_norms(spec: MLPSpec) -> Diagnostic:
+    """Diagnostic factory: Frobenius norm of each weight matrix, ``(K, depth + 1)``.
+
+    Example
+    -------
+    >>> diag = {"wnorm": weight_norms(spec)}   # doctest: +SKIP
+    """
+    idx = [i for i, layer in enumerate(param_layers(spec)) if i == 0 or param_layers(spec)[i - 1] != layer]
+
+    def _diag(params, step):
+        return torch.stack([params[i].flatten(1).norm(dim=1) for i in idx], dim=1)
+
+    return _diag
+
+
+def preact_sparsity(spec: MLPSpec, x: Tensor) -> Diagnostic:
+    """Diagnostic factory: fraction of negative pre-activations per hidden layer on ``x``,
+    ``(K, depth)`` (the sparsity measure of Meltzer & Liu)."""
+
+    def _diag(params, step):
+        _, z = forward(spec, params, x, return_preacts=True, check=False)
+        return torch.stack([(zz < 0).to(zz.dtype).mean(dim=(-1, -2)) for zz in z], dim=1)
+
+    return _diag
+
+
+def _as_etas(etas, K: int, dtype, device) -> Tensor:
+    if isinstance(etas, Tensor):
+        etas = etas.detach().cpu().numpy()
+    try:
+        e = torch.as_tensor(np.asarray(etas, dtype=np.float64).reshape(-1), dtype=dtype, device=device)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"etas: expected a sequence of {K} positive numbers, got {etas!r}") from exc
+    if e.numel() == 1 and K > 1:
+        e = e.expand(K).clone()
+    if e.numel() != K:
+        raise ValueError(f"etas: expected {K} learning rates (one per model), got {e.numel()}")
+    if not bool(torch.isfinite(e).all()) or bool((e <= 0).any()):
+        raise ValueError(f"etas: every learning rate must be positive and finite, got {e.tolist()}")
+    return e
+
+
+def train(
+    spec: MLPSpec,
+    params: Sequence[Tensor],
+    x: Tensor,
+    y: Tensor,
+    etas,
+    steps: int,
+    *,
+    loss: str = "mse",
+    batch_size: Optional[int] = None,
+    seed: int = 0,
+    x_test: Optional[Tensor] = None,
+    y_test: Optional[Tensor] = None,
+    momentum: float = 0.0,
+    weight_decay: float = 0.0,
+    record_every: int = 1,
+    diagnostics: Optional[Mapping[str, Diagnostic]] = None,
+    divergence_factor: float = 1e6,
+    layer_lr_mults: Optional[Sequence[float]] = None,
+    callback: Optional[Callable[[int, List[Tensor], Tensor, Tensor], None]] = None,
+) -> TrainResult:
+    """Train K models with GD / SGD, each at its own learning rate.
+
+    Parameters
+    ----------
+    spec : MLPSpec
+    params : list of Tensor
+        Initial parameters with leading axis K (not modified in place).
+    x : Tensor ``(N, d_in)``
+        Training inputs, shared by the K models.
+    y : Tensor
+        Targets: MSE ``(N, d_out)`` (or ``(N,)`` if ``d_out == 1``); CE int64 ``(N,)``.
+    etas : float or sequence of K floats
+        Learning rates, positive and finite (a scalar is used for every model).
+    steps : int
+        Number of updates (>= 0).
+    loss : "mse" or "ce"
+        See the module docstring (MSE carries the factor 1/2).
+    batch_size : int or None
+        None: full-batch GD; else minibatch SGD with this batch size (<= N).
+    seed : int
+        Seed of the batch order (SGD).
+    x_test, y_test : Tensor, optional
+        Test data, recorded as ``test_loss`` (and ``test_acc`` for classes).
+    momentum : float in [0, 1)
+        Heavy-ball coefficient.
+    weight_decay : float >= 0
+        L2 coefficient added to the gradient (``g + wd * theta``).
+    record_every : int
+        Record every this many steps (step ``steps`` is always recorded).
+    diagnostics : dict name -> callable(params, step) -> Tensor ``(K,)`` or ``(K, m)``
+        Evaluated at each recorded step on the current parameters.
+    divergence_factor : float > 1
+        A model diverges when its loss exceeds ``divergence_factor * max(L_k(0), 1)``.
+    layer_lr_mults : sequence of ``depth + 1`` floats, optional
+        Extra per-layer LR multipliers (on top of the spec's).
+    callback : callable(step, params, loss, active), optional
+        Called before each update with the current params, batch loss ``(K,)`` and
+        the bool mask of models still training (for custom records; must not modify them).
+
+    Returns
+    -------
+    TrainResult
+
+    Raises
+    ------
+    ValueError
+        On a bad argument (message names it): wrong shapes, non-positive or
+        non-finite LR, unknown loss, ``batch_size`` out of range, ...
+
+    Example
+    -------
+    See the module docstring.
+    """
+    K = _check_params(spec, params)
+    if loss not in LOSSES:
+        raise ValueError(f"loss: unknown {loss!r}; expected one of {LOSSES}")
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != spec.d_in:
+        raise ValueError(f"x: expected a tensor of shape (N, {spec.d_in}), got {getattr(x, 'shape', type(x))}")
+    dtype, device = params[0].dtype, params[0].device
+    if x.dtype != dtype or x.device != device:
+        raise ValueError(f"x: dtype/device {x.dtype}/{x.device} differ from the parameters' {dtype}/{device}")
+    N = x.shape[0]
+    _check_targets(spec, y, N, loss, "y", dtype, device)
+    if (x_test is None) != (y_test is None):
+        raise ValueError("x_test: x_test and y_test must be given together")
+    if x_test is not None:
+        if not isinstance(x_test, Tensor) or x_test.dim() != 2 or x_test.shape[1] != spec.d_in:
+            raise ValueError(f"x_test: expected shape (M, {spec.d_in}), got {getattr(x_test, 'shape', None)}")
+        if x_test.dtype != dtype or x_test.device != device:
+            raise ValueError("x_test: dtype/device differ from the parameters'")
+        _check_targets(spec, y_test, x_test.shape[0], loss, "y_test", dtype, device)
+    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
+        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
+    if isinstance(record_every, bool) or not isinstance(record_every, numbers.Integral) or record_every < 1:
+        raise ValueError(f"record_every: expected a positive integer, got {record_every!r}")
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= N:
+            raise ValueError(f"batch_size: expected None or an integer in [1, {N}], got {batch_size!r}")
+    if not (isinstance(momentum, numbers.Real) and 0.0 <= momentum < 1.0):
+        raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
+    if not (isinstance(weight_decay, numbers.Real) and math.isfinite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay: expected a finite number >= 0, got {weight_decay!r}")
+    if not (isinstance(divergence_factor, numbers.Real) and divergence_factor > 1):
+        raise ValueError(f"divergence_factor: expected a number > 1, got {divergence_factor!r}")
+    eta = _as_etas(etas, K, dtype, device)
+    mults = lr_multipliers(spec)
+    layers = param_layers(spec)
+    if layer_lr_mults is not None:
+        lm = np.asarray(layer_lr_mults, dtype=np.float64).reshape(-1)
+        if lm.size != spec.n_layers or not np.all(np.isfinite(lm)) or np.any(lm <= 0):
+            raise ValueError(
+                f"layer_lr_mults: expected {spec.n_layers} positive finite numbers, got {list(layer_lr_mults)}"
+            )
+        mults = [m * float(lm[l]) for m, l in zip(mults, layers)]
+    diagnostics = dict(diagnostics or {})
+    for name in diagnostics:
+        if name in ("step", "loss", "train_acc", "test_loss", "test_acc"):
+            raise ValueError(f"diagnostics: name {name!r} is reserved")
+
+    classes = _targets_are_classes(spec, y, loss)
+    P = [p.detach().clone() for p in params]
+    vel = [torch.zeros_like(p) for p in P] if momentum > 0 else None
+    active = torch.ones(K, dtype=torch.bool, device=device)
+    diverged_step = np.full(K, -1, dtype=np.int64)
+    nan_k = torch.full((K,), float("nan"), dtype=dtype, device=device)
+    # per-parameter (K, 1, ..) step sizes
+    step_sizes = [(eta * c).view((K,) + (1,) * (p.dim() - 1)) for p, c in zip(P, mults)]
+
+    gen = make_generator(seed, "cpu") if batch_size is not None else None
+    perm: List[int] = []
+    n_batches = N // batch_size if batch_size is not None else 1
+
+    def next_batch():
+        nonlocal perm
+        if not perm:
+            order = torch.randperm(N, generator=gen)
+            perm = [order[i * batch_size:(i + 1) * batch_size].to(device) for i in range(n_batches)][::-1]
+        return perm.pop()
+
+    records: Dict[str, list] = {"step": [], "loss": []}
+    if classes:
+        records["train_acc"] = []
+    if x_test is not None:
+        records["test_loss"] = []
+        if classes:
+            records["test_acc"] = []
+    for name in diagnostics:
+        records[name] = []
+    thresh = None  # (K,) divergence thresholds, fixed from the first loss
+    n_frozen = 0  # models frozen so far (host-side count: skip masking while it is 0)
+
+    def masked(v: Tensor, alive: Tensor) -> Tensor:
+        m = alive.view((K,) + (1,) * (v.dim() - 1))
+        return torch.where(m, v, torch.full_like(v, float("nan")))
+
+    def record(t: int, train_loss: Tensor, alive_before: Tensor, train_out: Optional[Tensor]):
+        # alive_before: models whose values at step t are meaningful (alive, or diverging right now)
+        records["step"].append(t)
+        records["loss"].append(torch.where(alive_before, train_loss, nan_k).cpu().numpy())
+        with torch.no_grad():
+            if classes:
+                out = train_out if train_out is not None else forward(spec, P, x, check=False)
+                records["train_acc"].append(masked(_acc_from_out(out, y), active).cpu().numpy())
+            if x_test is not None:
+                out_t = forward(spec, P, x_test, check=False)
+                records["test_loss"].append(masked(_loss_from_out(out_t, y_test, loss), active).cpu().numpy())
+                if classes:
+                    records["test_acc"].append(masked(_acc_from_out(out_t, y_test), active).cpu().numpy())
+            for name, fn in diagnostics.items():
+                v = torch.as_tensor(fn(P, t))
+                if v.shape[:1] != (K,):
+                    raise ValueError(f"diagnostics: {name!r} returned shape {tuple(v.shape)}, expected (K, ...)")
+                records[name].append(masked(v.to(dtype=dtype, device=device), active).cpu().numpy())
+
+    for t in range(steps + 1):
+        is_record = (t % record_every == 0) or t == steps
+        last = t == steps
+        # --- loss (and gradient unless last) on the batch of this step
+        if batch_size is None or last:
+            xb, yb = x, y
+        else:
+            idx = next_batch()
+            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
+        need_grad = not last
+        if need_grad:
+            for p in P:
+                p.requires_grad_(True)
+        with torch.set_grad_enabled(need_grad):
+            out = forward(spec, P, xb, check=False)
+            Lk = _loss_from_out(out, yb, loss)
+        Ld = Lk.detach()
+        if batch_size is not None and is_record and not last:
+            with torch.no_grad():
+                full_out = forward(spec, P, x, check=False)
+                full_loss = _loss_from_out(full_out, y, loss)
+        else:
+            full_out, full_loss = (out.detach() if (batch_size is None or last) else None), Ld
+        if thresh is None:
+            first = full_loss if batch_size is not None else Ld
+            thresh = divergence_factor * torch.clamp(torch.nan_to_num(first, nan=1.0, posinf=1.0), min=1.0)
+        # --- divergence on this step's loss (batch loss; and the full loss when recorded)
+        bad = ~torch.isfinite(Ld) | (Ld > thresh)
+        if batch_size is not None and is_record:
+            bad = bad | ~torch.isfinite(full_loss) | (full_loss > thresh)
+        newly = active & bad
+        alive_before = active.clone()
+        if bool(newly.any()):
+            for k in torch.nonzero(newly).flatten().tolist():
+                diverged_step[k] = t
+            active = active & ~newly
+            n_frozen = int((~active).sum())
+        if is_record:
+            record(t, full_loss, alive_before, full_out)
+        if last:
+            break
+        if callback is not None:
+            callback(t, P, Ld, active)
+        # --- gradient of the masked sum: NaN of a frozen model cannot enter the others
+        total = torch.where(active, Lk, torch.zeros_like(Lk)).sum()
+        grads = torch.autograd.grad(total, P, allow_unused=True)
+        with torch.no_grad():
+            newP = []
+            finite = torch.ones(K, dtype=torch.bool, device=device)
+            for i, (p, g) in enumerate(zip(P, grads)):
+                p = p.detach()
+                g = torch.zeros_like(p) if g is None else g
+                if weight_decay:
+                    g = g + weight_decay * p
+                if vel is not None:
+                    v = momentum * vel[i] + g
+                    vel[i] = torch.where(active.view((K,) + (1,) * (p.dim() - 1)), v, vel[i])
+                    g = v
+                q = torch.addcmul(p, step_sizes[i], g, value=-1.0)
+                # one reduction per tensor: a NaN or Inf anywhere in model k makes its sum non-finite
+                # (a finite sum overflowing to Inf means parameters near overflow: diverged too)
+                finite &= torch.isfinite(q.flatten(1).sum(dim=1))
+                newP.append(q)
+            newly = active & ~finite
+            if bool(newly.any()):
+                for k in torch.nonzero(newly).flatten().tolist():
+                    diverged_step[k] = t  # frozen at theta_t, whose loss was recorded
+                active = active & finite
+            if n_frozen or bool(newly.any()):
+                n_frozen = int((~active).sum())
+                P = [
+                    torch.where(active.view((K,) + (1,) * (p.dim() - 1)), q, p.detach())
+                    for p, q in zip(P, newP)
+                ]
+            else:  # every model alive: no masking pass needed
+                P = newP
+    hist = {k: np.asarray(v) for k, v in records.items()}
+    hist["step"] = hist["step"].astype(np.int64)
+    return TrainResult(
+        history=hist,
+        params=[p.detach() for p in P],
+        diverged=diverged_step >= 0,
+        diverged_step=diverged_step,
+        etas=eta.cpu().numpy(),
+        spec=spec,
+    )
+
+
+def _check_targets(spec: MLPSpec, y, N: int, loss: str, name: str, dtype, device) -> None:
+    if not isinstance(y, Tensor):
+        raise ValueError(f"{name}: expected a torch.Tensor, got {type(y).__name__}")
+    if y.device != device:
+        raise ValueError(f"{name}: device {y.device} differs from the parameters' {device}")
+    if loss == "ce":
+        if y.dim() != 1 or y.shape[0] != N or y.dtype != torch.int64:
+            raise ValueError(f"{name}: CE targets must be int64 labels of shape ({N},), got {y.dtype} {tuple(y.shape)}")
+        if N and (int(y.min()) < 0 or int(y.max()) >= spec.d_out):
+            raise ValueError(f"{name}: labels must lie in [0, {spec.d_out})")
+    else:
+        ok_shape = (y.dim() == 2 and tuple(y.shape) == (N, spec.d_out)) or (
+            y.dim() == 1 and spec.d_out == 1 and y.shape[0] == N
+        )
+        if not ok_shape:
+            raise ValueError(f"{name}: MSE targets must have shape ({N}, {spec.d_out}), got {tuple(y.shape)}")
+        if y.dtype != dtype:
+            raise ValueError(f"{name}: dtype {y.dtype} differs from the parameters' {dtype}")

@@ -1,0 +1,214 @@
+"""Tests of lrtheory.core.mlp: shapes, parametrizations, batching, module round trip, validation."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lrtheory.core.mlp import (
+    NORMS,
+    PARAMETRIZATIONS,
+    CoreMLP,
+    MLPSpec,
+    forward,
+    forward_multipliers,
+    from_module,
+    init_params,
+    init_stds,
+    lr_multipliers,
+    param_names,
+    select_models,
+    to_module,
+)
+
+DT = torch.float64
+# float64 round-off of a few small matmuls: differences are ~1e-15; 1e-12 leaves room.
+ATOL = 1e-12
+
+
+def _x(n, d, seed=0):
+    return torch.randn(n, d, generator=torch.Generator().manual_seed(seed), dtype=DT)
+
+
+def _reference_forward(spec, params, k, x):
+    """Plain per-model forward written from the docstring's definition (no batching)."""
+    s_mult = forward_multipliers(spec)
+    h = x
+    i = 0
+    for l in range(spec.n_layers):
+        W = params[i][k]
+        i += 1
+        z = s_mult[l] * (h @ W.T)
+        if spec.bias:
+            z = z + params[i][k]
+            i += 1
+        if l < spec.depth:
+            if spec.norm == "layernorm":
+                z = F.layer_norm(z, (spec.width,), params[i][k], params[i + 1][k], eps=1e-5)
+                i += 2
+            elif spec.norm == "batchnorm":
+                z = F.batch_norm(z, None, None, params[i][k], params[i + 1][k], training=True, eps=1e-5)
+                i += 2
+            h = torch.relu(z)
+        else:
+            h = z
+    return h
+
+
+@pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
+@pytest.mark.parametrize("norm", NORMS)
+@pytest.mark.parametrize("bias", [False, True])
+def test_batched_forward_matches_reference(parametrization, norm, bias):
+    spec = MLPSpec(5, 12, 3, 4, parametrization=parametrization, bias=bias, norm=norm)
+    P = init_params(spec, 3, seed=2)
+    if bias:  # make biases non-zero so that they matter
+        P = [p + 0.1 * torch.randn_like(p) if n.startswith(("b", "gamma", "beta")) else p
+             for p, n in zip(P, param_names(spec))]
+    x = _x(7, 5)
+    out, pre = forward(spec, P, x, return_preacts=True)
+    assert out.shape == (3, 7, 4) and len(pre) == 3 and pre[0].shape == (3, 7, 12)
+    for k in range(3):
+        torch.testing.assert_close(out[k], _reference_forward(spec, P, k, x), atol=ATOL, rtol=0)
+        torch.testing.assert_close(out[k], to_module(spec, P, k)(x), atol=ATOL, rtol=0)
+    # per-model inputs (K, N, d) equal to the shared input give the same outputs
+    out3 = forward(spec, P, x.expand(3, -1, -1).contiguous())
+    torch.testing.assert_close(out3, out, atol=ATOL, rtol=0)
+
+
+def test_model_k_does_not_depend_on_K():
+    spec = MLPSpec(4, 8, 2, 1, bias=True)
+    big, small = init_params(spec, 5, seed=3), init_params(spec, 1, seed=3)
+    for a, b in zip(select_models(big, 0), small):
+        assert torch.equal(a, b)
+    assert not torch.equal(big[0][0], big[0][1])
+    assert not torch.equal(init_params(spec, 1, seed=4)[0], small[0])
+
+
+@pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
+def test_init_std_matches_table(parametrization):
+    """Empirical std of each weight matrix over K*fan_out*fan_in draws vs the table.
+    With m >= 8*64*16 = 8192 draws the relative std error of the sample std is ~1/sqrt(2m) < 0.008;
+    tolerance 4%."""
+    spec = MLPSpec(16, 64, 2, 8, parametrization=parametrization)
+    P = init_params(spec, 8, seed=0)
+    for W, s in zip([P[0], P[1], P[2]], init_stds(spec)):
+        assert abs(W.std().item() / s - 1) < 0.04
+
+
+def test_effective_weight_scales():
+    """The effective weight m_l * W_l has the law the docstring states for each parametrization."""
+    d, n = 10, 50
+    for p in PARAMETRIZATIONS:
+        spec = MLPSpec(d, n, 3, 2, parametrization=p)
+        eff = [m * s for m, s in zip(forward_multipliers(spec), init_stds(spec))]
+        he = [math.sqrt(2 / d), math.sqrt(2 / n), math.sqrt(2 / n)]
+        assert eff[:3] == pytest.approx(he, rel=1e-14)
+        readout = {"standard": math.sqrt(2 / n), "ntk": math.sqrt(2 / n), "mean_field": 1 / n, "mup": 1 / n}[p]
+        assert eff[3] == pytest.approx(readout, rel=1e-14)
+    mup = MLPSpec(d, n, 3, 2, parametrization="mup", input_lr_mult=0.1)
+    assert lr_multipliers(mup) == pytest.approx([0.1, 1 / n, 1 / n, 1.0])
+
+
+def test_ntk_and_standard_same_function_at_init():
+    """Same seed: NTK weights are standard weights / sqrt(2/fan_in), multiplied back in the forward."""
+    x = _x(6, 3)
+    a, b = MLPSpec(3, 16, 2, 2, parametrization="standard"), MLPSpec(3, 16, 2, 2, parametrization="ntk")
+    torch.testing.assert_close(forward(a, init_params(a, 2), x), forward(b, init_params(b, 2), x), atol=ATOL, rtol=1e-13)
+
+
+def test_batchnorm_uses_batch_statistics_per_model():
+    spec = MLPSpec(3, 8, 1, 1, norm="batchnorm")
+    P = init_params(spec, 2)
+    x = _x(10, 3)
+    _, pre = forward(spec, P, x, return_preacts=True)
+    # The normalized pre-activation of each model has batch mean 0 and batch variance ~1 per unit.
+    z = pre[0]
+    zn = (z - z.mean(1, keepdim=True)) / torch.sqrt(z.var(1, unbiased=False, keepdim=True) + 1e-5)
+    ref = torch.stack([F.batch_norm(z[k], None, None, training=True, eps=1e-5) for k in range(2)])
+    torch.testing.assert_close(zn, ref, atol=ATOL, rtol=0)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    d_in=st.integers(1, 6),
+    width=st.integers(1, 9),
+    depth=st.integers(1, 3),
+    d_out=st.integers(1, 4),
+    parametrization=st.sampled_from(PARAMETRIZATIONS),
+    bias=st.booleans(),
+    norm=st.sampled_from(NORMS),
+    K=st.integers(1, 3),
+    seed=st.integers(0, 1000),
+)
+def test_module_round_trip(d_in, width, depth, d_out, parametrization, bias, norm, K, seed):
+    """to_module then from_module gives back the exact spec and tensors, and the module computes forward."""
+    spec = MLPSpec(d_in, width, depth, d_out, parametrization=parametrization, bias=bias, norm=norm)
+    P = init_params(spec, K, seed=seed)
+    k = seed % K
+    mod = to_module(spec, P, k)
+    spec2, P2 = from_module(mod)
+    assert spec2 == spec
+    for a, b in zip(P2, select_models(P, k)):
+        assert torch.equal(a, b)
+    x = _x(4, d_in, seed)
+    torch.testing.assert_close(mod(x), forward(spec, P, x)[k], atol=ATOL, rtol=0)
+
+
+def test_from_plain_sequential():
+    net = torch.nn.Sequential(
+        torch.nn.Linear(3, 7), torch.nn.ReLU(), torch.nn.Linear(7, 7), torch.nn.ReLU(), torch.nn.Linear(7, 2)
+    ).double()
+    spec, P = from_module(net)
+    assert spec == MLPSpec(3, 7, 2, 2, bias=True)
+    x = _x(5, 3)
+    torch.testing.assert_close(forward(spec, P, x)[0], net(x), atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="module"):
+        from_module(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1)))
+
+
+def test_core_module_is_plain_module():
+    spec = MLPSpec(2, 4, 1, 1)
+    mod = to_module(spec, init_params(spec, 1))
+    assert isinstance(mod, CoreMLP) and len(list(mod.parameters())) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(width=0), "width"),
+        (dict(depth=0), "depth"),
+        (dict(d_in=-1), "d_in"),
+        (dict(d_out=0), "d_out"),
+        (dict(width=2.5), "width"),
+        (dict(parametrization="xavier"), "parametrization"),
+        (dict(norm="groupnorm"), "norm"),
+        (dict(input_lr_mult=0.0), "input_lr_mult"),
+        (dict(input_lr_mult=float("nan")), "input_lr_mult"),
+    ],
+)
+def test_spec_validation(kwargs, name):
+    base = dict(d_in=2, width=4, depth=1, d_out=1)
+    base.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        MLPSpec(**base)
+
+
+def test_forward_and_init_validation():
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2)
+    with pytest.raises(ValueError, match="x"):
+        forward(spec, P, torch.zeros(5, 4, dtype=DT))
+    with pytest.raises(ValueError, match="x"):
+        forward(spec, P, torch.zeros(3, 5, 3, dtype=DT))
+    with pytest.raises(ValueError, match="x"):
+        forward(spec, P, torch.zeros(5, 3, dtype=torch.float32))
+    with pytest.raises(ValueError, match="params"):
+        forward(MLPSpec(3, 5, 1, 1), P, torch.zeros(5, 3, dtype=DT))
+    with pytest.raises(ValueError, match="K"):
+        init_params(spec, 0)
+    with pytest.raises(ValueError, match="seed"):
+        init_params(spec, 1, seed=-1)
+    with pytest.raises(ValueError, match="k"):
+        to_module(spec, P, 2)

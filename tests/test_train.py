@@ -1,0 +1,179 @@
+"""Tests of lrtheory.core.train: batched == solo == a plain torch.optim reference, divergence isolation."""
+import numpy as np
+import pytest
+import torch
+
+from lrtheory.core.mlp import MLPSpec, forward, init_params, lr_multipliers, select_models, to_module
+from lrtheory.core.train import per_model_loss, preact_sparsity, train, weight_norms
+
+DT = torch.float64
+# Batched vs solo differ only by float64 round-off in batched matmuls (~1e-16 relative per op,
+# amplified mildly over <= 30 steps): 1e-10 relative is a safe bound that still catches any real bug.
+RTOL = 1e-10
+
+
+def _data(n=24, d=4, k=3, seed=0, classes=False):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, d, generator=g, dtype=DT)
+    if classes:
+        return x, torch.randint(0, k, (n,), generator=g)
+    return x, torch.randn(n, k, generator=g, dtype=DT)
+
+
+def _solo(spec, P, k, x, y, eta, steps, **kw):
+    return train(spec, select_models(P, k), x, y, [eta], steps, **kw)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+@pytest.mark.parametrize("batch_size", [None, 8])
+def test_batched_equals_solo(loss, batch_size):
+    spec = MLPSpec(4, 16, 2, 3, bias=True, norm="layernorm")
+    x, y = _data(classes=loss == "ce")
+    etas = [0.01, 0.05, 0.1, 0.2]
+    P = init_params(spec, 4, seed=1)
+    res = train(spec, P, x, y, etas, 25, loss=loss, batch_size=batch_size, seed=7, x_test=x[:5], y_test=y[:5])
+    assert not res.diverged.any()
+    for k in range(4):
+        solo = _solo(spec, P, k, x, y, etas[k], 25, loss=loss, batch_size=batch_size, seed=7,
+                     x_test=x[:5], y_test=y[:5])
+        for key in res.history:
+            if key != "step":
+                np.testing.assert_allclose(res.history[key][:, k], solo.history[key][:, 0], rtol=RTOL, atol=1e-14)
+        for a, b in zip(res.params, solo.params):
+            torch.testing.assert_close(a[k], b[0], rtol=RTOL, atol=1e-13)
+
+
+def test_matches_torch_optim_reference():
+    """Independent reference: the same net as an nn.Module trained with torch.optim.SGD (per-layer lr groups,
+    heavy-ball momentum) and an explicitly written 1/2-MSE loss."""
+    spec = MLPSpec(4, 16, 2, 3, parametrization="mup", bias=True, input_lr_mult=0.5)
+    x, y = _data()
+    eta, steps, beta = 0.3, 20, 0.9
+    P = init_params(spec, 1, seed=3)
+    res = train(spec, P, x, y, [eta], steps, momentum=beta)
+    mod = to_module(spec, P, 0)
+    mults = lr_multipliers(spec)
+    groups = [{"params": [p], "lr": eta * m} for p, m in zip(mod.parameters(), mults)]
+    opt = torch.optim.SGD(groups, lr=eta, momentum=beta, dampening=0.0)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        L = 0.5 * ((mod(x) - y) ** 2).sum(1).mean()
+        losses.append(L.item())
+        L.backward()
+        opt.step()
+    losses.append((0.5 * ((mod(x) - y) ** 2).sum(1).mean()).item())
+    np.testing.assert_allclose(res.history["loss"][:, 0], losses, rtol=RTOL)
+
+
+def test_divergent_models_are_frozen_and_isolated():
+    spec = MLPSpec(4, 16, 2, 3, bias=True)
+    x, y = _data()
+    etas = [0.02, 1e3, 0.05, 1e9]
+    P = init_params(spec, 4, seed=2)
+    res = train(spec, P, x, y, etas, 30)
+    assert res.diverged.tolist() == [False, True, False, True]
+    assert (res.diverged_step[[1, 3]] >= 0).all() and (res.diverged_step[[0, 2]] == -1).all()
+    for k in (0, 2):  # survivors: finite and identical to their solo runs
+        assert np.isfinite(res.history["loss"][:, k]).all()
+        solo = _solo(spec, P, k, x, y, etas[k], 30)
+        np.testing.assert_allclose(res.history["loss"][:, k], solo.history["loss"][:, 0], rtol=RTOL)
+    for k in (1, 3):  # frozen: finite params, NaN records after the divergence step
+        s = res.diverged_step[k]
+        assert np.isnan(res.history["loss"][s + 1:, k]).all()
+        assert all(torch.isfinite(p[k]).all() for p in res.params)
+        # frozen at theta_s: the solo run of s steps ends at the same parameters
+        solo = _solo(spec, P, k, x, y, etas[k], int(s))
+        for a, b in zip(res.params, solo.params):
+            torch.testing.assert_close(a[k], b[0], rtol=RTOL, atol=1e-13)
+    for p in res.params:
+        assert torch.isfinite(p).all()
+
+
+def test_nonfinite_initial_params_do_not_leak():
+    spec = MLPSpec(4, 8, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 3, seed=0)
+    P[0][1, 0, 0] = float("nan")
+    P[1][2, 0, 0] = float("inf")
+    res = train(spec, P, x, y, [0.05, 0.05, 0.05], 10, loss="mse")
+    assert res.diverged.tolist() == [False, True, True]
+    assert res.diverged_step[1] == 0 and res.diverged_step[2] == 0
+    solo = _solo(spec, P, 0, x, y, 0.05, 10)
+    np.testing.assert_allclose(res.history["loss"][:, 0], solo.history["loss"][:, 0], rtol=RTOL)
+
+
+def test_sgd_batch_order_depends_on_seed_only():
+    spec = MLPSpec(4, 8, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2)
+    a = train(spec, P, x, y, [0.1, 0.1], 12, batch_size=6, seed=5)
+    b = train(spec, P, x, y, [0.1, 0.1], 12, batch_size=6, seed=5)
+    c = train(spec, P, x, y, [0.1, 0.1], 12, batch_size=6, seed=6)
+    np.testing.assert_array_equal(a.history["loss"], b.history["loss"])
+    assert not np.allclose(a.history["loss"][-1], c.history["loss"][-1])
+
+
+def test_records_and_diagnostics():
+    spec = MLPSpec(4, 8, 2, 3)
+    x, y = _data(classes=True)
+    P = init_params(spec, 2)
+    res = train(spec, P, x, y, [0.1, 0.2], 10, loss="ce", record_every=3,
+                diagnostics={"wnorm": weight_norms(spec), "sparsity": preact_sparsity(spec, x)})
+    assert res.history["step"].tolist() == [0, 3, 6, 9, 10]
+    assert res.history["loss"].shape == (5, 2) and res.history["train_acc"].shape == (5, 2)
+    assert res.history["wnorm"].shape == (5, 2, 3) and res.history["sparsity"].shape == (5, 2, 2)
+    np.testing.assert_allclose(res.history["wnorm"][0, :, 0], P[0].flatten(1).norm(dim=1).numpy(), rtol=1e-14)
+    # recorded loss at step 0 is the loss of the initial parameters
+    np.testing.assert_allclose(res.history["loss"][0], per_model_loss(spec, P, x, y, "ce").numpy(), rtol=1e-14)
+    acc = (forward(spec, res.params, x).argmax(-1) == y).double().mean(-1).numpy()
+    np.testing.assert_allclose(res.history["train_acc"][-1], acc, rtol=0)
+
+
+def test_layer_lr_mults_freeze_a_layer():
+    spec = MLPSpec(4, 8, 2, 3)
+    x, y = _data()
+    P = init_params(spec, 1)
+    res = train(spec, P, x, y, [0.1], 5, layer_lr_mults=[1e-300, 1.0, 1.0])
+    torch.testing.assert_close(res.params[0], P[0], rtol=0, atol=1e-250)
+    assert not torch.equal(res.params[1], P[1])
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(etas=[0.1, -1.0]), "etas"),
+        (dict(etas=[0.1, 0.0]), "etas"),
+        (dict(etas=[0.1, float("nan")]), "etas"),
+        (dict(etas=[0.1, float("inf")]), "etas"),
+        (dict(etas=[0.1, 0.1, 0.1]), "etas"),
+        (dict(loss="hinge"), "loss"),
+        (dict(batch_size=100), "batch_size"),
+        (dict(steps=-1), "steps"),
+        (dict(momentum=1.0), "momentum"),
+        (dict(record_every=0), "record_every"),
+        (dict(layer_lr_mults=[1.0]), "layer_lr_mults"),
+        (dict(divergence_factor=0.5), "divergence_factor"),
+    ],
+)
+def test_train_validation(kwargs, name):
+    spec = MLPSpec(4, 8, 1, 3)
+    x, y = _data()
+    args = dict(etas=[0.1, 0.1], steps=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        train(spec, init_params(spec, 2), x, y, **args)
+
+
+def test_train_shape_validation():
+    spec = MLPSpec(4, 8, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2)
+    with pytest.raises(ValueError, match="x"):
+        train(spec, P, x[:, :3], y, [0.1, 0.1], 2)
+    with pytest.raises(ValueError, match="y"):
+        train(spec, P, x, y[:5], [0.1, 0.1], 2)
+    with pytest.raises(ValueError, match="y"):
+        train(spec, P, x, y, [0.1, 0.1], 2, loss="ce")
+    with pytest.raises(ValueError, match="x_test"):
+        train(spec, P, x, y, [0.1, 0.1], 2, x_test=x)
