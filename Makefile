@@ -11,6 +11,12 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NB     ?= chapters/*.ipynb
 
+# One BLAS/OpenMP thread everywhere: the same reduction order when notebooks are executed
+# and when nbval re-runs them, and no oversubscription on small machines.
+export OMP_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+export OPENBLAS_NUM_THREADS := 1
+
 .PHONY: help install notebooks book book-build test test-unit test-nbval test-browser verify clean
 
 help:
@@ -44,10 +50,10 @@ book: notebooks book-build
 	@echo "book: open _build/html/index.html"
 
 test-unit: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider tests
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
 
 test-nbval: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env $(NB)
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --nbval-lax --nbval-current-env $(NB)
 
 test: test-unit test-nbval book-build
 
@@ -56,6 +62,7 @@ verify: $(STAMP)
 
 test-browser: book-build
 	bash scripts/install_chromium.sh
+	$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_browser_check.py
 	$(PY) scripts/browser_check.py _build/html --screenshots _build/screenshots
 
 clean:

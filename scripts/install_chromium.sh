@@ -14,6 +14,6 @@ if [[ "$(id -u)" != "0" ]]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver
+$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-dejavu-core
 /usr/bin/chromium --version
 /usr/bin/chromedriver --version
