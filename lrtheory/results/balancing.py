@@ -39,6 +39,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from lrtheory.sweeps import stored_measurement
 from lrtheory.claims import Claim, Tolerance, register
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
 
@@ -906,6 +907,7 @@ def _scalar_batch(scale: str, device: str):
     return sweep, orbits
 
 
+@stored_measurement("balancing")
 def measure_scalar_sweep(scale: str = "ci", device: DeviceLike = None) -> ScalarSweep:
     """GD from the paper's unbalanced initializations over a grid of ``eta * L`` (memoized).
 
@@ -942,6 +944,7 @@ def _matrix_sweep(scale: str, device: str) -> MatrixSweep:
     return MatrixSweep(A=A, X0=X0, Y0=Y0, L=L, nuclear=nuc, rank=rk, eta_L=grid, run=run)
 
 
+@stored_measurement("balancing")
 def measure_matrix_sweep(scale: str = "ci", device: DeviceLike = None) -> MatrixSweep:
     """GD on ``||A - X Y^T||_F^2/2`` from an unbalanced start over a grid of ``eta * L`` (memoized).
 
@@ -995,6 +998,7 @@ def _recursion_check(scale: str, device: str) -> RecursionCheck:
     return RecursionCheck(max_error=worst, n_steps=count, eta_L=np.concatenate(grid_all))
 
 
+@stored_measurement("balancing")
 def measure_imbalance_recursion(scale: str = "ci", device: DeviceLike = None) -> RecursionCheck:
     """Check ``x'^2 - y'^2 = F (x^2 - y^2)`` (F from :func:`derive_imbalance_recursion`) along torch GD runs.
 
@@ -1004,6 +1008,7 @@ def measure_imbalance_recursion(scale: str = "ci", device: DeviceLike = None) ->
     return _recursion_check(scale, str(resolve_device(device)))
 
 
+@stored_measurement("balancing")
 def measure_orbit_sweep(scale: str = "ci", device: DeviceLike = None) -> OrbitSweep:
     """End states of GD near ``eta = 1/mu`` from ``(1.2, 0.8) sqrt(mu)`` (memoized).
 

@@ -54,6 +54,7 @@ import numpy as np
 import sympy as sp
 import torch
 
+from lrtheory.sweeps import stored_measurement
 from lrtheory.claims import Claim, Tolerance, register
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
 from lrtheory.schedulers import ELRWarmup, unit_elrs
@@ -772,6 +773,7 @@ def _trace_cached(scale: str, device: str) -> MLPTrace:
     return _train_mlp(st, etas, P["trace_steps"])
 
 
+@stored_measurement("elr")
 def measure_mlp_trace(scale: str = "ci", device: DeviceLike = None) -> MLPTrace:
     """Train the chapter's MLP at constant LRs ``trace_mults x eta_c`` (memoized).
 
@@ -842,6 +844,7 @@ def _scan_cached(scale: str, device: str) -> OneStepScan:
                        eta_c=st.eta_c)
 
 
+@stored_measurement("elr")
 def measure_one_step_scan(scale: str = "ci", device: DeviceLike = None) -> OneStepScan:
     """One SGD step of the MLP at each LR of ``scan_mults x eta_c``; spread before and after.
 
@@ -941,6 +944,7 @@ def _warm_cached(scale: str, device: str) -> WarmupComparison:
                             loss_warm=lwl, model_const=model_const, model_warm=model_warm)
 
 
+@stored_measurement("elr")
 def measure_warmup_comparison(scale: str = "ci", device: DeviceLike = None) -> WarmupComparison:
     """Train the chapter's MLP with momentum SGD at the target LR, with and without ELRWarmup.
 
@@ -1030,6 +1034,7 @@ def _cnn_cached(scale: str, device: str) -> WarmupComparison:
                             model_const=model_spread_trace(a0, np.full(T, eff)), model_warm=model_warm)
 
 
+@stored_measurement("elr")
 def measure_cnn_warmup(scale: str = "ci", device: DeviceLike = None) -> WarmupComparison:
     """Warm-up comparison on a small BatchNorm CNN on the 8x8 digit images (memoized).
 
@@ -1075,6 +1080,7 @@ def _norm_run(scale: str, device: str) -> ScaleInvariantRun:
                                     seed=1, device=device)
 
 
+@stored_measurement("elr")
 def measure_norm_run(scale: str = "ci", device: DeviceLike = None) -> ScaleInvariantRun:
     """The simulation behind ``elr.norm_recursion`` (memoized): layers with initial ELRs
     ``norm_E0`` at ``eta = 1, S0 = 1``.
@@ -1131,6 +1137,7 @@ def _ratio_run(scale: str, device: str) -> ScaleInvariantRun:
                                     seed=2, device=device)
 
 
+@stored_measurement("elr")
 def measure_ratio_run(scale: str = "ci", device: DeviceLike = None) -> ScaleInvariantRun:
     """The simulation behind ``elr.ratio_converges`` (memoized): two layers with initial
     ELRs ``ratio_E0`` (a 10x gap in gradient scale) at ``eta = 1, S0 = 1``.
