@@ -1,0 +1,335 @@
+"""Tests of lrtheory.results.catapult (chapter 02: the catapult phase).
+
+Symbolic maps are checked against one numeric GD step (float64, rtol 1e-10: round-off
+of a handful of float64 operations); the claims are checked at CI scale (they pass) and
+with a perturbed prediction (they fail).
+"""
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+import torch
+
+from lrtheory.claims import select
+from lrtheory.results import catapult as cat
+
+RTOL = 1e-10  # one GD step in float64: a few roundings of O(1) numbers
+
+
+# ---------------------------------------------------------------------------------------
+# symbolic derivations
+# ---------------------------------------------------------------------------------------
+def test_uv_updates_paper_form():
+    upd = cat.derive_uv_updates()
+    eta, n, f, lam = cat.eta_s, cat.n_s, cat.f_s, cat.lam_s
+    assert sp.simplify(upd.f_next_simple - f * (1 - eta * lam + eta**2 * f**2 / n)) == 0
+    assert sp.simplify(upd.delta_lam_simple - eta * f**2 * (eta * lam - 4) / n) == 0
+    assert sp.simplify(upd.lam_next_simple - lam - upd.delta_lam_simple) == 0
+
+
+def test_uv_updates_match_one_numeric_gd_step():
+    g = torch.Generator().manual_seed(3)
+    n, x, y, eta = 7, 0.7, 0.3, 0.45
+    u = torch.randn(n, generator=g, dtype=torch.float64)
+    v = torch.randn(n, generator=g, dtype=torch.float64)
+    f = float(v @ u) * x / math.sqrt(n)
+    lam = x**2 * float(u @ u + v @ v) / n
+    r = f - y
+    u1, v1 = u - eta * r * x * v / math.sqrt(n), v - eta * r * x * u / math.sqrt(n)
+    f1 = float(v1 @ u1) * x / math.sqrt(n)
+    lam1 = x**2 * float(u1 @ u1 + v1 @ v1) / n
+    upd = cat.derive_uv_updates()
+    subs = {cat.eta_s: eta, cat.n_s: n, cat.x_s: x, cat.y_s: y, cat.f_s: f, cat.lam_s: lam}
+    assert float(upd.f_next.subs(subs)) == pytest.approx(f1, rel=RTOL)
+    assert float(upd.lam_next.subs(subs)) == pytest.approx(lam1, rel=RTOL)
+    assert float(upd.residual_next.subs({**subs, cat.r_s: r})) == pytest.approx(f1 - y, rel=RTOL)
+
+
+def test_uv_phases():
+    ph = cat.derive_uv_phases()
+    lam = cat.lam_s
+    assert sp.simplify(ph["eta_lazy"] - 2 / lam) == 0
+    assert sp.simplify(ph["eta_max"] - 4 / lam) == 0
+    assert ph["lower"] == 2 and ph["upper"] == 4
+    a = ph["a"]
+    assert sp.simplify(ph["lower_edge_series"] - (2 + 4 * a + 16 * a**2)) == 0
+    # the root solves |1 - w + w^2 a| = 1 on the growing side
+    wc = ph["lower_edge_finite_width"].subs(a, sp.Rational(1, 50))
+    assert float(1 - wc + wc**2 / 50) == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_finite_width_lower_edge_values_and_errors():
+    assert cat.finite_width_lower_edge(1e-6, 2.0, 10**6) == pytest.approx(2.0, abs=1e-12)
+    w = cat.finite_width_lower_edge(1.0, 2.0, 64)
+    a = 1.0 / (64 * 4.0)
+    assert w == pytest.approx(2 + 4 * a + 16 * a**2, abs=1e-5)  # next term O(a^3) ~ 1e-6
+    assert np.isnan(cat.finite_width_lower_edge(10.0, 1.0, 1))  # a > 1/8: no real root
+    with pytest.raises(ValueError, match="lam0"):
+        cat.finite_width_lower_edge(1.0, 0.0, 4)
+    with pytest.raises(ValueError, match="n"):
+        cat.finite_width_lower_edge(1.0, 1.0, 0)
+
+
+def _dense_quadratic(N, seed, spectrum=(0.8, 1.2)):
+    g = torch.Generator().manual_seed(seed)
+    half = N // 2
+    s = spectrum[0] + (spectrum[1] - spectrum[0]) * torch.rand(half, generator=g, dtype=torch.float64)
+    s = torch.cat([s, -s])
+    q, _ = torch.linalg.qr(torch.randn(N, N, generator=g, dtype=torch.float64))
+    psi = q @ torch.diag(s) @ q.T
+    theta = torch.randn(N, generator=g, dtype=torch.float64)
+    return psi, theta, s, q
+
+
+def test_quadratic_updates_match_one_numeric_gd_step():
+    N, eta, y = 6, 0.3, 0.2
+    psi, th, _, _ = _dense_quadratic(N, 0)
+    zeta = (N / 2) ** -0.5
+    z = 0.5 * zeta * float(th @ psi @ th)
+    lam = zeta**2 * float(th @ psi @ psi @ th)
+    r = z - y
+    th1 = th - eta * r * zeta * (psi @ th)
+    mom = {cat.M[p]: float(th @ torch.linalg.matrix_power(psi, p) @ th) for p in range(5)}
+    subs = {cat.eta_s: eta, cat.zeta_s: zeta, cat.r_s: r, cat.z_s: z, cat.lam_s: lam,
+            cat.Q_s: float(th @ th), **mom}
+    q = cat.derive_quadratic_updates()
+    assert float(q.z_next.subs(subs)) == pytest.approx(0.5 * zeta * float(th1 @ psi @ th1), rel=RTOL)
+    assert float(q.lam_next.subs(subs)) == pytest.approx(zeta**2 * float(th1 @ psi @ psi @ th1), rel=RTOL)
+    assert float(q.norm_next.subs(subs)) == pytest.approx(float(th1 @ th1), rel=RTOL)
+    wn = cat.derive_weight_norm_change()
+    assert float(wn["exact"].subs(subs)) == pytest.approx(float(th1 @ th1 - th @ th), rel=1e-8)
+
+
+def test_weight_norm_change_and_range():
+    wn = cat.derive_weight_norm_change()
+    eta, lam, z = cat.eta_s, cat.lam_s, cat.z_s
+    assert sp.simplify(wn["y0"] - eta * z**2 * (eta * lam - 4)) == 0
+    assert sp.simplify(wn["eta_max"] - 4 / lam) == 0
+    rng = cat.derive_quadratic_range()
+    assert rng["lower"] == 2 and rng["upper_unit"] == 4
+    m = cat.derive_uv_quadratic_match()
+    assert m["z_diff"] == 0 and m["lam_diff"] == 0
+
+
+def test_rayleigh_bound_step_taken_by_hand():
+    """lambda = zeta^2 theta^T psi^2 theta <= zeta^2 mu_max |theta|^2 (the step not done by sympy)."""
+    for seed in range(20):
+        psi, th, s, _ = _dense_quadratic(10, seed, (0.3, 2.0))
+        lam_over_zeta2 = float(th @ psi @ psi @ th)
+        assert lam_over_zeta2 <= float(s.pow(2).max()) * float(th @ th) * (1 + 1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# numerics
+# ---------------------------------------------------------------------------------------
+def test_simulate_uv_three_phases_and_determinism():
+    a = cat.simulate_uv([1.0, 3.0, 5.0], [64], [0, 1], 400, device="cpu")
+    b = cat.simulate_uv([1.0, 3.0, 5.0], [64], [0, 1], 400, device="cpu")
+    assert [cat.PHASES[int(p)] for p in a.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]
+    for field in ("max_loss", "final_loss", "final_eta_lam", "phase", "lam0"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+    # a diverged run is frozen and reported; its neighbours stay finite
+    assert a.diverged[0, 2].all() and np.isfinite(a.final_loss[0, :2]).all()
+    # inside the catapult the loss came back and eta*lambda fell below 2
+    assert a.final_eta_lam[0, 1].max() < 2.0
+
+
+def test_simulate_quadratic_unit_spectrum_is_the_uv_model():
+    sw = cat.simulate_quadratic([1.0, 3.0, 5.0], [64], [0], 400, device="cpu")
+    assert [cat.PHASES[int(p)] for p in sw.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]
+    np.testing.assert_allclose(sw.kappa0, 1.0, rtol=1e-12)
+
+
+def test_quadratic_eigenbasis_equals_dense_rotated_psi():
+    """GD is rotation-equivariant: diagonal psi with theta0 gives the same z_t as Q psi Q^T
+    with Q theta0 (tolerance 1e-9 relative after 60 steps of O(1) arithmetic)."""
+    psi, th, s, q = _dense_quadratic(8, 1)
+    zeta = (8 / 2) ** -0.5
+    th_diag = q.T @ th
+    lam0 = zeta**2 * float(th @ psi @ psi @ th)
+    eta = 3.0 / lam0
+    a, b = th.clone(), th_diag.clone()
+    for _ in range(60):
+        za = 0.5 * zeta * (a @ psi @ a)
+        zb = 0.5 * zeta * (s * b * b).sum()
+        assert float(za) == pytest.approx(float(zb), rel=1e-9, abs=1e-12)
+        a = a - eta * za * zeta * (psi @ a)
+        b = b - eta * zb * zeta * s * b
+
+
+def test_classify_and_boundaries():
+    ph = cat.classify_runs(1.0, [1.0, 5.0, 5.0, np.inf], [0.5, 0.1, 2.0, np.nan], [False, False, False, True])
+    assert ph.tolist() == [cat.LAZY, cat.CATAPULT, cat.DIVERGENT, cat.DIVERGENT]
+    grid = [1.0, 2.0, 3.0, 4.0]
+    lower, upper = cat.phase_boundaries(grid, np.array([0, 1, 1, 2]))
+    assert float(lower) == 1.5 and float(upper) == 3.5
+    lower, upper = cat.phase_boundaries(grid, np.array([0, 0, 0, 0]))
+    assert np.isnan(lower) and np.isnan(upper)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"eta_lam0": [0.0, 1.0]}, "eta_lam0"),
+    ({"eta_lam0": [1.0, float("nan")]}, "eta_lam0"),
+    ({"eta_lam0": [2.0, 1.0]}, "eta_lam0"),
+    ({"widths": [0]}, "widths"),
+    ({"widths": []}, "widths"),
+    ({"seeds": [-1]}, "seeds"),
+    ({"steps": 0}, "steps"),
+    ({"div_g": -1.0}, "div_g"),
+])
+def test_simulate_uv_bad_inputs(kwargs, match):
+    args = {"eta_lam0": [1.0, 2.0], "widths": [4], "seeds": [0], "steps": 5}
+    args.update(kwargs)
+    div = args.pop("div_g", 1e6)
+    with pytest.raises(ValueError, match=match):
+        cat.simulate_uv(args["eta_lam0"], args["widths"], args["seeds"], args["steps"], device="cpu", div_g=div)
+
+
+def test_other_bad_inputs():
+    with pytest.raises(ValueError, match="widths"):
+        cat.simulate_quadratic([1.0], [7], [0], 5, device="cpu")
+    with pytest.raises(ValueError, match="spectrum"):
+        cat.simulate_quadratic([1.0], [8], [0], 5, spectrum=(0.0, 1.0), device="cpu")
+    with pytest.raises(ValueError, match="depth"):
+        cat.relu_sweep([1.0], 0, 8, [0], 5, device="cpu")
+    with pytest.raises(ValueError, match="sweep"):
+        cat.sparsity_trend("nope")
+    with pytest.raises(ValueError, match="scale"):
+        cat.config("huge")
+    with pytest.raises(ValueError, match="rtol"):
+        cat.classify_runs(1.0, 1.0, 1.0, False, rtol=-1.0)
+    with pytest.raises(ValueError, match="scale"):
+        select(["catapult.uv.lower_boundary"])[0].check("medium")
+
+
+def test_ntk_top_eigenvalue_matches_explicit_jacobian():
+    from torch.func import functional_call, jacrev
+
+    from lrtheory.core.mlp import MLPSpec, init_params, to_module
+
+    spec = MLPSpec(d_in=3, width=8, depth=2, d_out=1, parametrization="ntk")
+    params = init_params(spec, 2, seed=4)
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    lam = cat.ntk_top_eigenvalue(spec, params, x)
+    for k in range(2):
+        mod = to_module(spec, params, k)
+        names = dict(mod.named_parameters())
+        jac = jacrev(lambda p: functional_call(mod, p, (x,)).reshape(-1))(names)
+        J = torch.cat([j.reshape(5, -1) for j in jac.values()], dim=1)
+        ref = torch.linalg.eigvalsh(J.detach() @ J.detach().T / 5)[-1]
+        assert float(lam[k]) == pytest.approx(float(ref), rel=1e-10)
+
+
+def test_relu_sweep_small_is_deterministic():
+    a = cat.relu_sweep([1.0, 3.0, 40.0], 1, 16, [0, 1], 30, n_train=8, device="cpu")
+    b = cat.relu_sweep([1.0, 3.0, 40.0], 1, 16, [0, 1], 30, n_train=8, device="cpu")
+    np.testing.assert_array_equal(a.final_loss, b.final_loss)
+    np.testing.assert_array_equal(a.active, b.active)
+    assert a.active.shape == (3, 2, 1) and a.diverged[2].all()
+    assert np.isnan(a.active[2]).all() and np.isfinite(a.active[0]).all()
+
+
+# ---------------------------------------------------------------------------------------
+# claims: pass at CI scale, fail with a perturbed prediction
+# ---------------------------------------------------------------------------------------
+CLAIM_IDS = [
+    "catapult.uv.lower_boundary",
+    "catapult.uv.upper_boundary",
+    "catapult.uv.finite_width",
+    "catapult.uv.lambda_drop",
+    "catapult.quadratic.range",
+    "catapult.relu.upper_boundary",
+    "catapult.relu.sparsity",
+]
+
+
+def _perturb(value):
+    """A wrong prediction: edges moved up by 10 %, the sparsity sign flipped, the literature
+    value of the ReLU edge tripled (the lambda bound is lowered to 1.5 in the test)."""
+    if isinstance(value, dict):
+        if "literature" in value:
+            return {**value, "literature": 3 * value["literature"]}
+        return {k: 1.1 * v for k, v in value.items()}
+    if value == -1.0:
+        return 1.0
+    return 1.1 * value
+
+
+@pytest.mark.parametrize("claim_id", CLAIM_IDS)
+def test_claim_passes_at_ci_scale(claim_id):
+    (claim,) = select([claim_id])
+    verdict = claim.check("ci", "cpu")
+    assert verdict.passed, verdict.details
+
+
+@pytest.mark.parametrize("claim_id", CLAIM_IDS)
+def test_claim_fails_with_perturbed_prediction(claim_id):
+    (claim,) = select([claim_id])
+    good = claim.predict("ci")
+    bad = _perturb(good)
+    if claim_id == "catapult.uv.lambda_drop":
+        bad = 1.5  # a bound below the measured final eta*lambda (about 1.99)
+    wrong = dataclasses.replace(claim, predict=lambda scale, bad=bad: bad)
+    assert not wrong.check("ci", "cpu").passed
+
+
+def test_all_chapter_claims_registered():
+    ids = {c.id for c in select(["catapult"])}
+    assert ids == set(CLAIM_IDS)
+
+
+# ---------------------------------------------------------------------------------------
+# property test: the derived uv maps hold for any step, width and example
+# ---------------------------------------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 12), x=st.floats(0.1, 3.0), y=st.floats(-2.0, 2.0), eta=st.floats(0.01, 2.0),
+       seed=st.integers(0, 10_000))
+def test_uv_maps_hold_for_all_inputs(n, x, y, eta, seed):
+    g = torch.Generator().manual_seed(seed)
+    u = torch.randn(n, generator=g, dtype=torch.float64)
+    v = torch.randn(n, generator=g, dtype=torch.float64)
+    f = float(v @ u) * x / math.sqrt(n)
+    lam = x**2 * float(u @ u + v @ v) / n
+    r = f - y
+    u1, v1 = u - eta * r * x * v / math.sqrt(n), v - eta * r * x * u / math.sqrt(n)
+    f1 = float(v1 @ u1) * x / math.sqrt(n)
+    lam1 = x**2 * float(u1 @ u1 + v1 @ v1) / n
+    upd = cat.derive_uv_updates()
+    subs = {cat.eta_s: eta, cat.n_s: n, cat.x_s: x, cat.y_s: y, cat.f_s: f, cat.lam_s: lam, cat.r_s: r}
+    scale = 1.0 + abs(f) + abs(f1) + lam + lam1  # absolute tolerance relative to the magnitudes involved
+    assert abs(float(upd.f_next.subs(subs)) - f1) <= 1e-9 * scale
+    assert abs(float(upd.lam_next.subs(subs)) - lam1) <= 1e-9 * scale
+    assert abs(float(upd.delta_lam.subs(subs)) - (lam1 - lam)) <= 1e-9 * scale
+
+
+def test_memoized_results_are_read_only():
+    sw = cat.measure_uv_sweep("ci", "cpu")
+    with pytest.raises(ValueError):
+        sw.lower[0, 0] = 0.0
+
+
+def test_ntk_top_eigenvalue_agrees_with_core_curvature():
+    """The layer-wise Gram formula equals lrtheory.core.curvature.ntk_top_eig (dense Jacobian)."""
+    from lrtheory.core.curvature import ntk_top_eig
+    from lrtheory.core.mlp import MLPSpec, init_params
+
+    spec = MLPSpec(d_in=4, width=12, depth=3, d_out=1, parametrization="ntk")
+    params = init_params(spec, 3, seed=7)
+    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ours = cat.ntk_top_eigenvalue(spec, params, x).numpy()
+    core = ntk_top_eig(spec, params, x, method="dense")
+    np.testing.assert_allclose(ours, core, rtol=1e-10)  # same matrix, two float64 routes
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("claim_id", CLAIM_IDS)
+def test_claim_passes_at_full_scale(claim_id):
+    """Paper-sized run (GPU recommended); deselected in CI."""
+    (claim,) = select([claim_id])
+    verdict = claim.check("full")
+    assert verdict.passed, verdict.details
