@@ -6,6 +6,8 @@ from lrtheory.claims import Claim, Tolerance, Verdict, check_claims, select, ver
 from lrtheory.core.curvature import sharpness
 from lrtheory.core.device import resolve_device, resolve_dtype, seed_everything
 from lrtheory.schedulers import ELRWarmup
+from lrtheory.results.catapult import CatapultRange, catapult_range
+from lrtheory.results.mup_depth import depth_scaled_lr, layer_lr_multipliers
 from lrtheory.search import MaxLRResult, max_initial_lr
 
 __version__ = "0.1.0"
@@ -21,6 +23,10 @@ __all__ = [
     "ELRWarmup",
     "max_initial_lr",
     "MaxLRResult",
+    "catapult_range",
+    "CatapultRange",
+    "depth_scaled_lr",
+    "layer_lr_multipliers",
     "resolve_device",
     "resolve_dtype",
     "seed_everything",

@@ -74,6 +74,8 @@ __all__ = [
     "measure_relu_sweep",
     "measure_trajectories",
     "config",
+    "CatapultRange",
+    "catapult_range",
 ]
 
 #: Phase codes used by :func:`classify_runs`.
@@ -924,6 +926,110 @@ def ntk_top_eigenvalue(spec, params: Sequence[torch.Tensor], x: torch.Tensor) ->
             dd = torch.ones(K, N, N, dtype=x.dtype, device=x.device)
         theta += c[l] * mults[l] ** 2 * dd * hh
     return torch.linalg.eigvalsh(theta / N)[:, -1].detach()
+
+
+@dataclass(frozen=True)
+class CatapultRange:
+    """The learning-rate phases of a model at its current parameters, from its NTK.
+
+    Attributes
+    ----------
+    lam0 : float
+        Top eigenvalue of the empirical NTK divided by the number of examples
+        (``Theta / N``): the sharpness of the 1/2-MSE loss near a minimum, and
+        Lewkowycz et al.'s ``lambda_0``.
+    lazy_max : float
+        ``2 / lam0``: below it GD on the linearised model converges monotonically (lazy phase).
+    catapult_max : float
+        ``4 / lam0``: the uv model's divergence edge; between ``lazy_max`` and this the
+        loss first grows, the NTK's top eigenvalue falls, then training converges.
+    relu_literature_max : float
+        ``12 / lam0``: the edge Lewkowycz et al. report for deep ReLU nets (an empirical
+        value, not derived; chapter 02 measures where it lies at CI scale).
+    """
+
+    lam0: float
+    lazy_max: float
+    catapult_max: float
+    relu_literature_max: float
+
+    def phase(self, eta: float) -> str:
+        """"lazy", "catapult" or "divergent" as the uv model predicts for learning rate ``eta``."""
+        eta = _check_positive_lr(eta)
+        if eta < self.lazy_max:
+            return "lazy"
+        return "catapult" if eta < self.catapult_max else "divergent"
+
+
+def _check_positive_lr(eta) -> float:
+    if isinstance(eta, bool) or not isinstance(eta, numbers.Real) or not math.isfinite(eta) or eta <= 0:
+        raise ValueError(f"eta: expected a finite learning rate > 0, got {eta!r}")
+    return float(eta)
+
+
+def catapult_range(model: torch.nn.Module, inputs: torch.Tensor) -> CatapultRange:
+    """Catapult range of any ``torch.nn.Module`` for full-batch GD on the 1/2-MSE loss.
+
+    Builds the empirical NTK Gram matrix ``Theta = J J^T`` on ``inputs`` from
+    per-example Jacobians (``torch.func.vmap(jacrev)`` over the trainable parameters,
+    so the cost is ``N * d_out`` Jacobian rows of the parameter count: meant for the
+    small batches the catapult analysis is about), and returns the phase edges
+    ``2 / lambda_0`` and ``4 / lambda_0`` with ``lambda_0`` the top eigenvalue of
+    ``Theta / N`` (the normalisation of Lewkowycz et al. 2020).
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module mapping ``(N, ...)`` to ``(N,)`` or ``(N, d_out)``. Layers whose output
+        for one example depends on the others (BatchNorm in training mode) are not
+        supported: call ``model.eval()`` first.
+    inputs : Tensor ``(N, ...)``
+        The training batch, ``N >= 1``, finite.
+
+    Returns
+    -------
+    CatapultRange
+
+    Raises
+    ------
+    ValueError
+        If ``model`` is not a module or has no trainable parameters, or ``inputs`` is empty
+        or not finite, or the NTK is not finite.
+
+    Example
+    -------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).double()
+    >>> x = torch.randn(8, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    >>> r = catapult_range(net, x)
+    >>> r.catapult_max == 2 * r.lazy_max
+    True
+    >>> r.phase(3.0 / r.lam0)
+    'catapult'
+    """
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
+    if not isinstance(inputs, torch.Tensor) or inputs.dim() < 1 or inputs.shape[0] < 1:
+        raise ValueError("inputs: expected a tensor of shape (N, ...) with N >= 1")
+    if not torch.isfinite(inputs).all():
+        raise ValueError("inputs: contains NaN or Inf")
+    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
+    if not params:
+        raise ValueError("model: has no trainable parameters")
+    buffers = {k: v.detach() for k, v in model.named_buffers()}
+
+    def f_single(p, x):
+        return torch.func.functional_call(model, (p, buffers), (x.unsqueeze(0),)).reshape(-1)
+
+    jac = torch.func.vmap(torch.func.jacrev(f_single), in_dims=(None, 0))(params, inputs)
+    N = inputs.shape[0]
+    J = torch.cat([j.reshape(j.shape[0] * j.shape[1], -1) for j in jac.values()], dim=1)  # (N d_out, P)
+    gram = (J @ J.T) / N
+    if not torch.isfinite(gram).all():
+        raise ValueError("model: the NTK at these parameters is not finite")
+    lam0 = float(torch.linalg.eigvalsh(gram)[-1])
+    return CatapultRange(lam0=lam0, lazy_max=2.0 / lam0, catapult_max=4.0 / lam0,
+                         relu_literature_max=12.0 / lam0)
 
 
 @dataclass(frozen=True)
