@@ -7,8 +7,10 @@ Setting. A weight tensor ``W`` followed by a normalization (BatchNorm, LayerNorm
 is *scale-invariant*: the loss does not change when ``W`` is multiplied by a
 positive number. Then the gradient is orthogonal to ``W`` and its norm scales like
 ``1/||W||``: ``||grad|| = c / ||W||`` with ``c`` the gradient norm the layer would
-have at unit weight norm. The effective learning rate used here is the paper's,
-the *relative step*
+have at unit weight norm. The effective learning rate used here is the *relative
+step*, the definition under which the paper's abstract statement (layer-wise ELR
+ratios tend to 1) holds in this model; the paper's full text was not consulted, so
+the critical LR and the warm-up rule below are derived here, not transcribed:
 
 .. math::
 
