@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 import math
 import numbers
+import textwrap
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
@@ -345,14 +346,28 @@ def format_value(v: Value, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def verdict_table(verdicts: Sequence[Verdict], digits: int = 4, width: int = 60) -> str:
-    """A plain-text table (id, predicted, measured, tolerance, verdict), stable for nbval."""
+def verdict_table(verdicts: Sequence[Verdict], digits: int = 4, width: int = 88) -> str:
+    """Plain text of verdicts, stable for nbval and readable at page width.
+
+    When one row per claim (claim, predicted, measured, tolerance, verdict) fits in
+    ``width`` characters it is a table; otherwise each claim is a block: its id and
+    verdict on one line, then predicted / measured / tolerance indented and wrapped.
+    Numbers are printed at ``digits`` significant digits.
+    """
     rows = [("claim", "predicted", "measured", "tolerance", "verdict")]
     for v in verdicts:
         rows.append((v.id, format_value(v.predicted, digits), format_value(v.measured, digits),
                      str(v.tolerance), "PASS" if v.passed else "FAIL"))
-    rows = [tuple(c if len(c) <= width else c[: width - 3] + "..." for c in r) for r in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    if sum(widths) + 2 * 4 <= width:
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+    blocks = []
+    for cid, pred, meas, tol, verdict in rows[1:]:
+        lines = [cid.ljust(max(len(cid), width - 6)) + "  " + verdict]
+        for label, text in (("predicted", pred), ("measured", meas), ("tolerance", tol)):
+            lines.extend(textwrap.wrap(text, width=width, initial_indent=f"  {label:<10} ",
+                                       subsequent_indent=" " * 13, break_on_hyphens=False) or [f"  {label}"])
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

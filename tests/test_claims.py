@@ -96,3 +96,13 @@ def test_verdict_table_is_stable_text():
     assert lines[0].split() == ["claim", "predicted", "measured", "tolerance", "verdict"]
     assert "1.05" in lines[2] and lines[2].endswith("PASS")
     assert lines[3].endswith("FAIL")
+
+
+def test_verdict_table_wraps_long_rows_into_blocks():
+    long = {f"quantity_{i}": float(i) + 0.123456 for i in range(8)}
+    v = toy(id="toy.long", predicted=long, measured=long, tol=C.Tolerance(0.1, "abs", "toy")).check()
+    text = C.verdict_table([v, toy().check()], width=80)
+    assert all(len(line) <= 80 for line in text.splitlines())
+    first = text.splitlines()[0]
+    assert first.startswith("toy.long") and first.endswith("PASS")
+    assert "  predicted  quantity_0=0.1235" in text and "  measured   " in text
