@@ -346,7 +346,7 @@ def format_value(v: Value, digits: int = 4) -> str:
     return f"{v:.{digits}g}"
 
 
-def verdict_table(verdicts: Sequence[Verdict], digits: int = 4, width: int = 88) -> str:
+def verdict_table(verdicts: Sequence[Verdict], digits: int = 4, width: int = 76) -> str:
     """Plain text of verdicts, stable for nbval and readable at page width.
 
     When one row per claim (claim, predicted, measured, tolerance, verdict) fits in
