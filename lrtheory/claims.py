@@ -27,6 +27,7 @@ from lrtheory.core.device import DeviceLike, resolve_device
 
 __all__ = [
     "SCALES",
+    "check_scale",
     "Tolerance",
     "Verdict",
     "Claim",
@@ -53,6 +54,19 @@ RESULT_MODULES = (
 
 Value = Union[float, Dict[str, float]]
 _KINDS = ("abs", "rel", "custom")
+
+
+def check_scale(scale: str) -> str:
+    """Return ``scale`` if it is one of :data:`SCALES`.
+
+    Raises
+    ------
+    ValueError
+        Naming the argument and the allowed scales.
+    """
+    if not isinstance(scale, str) or scale not in SCALES:
+        raise ValueError(f"scale: expected one of {SCALES}, got {scale!r}")
+    return scale
 
 
 @dataclass(frozen=True)
@@ -225,8 +239,7 @@ class Claim:
             On an unknown scale or device, or when the callables return something that is
             not a number or a dict of named numbers.
         """
-        if scale not in SCALES:
-            raise ValueError(f"scale: expected one of {SCALES}, got {scale!r}")
+        check_scale(scale)
         dev = resolve_device(device)
         t0 = time.perf_counter()
         predicted = _as_value(self.predict(scale), f"{self.id}: predicted")
@@ -308,8 +321,7 @@ def run_claims(
 
     ``progress(i, n, claim, verdict)`` is called before (verdict None) and after each claim.
     """
-    if scale not in SCALES:
-        raise ValueError(f"scale: expected one of {SCALES}, got {scale!r}")
+    check_scale(scale)
     dev = resolve_device(device)
     out = []
     for i, claim in enumerate(claims):

@@ -40,7 +40,7 @@ import sympy as sp
 import torch
 
 from lrtheory.sweeps import stored_measurement
-from lrtheory.claims import Claim, Tolerance, register
+from lrtheory.claims import Claim, Tolerance, check_scale, register
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
 
 __all__ = [
@@ -812,9 +812,7 @@ _SCALES = {
 
 
 def _scale_cfg(scale: str) -> dict:
-    if scale not in _SCALES:
-        raise ValueError(f"scale: expected one of {tuple(_SCALES)}, got {scale!r}")
-    return _SCALES[scale]
+    return _SCALES[check_scale(scale)]
 
 
 def _grid(lo: float, hi: float, step: float) -> np.ndarray:

@@ -43,7 +43,7 @@ import torch
 from scipy import stats
 
 from lrtheory.sweeps import stored_measurement
-from lrtheory.claims import Claim, Tolerance, register
+from lrtheory.claims import Claim, Tolerance, check_scale, register
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
 
 __all__ = [
@@ -82,7 +82,6 @@ __all__ = [
 PHASES = {0: "lazy", 1: "catapult", 2: "divergent"}
 LAZY, CATAPULT, DIVERGENT = 0, 1, 2
 
-SCALES = ("ci", "full")
 CHAPTER = "02_catapult"
 SRC_LEWKOWYCZ = "Lewkowycz et al. 2020 (arXiv 2003.02218)"
 SRC_MELTZER = "Meltzer, Chen & Liu 2023 (arXiv 2301.07737)"
@@ -102,11 +101,6 @@ r_s = sp.Symbol("r", real=True)
 Q_s = sp.Symbol("Q", positive=True)  # |theta|^2
 w_s = sp.Symbol("w", positive=True)  # eta * lambda
 M = sp.symbols("M_0:5", real=True)  # moments theta^T psi^p theta
-
-
-def _check_scale(scale: str) -> None:
-    if scale not in SCALES:
-        raise ValueError(f"scale: expected one of {SCALES}, got {scale!r}")
 
 
 # ----------------------------------------------------------------------------------------
@@ -1259,7 +1253,7 @@ _CONFIG = {
 
 def config(scale: str) -> dict:
     """The settings of each measurement at ``scale`` ("ci" or "full")."""
-    _check_scale(scale)
+    check_scale(scale)
     return _CONFIG[scale]
 
 
@@ -1271,7 +1265,7 @@ def _grid(spec) -> np.ndarray:
 @stored_measurement("catapult")
 def measure_uv_sweep(scale: str = "ci", device: DeviceLike = None) -> PhaseSweep:
     """uv sweep at ``scale`` (memoized per scale and resolved device)."""
-    _check_scale(scale)
+    check_scale(scale)
     return _uv_sweep_cached(scale, resolve_device(device))
 
 
@@ -1284,7 +1278,7 @@ def _uv_sweep_cached(scale: str, device: torch.device) -> PhaseSweep:
 @stored_measurement("catapult")
 def measure_quadratic_sweep(scale: str = "ci", device: DeviceLike = None) -> Tuple[PhaseSweep, PhaseSweep]:
     """Quadratic-model sweeps at ``scale``: (``psi^2 = 1``, spread spectrum), memoized."""
-    _check_scale(scale)
+    check_scale(scale)
     return _quadratic_sweep_cached(scale, resolve_device(device))
 
 
@@ -1300,7 +1294,7 @@ def _quadratic_sweep_cached(scale: str, device: torch.device) -> Tuple[PhaseSwee
 @stored_measurement("catapult")
 def measure_relu_sweep(scale: str = "ci", device: DeviceLike = None) -> Tuple[ReluSweep, ...]:
     """ReLU sweeps at ``scale``, one per depth (memoized)."""
-    _check_scale(scale)
+    check_scale(scale)
     return _relu_sweep_cached(scale, resolve_device(device))
 
 
@@ -1314,7 +1308,7 @@ def _relu_sweep_cached(scale: str, device: torch.device) -> Tuple[ReluSweep, ...
 @stored_measurement("catapult")
 def measure_trajectories(scale: str = "ci", device: DeviceLike = None) -> Trajectories:
     """uv trajectories for one ``eta * lambda_0`` in each phase (memoized)."""
-    _check_scale(scale)
+    check_scale(scale)
     return _trajectories_cached(scale, resolve_device(device))
 
 
@@ -1337,13 +1331,13 @@ def _grid_step(name: str, scale: str) -> float:
 
 def predict_uv_lower(scale: str = "ci") -> float:
     """``eta lambda_0`` at the lazy/catapult edge for ``n -> infinity``: 2 (from sympy)."""
-    _check_scale(scale)
+    check_scale(scale)
     return float(derive_uv_phases()["lower"])
 
 
 def predict_uv_upper(scale: str = "ci") -> float:
     """``eta lambda_0`` at the catapult/divergent edge: 4 (from sympy)."""
-    _check_scale(scale)
+    check_scale(scale)
     return float(derive_uv_phases()["upper"])
 
 
@@ -1376,7 +1370,7 @@ def _uv_init(scale: str) -> Tuple[np.ndarray, np.ndarray, Tuple[int, ...]]:
 
 def predict_uv_finite_width(scale: str = "ci") -> Dict[str, float]:
     """Finite-width lower edge ``w_c`` (sympy root) averaged over the seeds, per width."""
-    _check_scale(scale)
+    check_scale(scale)
     f0, lam0, widths = _uv_init(scale)
     wc = finite_width_lower_edge(f0, lam0, np.array(widths)[:, None])
     return {f"n={n}": float(np.mean(wc[i])) for i, n in enumerate(widths)}
@@ -1390,7 +1384,7 @@ def measure_uv_finite_width(scale: str = "ci", device: DeviceLike = None) -> Dic
 
 def predict_lambda_drop(scale: str = "ci") -> float:
     """Bound on the final ``eta lambda_T`` of a converged run: the linear-stability edge 2."""
-    _check_scale(scale)
+    check_scale(scale)
     return float(derive_uv_phases()["eta_lazy"] * lam_s)
 
 
@@ -1407,7 +1401,7 @@ def predict_quadratic_range(scale: str = "ci") -> Dict[str, float]:
     """Derived edges of the quadratic model: lower 2; upper 4 for ``psi^2 = 1``; and for the
     spread spectrum the guaranteed ``4 kappa`` with ``kappa -> E[s^2] / s_max^2`` at large N
     (``s ~ U(lo, hi)``), integrated with sympy."""
-    _check_scale(scale)
+    check_scale(scale)
     rng = derive_quadratic_range()
     lo, hi = (sp.nsimplify(v) for v in config(scale)["quadratic"]["spread"])
     s = sp.Symbol("s", positive=True)
@@ -1433,7 +1427,7 @@ RELU_LITERATURE_UPPER = 12.0
 def predict_relu_upper(scale: str = "ci") -> Dict[str, float]:
     """Reference values: the literature maximum for deep ReLU nets (12, Lewkowycz et al.)
     and the uv-model edge (4, from sympy)."""
-    _check_scale(scale)
+    check_scale(scale)
     return {"literature": RELU_LITERATURE_UPPER, "uv": float(derive_uv_phases()["upper"])}
 
 
@@ -1444,7 +1438,7 @@ def measure_relu_upper(scale: str = "ci", device: DeviceLike = None) -> Dict[str
 
 def predict_relu_sparsity(scale: str = "ci") -> float:
     """Sign of the trend of the active fraction with ``eta``: -1 (decreasing)."""
-    _check_scale(scale)
+    check_scale(scale)
     return -1.0
 
 

@@ -57,7 +57,7 @@ import sympy as sp
 import torch
 
 from lrtheory.sweeps import stored_measurement
-from lrtheory.claims import Claim, Tolerance, register
+from lrtheory.claims import Claim, Tolerance, check_scale, register
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
 from lrtheory.schedulers import ELRWarmup, unit_elrs
 
@@ -533,9 +533,7 @@ SCALE_PARAMS = {
 
 
 def _params(scale: str) -> dict:
-    if scale not in SCALE_PARAMS:
-        raise ValueError(f"scale: expected one of {tuple(SCALE_PARAMS)}, got {scale!r}")
-    return SCALE_PARAMS[scale]
+    return SCALE_PARAMS[check_scale(scale)]
 
 
 # --------------------------------------------------------------------------- numerics: model premise

@@ -64,7 +64,7 @@ import sympy as sp
 import torch
 
 from lrtheory.sweeps import stored_measurement
-from lrtheory.claims import Claim, Tolerance, register
+from lrtheory.claims import Claim, Tolerance, check_scale, register
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
 from lrtheory.core.mlp import MLPSpec, init_params, lr_multipliers
 
@@ -768,9 +768,7 @@ def _one_cpu_thread(device: str):
 
 
 def _config(scale: str):
-    if scale not in CONFIGS:
-        raise ValueError(f"scale: expected one of {tuple(CONFIGS)}, got {scale!r}")
-    return CONFIGS[scale]
+    return CONFIGS[check_scale(scale)]
 
 
 @dataclass(frozen=True)

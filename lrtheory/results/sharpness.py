@@ -41,7 +41,7 @@ import numpy as np
 import sympy as sp
 import torch
 
-from lrtheory.claims import Claim, Tolerance, register
+from lrtheory.claims import Claim, Tolerance, check_scale, register
 from lrtheory.core.device import DeviceLike, resolve_device
 from lrtheory.sweeps import stored_measurement
 
@@ -160,9 +160,7 @@ def config(scale: str) -> ScaleConfig:
     ValueError
         On an unknown scale.
     """
-    if scale not in _CONFIGS:
-        raise ValueError(f"scale: expected one of {tuple(_CONFIGS)}, got {scale!r}")
-    return _CONFIGS[scale]
+    return _CONFIGS[check_scale(scale)]
 
 
 # ----------------------------------------------------------------------------------------------
