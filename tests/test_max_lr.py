@@ -1,4 +1,4 @@
-"""lrtheory.search.max_initial_lr: validation, a closed-form eta*, determinism, both training paths."""
+"""lrtheory.tools.max_lr.max_initial_lr: validation, a closed-form eta*, determinism, both training paths."""
 import math
 
 import numpy as np
@@ -7,7 +7,7 @@ import torch
 
 from lrtheory.core.data import digits
 from lrtheory.core.mlp import MLPSpec
-from lrtheory.search import max_initial_lr
+from lrtheory.tools.max_lr import max_initial_lr
 
 
 # ---------------------------------------------------------------- a toy with a known eta*

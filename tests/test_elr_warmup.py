@@ -1,11 +1,11 @@
-"""Tests of lrtheory.schedulers (ELRWarmup, unit_elrs)."""
+"""Tests of lrtheory.tools.elr_warmup (ELRWarmup, unit_elrs)."""
 import io
 import math
 
 import pytest
 import torch
 
-from lrtheory.schedulers import ELRWarmup, unit_elrs
+from lrtheory.tools.elr_warmup import ELRWarmup, unit_elrs
 
 
 def _orth(w, g):
@@ -195,7 +195,7 @@ def test_is_an_lr_scheduler():
 
 
 def test_momentum_gains():
-    from lrtheory.schedulers import _sgd_gain
+    from lrtheory.tools.elr_warmup import _sgd_gain
     # steady state of buf = m buf + (1 - d) g: (1 - d) / (1 - m); Nesterov adds the current gradient
     assert _sgd_gain({"momentum": 0.0, "dampening": 0.7}) == 1.0  # torch ignores dampening without momentum
     assert _sgd_gain({"momentum": 0.9, "dampening": 0.0}) == pytest.approx(10.0, rel=1e-12)
