@@ -2,6 +2,8 @@
 
     python tests/sweep_helpers.py run STORE DELAY
         run the "toy" sweep at scale ci with every point sleeping DELAY seconds
+    python tests/sweep_helpers.py cli ARGS...
+        `lrtheory ARGS...` with the toy chapter (tests/toy_chapter) registered
     python tests/sweep_helpers.py write STORE START STOP GO
         touch STORE.ready-START, wait for the file GO, then write toy points
         x = START .. STOP-1 into STORE, one transaction per point; print the
@@ -9,12 +11,15 @@
 """
 from __future__ import annotations
 
+import os
 import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # tests/: the toy chapter
 
 
 def slow_toy_configs(delay: float):
     """The ci points of "toy", each sleeping ``delay`` seconds."""
-    from lrtheory.sweeps import toy_points
+    from toy_chapter.sweep import toy_points
 
     return [dict(c, delay=delay) for c in toy_points("ci")]
 
@@ -22,16 +27,18 @@ def slow_toy_configs(delay: float):
 def writer_points(start: int, stop: int):
     from lrtheory.core.sweep import make_points
 
-    return make_points("toy", [{"x": float(i), "seed": 7} for i in range(start, stop)])
+    from toy_chapter.sweep import TOY
+
+    return make_points(TOY, [{"x": float(i), "seed": 7} for i in range(start, stop)])
 
 
 def main(argv) -> int:
     from lrtheory.core.sweep import ResultStore, run_sweep
-    from lrtheory.sweeps import run_toy_batch
+    from toy_chapter.sweep import TOY, run_toy_batch
 
     mode, store = argv[0], argv[1]
     if mode == "run":
-        run_sweep("toy", "ci", configs=slow_toy_configs(float(argv[2])), store=store, progress=False)
+        run_sweep(TOY, "ci", configs=slow_toy_configs(float(argv[2])), store=store, progress=False)
         return 0
     if mode == "write":
         import os
@@ -51,6 +58,12 @@ def main(argv) -> int:
                 st.put([(p, result)], code_version="test", environment={"writer": argv[2]})
         print(t0, time.time())
         return 0
+    if mode == "cli":  # `lrtheory ARGS...` with the toy chapter registered
+        from lrtheory.cli import main as cli_main
+        from lrtheory.verify import registry
+
+        registry.CHAPTERS.append("toy_chapter")
+        return cli_main(argv[1:])
     raise SystemExit(f"unknown mode {mode!r}")
 
 

@@ -1,4 +1,4 @@
-"""Tests of lrtheory.core.sweep (runner, store, executors, CLI) and lrtheory.sweeps.
+"""Tests of lrtheory.core.sweep and lrtheory.core.store (runner, store, executors) and `lrtheory sweep`.
 
 Every comparison of results is exact: a point's result is a deterministic function of
 its config (seed included), so the same point must give the same stored JSON text
@@ -32,7 +32,7 @@ from lrtheory.core.sweep import (
     make_points,
     run_sweep,
 )
-from lrtheory.sweeps import SWEEPS, max_lr_grid_points, run_max_lr_batch, run_toy_batch, toy_points
+from toy_chapter.sweep import TOY, run_toy_batch, toy_points
 
 ROOT = Path(__file__).resolve().parent.parent
 HELPER = Path(__file__).resolve().parent / "sweep_helpers.py"
@@ -70,12 +70,12 @@ def _count(path):
 # points
 # ---------------------------------------------------------------------------------------------
 def test_point_key_is_sha256_of_canonical_json():
-    (p,) = make_points("toy", [{"x": 1, "seed": 0}])  # int x normalized to float
+    (p,) = make_points(TOY, [{"x": 1, "seed": 0}])  # int x normalized to float
     text = canonical_json({"sweep": "toy", "config": {"delay": 0.0, "seed": 0, "x": 1.0}})
     assert p.key == hashlib.sha256(text.encode()).hexdigest()
-    assert p == make_points("toy", [{"seed": 0, "x": 1.0, "delay": 0}])[0]
+    assert p == make_points(TOY, [{"seed": 0, "x": 1.0, "delay": 0}])[0]
     assert hash(p) == hash(Point("toy", p.items))
-    assert make_points("toy", [{"x": 1, "seed": 0}] * 3) == [p]  # repeats kept once
+    assert make_points(TOY, [{"x": 1, "seed": 0}] * 3) == [p]  # repeats kept once
 
 
 def test_canonical_json_handles_numpy_and_nonfinite():
@@ -85,50 +85,11 @@ def test_canonical_json_handles_numpy_and_nonfinite():
         canonical_json({"a": object()})
 
 
-@pytest.mark.parametrize(
-    "bad, message",
-    [
-        ({"width": 0}, "width must be > 0"),
-        ({"depth": -1}, "depth must be > 0"),
-        ({"eta": 0.0}, "eta must be > 0"),
-        ({"eta": -0.1}, "eta must be > 0"),
-        ({"eta": float("nan")}, "eta must be finite"),
-        ({"eta": float("inf")}, "eta must be finite"),
-        ({"widht": 8}, "unknown key(s) ['widht']"),
-        ({"width": 8.5}, "width must be an integer"),
-        ({"loss": "hinge"}, "loss must be one of"),
-        ({"n_train": 5000}, "n_train must be <= 1347"),
-    ],
-)
-def test_bad_config_rejected_before_any_work(tmp_path, monkeypatch, bad, message):
-    calls = []
-    monkeypatch.setattr(sw, "_run_task", lambda *a: calls.append(a))
-    good = max_lr_grid_points("ci")[:5]
-    configs = good[:3] + [dict(good[3], **bad)] + good[4:]
-    store = tmp_path / "r.sqlite"
-    with pytest.raises(ValueError) as err:
-        run_sweep("max_lr_grid", configs=configs, store=store, progress=False)
-    text = str(err.value)
-    assert "sweep 'max_lr_grid': point 3 " in text and message in text, text
-    assert calls == [] and not store.exists()  # nothing ran, nothing was written
-
-
-def test_missing_key_and_bad_scale_rejected():
+def test_missing_key_and_a_name_instead_of_a_definition_rejected():
     with pytest.raises(ValueError, match=r"point 0 .*missing key 'seed'"):
-        make_points("toy", [{"x": 0.0}])
-    with pytest.raises(ValueError, match="scale"):
-        run_sweep("toy", "huge", progress=False)
-    with pytest.raises(ValueError, match="unknown sweep 'nope'"):
-        run_sweep("nope", progress=False)
-
-
-def test_make_batches_respects_groups_and_size():
-    points = make_points("max_lr_grid", max_lr_grid_points("ci"))
-    batches = make_batches(SWEEPS["max_lr_grid"], points)
-    assert sum(map(len, batches)) == len(points) == 48
-    for b in batches:
-        assert len(b) <= SWEEPS["max_lr_grid"].batch_size
-        assert len({(p["depth"], p["width"]) for p in b}) == 1
+        make_points(TOY, [{"x": 0.0}])
+    with pytest.raises(ValueError, match="expected a SweepDef"):
+        run_sweep("toy", progress=False)  # core takes definitions, never names
 
 
 # ---------------------------------------------------------------------------------------------
@@ -136,26 +97,28 @@ def test_make_batches_respects_groups_and_size():
 # ---------------------------------------------------------------------------------------------
 def test_run_skip_fresh_and_load(tmp_path):
     store = tmp_path / "r.sqlite"
-    assert load_results("toy", "ci", store=store) is None  # no file: absent
-    first = run_sweep("toy", "ci", store=store, progress=False)
+    assert load_results(TOY, "ci", store=store) is None  # no file: absent
+    first = run_sweep(TOY, "ci", store=store, progress=False)
     n = len(toy_points("ci"))
     assert (first.total, first.skipped, first.computed, first.diverged) == (n, 0, n, 2)
     rows = _table(store)
-    again = run_sweep("toy", "ci", store=store, progress=False)
+    again = run_sweep(TOY, "ci", store=store, progress=False)
     assert (again.skipped, again.computed) == (n, 0) and _table(store) == rows
     with ResultStore(store) as st:
         before = {r.key: r.created for r in st.rows("toy")}
-    fresh = run_sweep("toy", "ci", store=store, fresh=True, progress=False)
-    assert (fresh.skipped, fresh.computed) == (0, n)
+    assert again.stale == 0  # stored and read back by the same code version
+    assert run_sweep(TOY, "ci", store=store, progress=False, code_version="v2").stale == n
+    fresh = run_sweep(TOY, "ci", store=store, fresh=True, progress=False, code_version="v2")
+    assert (fresh.skipped, fresh.computed, fresh.stale) == (0, n, 0)
     with ResultStore(store) as st:
         after = st.rows("toy")
     assert len(after) == n and all(r.created > before[r.key] for r in after)  # rewritten
     assert _table(store) == rows  # same results
-    loaded = load_results("toy", "ci", store=store)
-    assert loaded == first.rows and [c for c, _ in loaded] == [p.config for p in make_points("toy", toy_points("ci"))]
-    assert load_results("toy", "full", store=store) is None  # full scale not computed
+    loaded = load_results(TOY, "ci", store=store)
+    assert loaded == first.rows and [c for c, _ in loaded] == [p.config for p in make_points(TOY, toy_points("ci"))]
+    assert load_results(TOY, "full", store=store) is None  # full scale not computed
     row = after[0]
-    assert row.code_version.startswith(__import__("lrtheory").__version__)
+    assert row.code_version == "v2"  # the version the caller passed, beside every point
     assert {"python", "torch", "device", "host"} <= set(row.environment)
 
 
@@ -166,7 +129,7 @@ def test_diverged_point_stored_once_not_retried(tmp_path):
         calls.append(len(configs))
         return run_toy_batch(configs, device)
 
-    sweep = SweepDef("toy", "test", "", toy_points, counting, SWEEPS["toy"].schema, ("seed",), 4)
+    sweep = SweepDef("toy", "test", "", toy_points, counting, TOY.schema, ("seed",), 4)
     store = tmp_path / "r.sqlite"
     configs = [{"x": 150.0, "seed": 0}, {"x": 0.5, "seed": 0}]
     r1 = run_sweep(sweep, configs=configs, store=store, progress=False)
@@ -187,65 +150,31 @@ def test_failed_batch_keeps_earlier_batches_and_resumes(tmp_path):
         return run_toy_batch(configs, device)
 
     store = tmp_path / "r.sqlite"
-    broken = SweepDef("toy", "test", "", toy_points, flaky, SWEEPS["toy"].schema, ("seed",), 4)
+    broken = SweepDef("toy", "test", "", toy_points, flaky, TOY.schema, ("seed",), 4)
     with pytest.raises(RuntimeError, match="worker lost"):
         run_sweep(broken, store=store, progress=False)
     partial = _table(store)
     assert 0 < len(partial) < len(toy_points("ci"))
-    done = run_sweep("toy", store=store, progress=False)
+    done = run_sweep(TOY, store=store, progress=False)
     assert done.skipped == len(partial) and done.computed == len(toy_points("ci")) - len(partial)
     reference = tmp_path / "ref.sqlite"
-    run_sweep("toy", store=reference, progress=False)
+    run_sweep(TOY, store=reference, progress=False)
     assert _table(store) == _table(reference)
 
 
 def test_other_executor_and_batching_give_same_rows(tmp_path):
     inline, threads = tmp_path / "a.sqlite", tmp_path / "b.sqlite"
-    run_sweep("toy", store=inline, progress=False)
-    one_by_one = SweepDef("toy", "test", "", toy_points, run_toy_batch, SWEEPS["toy"].schema, (), 1)
+    run_sweep(TOY, store=inline, progress=False)
+    one_by_one = SweepDef("toy", "test", "", toy_points, run_toy_batch, TOY.schema, (), 1)
     with cf.ThreadPoolExecutor(2) as ex:
         run_sweep(one_by_one, executor=ex, store=threads, progress=False)
     assert _table(inline) == _table(threads)
 
 
-def test_max_lr_batch_result_does_not_depend_on_batch():
-    """A point trained alone and inside a batch gives identical numbers (exact: each model's
-    init comes from its own seed and the K models share no computation but the batched GEMMs)."""
-    import torch
-
-    base = {"depth": 2, "width": 8, "steps": 10, "n_train": 64}
-    configs = [p.config for p in make_points("max_lr_grid", [
-        dict(base, eta=0.1, seed=0), dict(base, eta=1.0, seed=1), dict(base, eta=40.0, seed=2)])]
-    cpu = torch.device("cpu")
-    batched = run_max_lr_batch(configs, cpu)
-    solo = [run_max_lr_batch([c], cpu)[0] for c in configs]
-    assert canonical_json(batched) == canonical_json(solo)  # the text the store keeps (NaN -> null)
-    assert batched[2]["diverged"] and batched[2]["final_loss"] != batched[2]["final_loss"]  # NaN after divergence
-    assert not batched[0]["diverged"] and batched[0]["final_loss"] < batched[0]["initial_loss"]
-
-
-def test_eta_star_from_grid():
-    import math
-
-    from lrtheory.sweeps import eta_star_from_grid
-
-    def row(eta, seed, diverged, acc):
-        return {"depth": 2, "width": 16, "eta": eta, "seed": seed}, {"diverged": diverged, "test_acc": acc}
-
-    rows = [row(0.1, 0, False, 0.5), row(0.1, 1, False, 0.9), row(0.3, 0, False, 0.9), row(0.3, 1, False, 0.95),
-            row(1.0, 0, False, 0.9), row(1.0, 1, True, None),  # one seed diverges: 1.0 fails
-            row(3.0, 0, False, 0.9), row(3.0, 1, False, 0.9)]  # success above the first failure: ignored
-    assert eta_star_from_grid(rows)[(2, 16)] == {"eta_star": 0.3, "eta_fail": 1.0}
-    strict = eta_star_from_grid(rows, min_test_acc=0.8)[(2, 16)]  # seed 0 at 0.1 reaches only 0.5
-    assert strict["eta_fail"] == 0.1 and math.isnan(strict["eta_star"])
-    with pytest.raises(ValueError, match="min_test_acc"):
-        eta_star_from_grid(rows, min_test_acc=0.0)
-
-
 def test_store_rejects_folder_and_writes_no_duplicates(tmp_path):
     with pytest.raises(ValueError, match="store"):
         ResultStore(tmp_path)
-    (p,) = make_points("toy", [{"x": 0.0, "seed": 0}])
+    (p,) = make_points(TOY, [{"x": 0.0, "seed": 0}])
     with ResultStore(tmp_path / "r.sqlite") as st:
         assert st.put([(p, {"y": 1.0})], code_version="a", environment={}) == 1
         assert st.put([(p, {"y": 2.0})], code_version="b", environment={}) == 0  # first writer wins
@@ -283,7 +212,7 @@ def test_sigkill_midway_then_resume_equals_uninterrupted(tmp_path):
     assert resumed.returncode == 0, resumed.stderr.decode()
 
     uninterrupted = tmp_path / "whole.sqlite"
-    run_sweep("toy", configs=_helpers().slow_toy_configs(delay), store=uninterrupted, progress=False)
+    run_sweep(TOY, configs=_helpers().slow_toy_configs(delay), store=uninterrupted, progress=False)
     assert len(_table(killed)) == n_total
     assert _table(killed) == _table(uninterrupted)  # row for row: key, config, result, status
 
@@ -325,12 +254,12 @@ def test_concurrent_writers_do_not_corrupt_or_duplicate(tmp_path):
 def test_dask_localcluster_gives_same_rows_as_in_process(tmp_path):
     distributed = pytest.importorskip("distributed")
     local, remote = tmp_path / "local.sqlite", tmp_path / "dask.sqlite"
-    run_sweep("toy", store=local, progress=False)
+    run_sweep(TOY, store=local, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning may leak from starting or closing the cluster
         with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                                       silence_logs=logging.ERROR) as cluster, distributed.Client(cluster) as client:
-            report = run_sweep("toy", executor=client.get_executor(), store=remote, progress=False)
+            report = run_sweep(TOY, executor=client.get_executor(), store=remote, progress=False)
     assert report.computed == len(toy_points("ci"))
     assert _table(local) == _table(remote)
     with ResultStore(remote) as st:
@@ -339,13 +268,13 @@ def test_dask_localcluster_gives_same_rows_as_in_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_cli_dask_scheduler_address(tmp_path, capsys):
+def test_cli_dask_scheduler_address(tmp_path, capsys, only_toy):
     """`--executor dask://HOST:PORT` connects to a running scheduler (here an in-process one)."""
     distributed = pytest.importorskip("distributed")
     from lrtheory.cli import main
 
     local, remote = tmp_path / "local.sqlite", tmp_path / "remote.sqlite"
-    run_sweep("toy", store=local, progress=False)
+    run_sweep(TOY, store=local, progress=False)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0",
@@ -360,11 +289,11 @@ def test_cli_dask_scheduler_address(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 # command line
 # ---------------------------------------------------------------------------------------------
-def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
+def test_cli_sweep_runs_and_resumes(tmp_path, capsys, only_toy):
     from lrtheory.cli import main
 
     store = tmp_path / "cli.sqlite"
-    assert main(["sweep", "test", "--store", str(store)]) == 0
+    assert main(["sweep", "toy", "--store", str(store)]) == 0
     out, err = capsys.readouterr()
     n = len(toy_points("ci"))
     assert f"{n} points, 0 already stored, {n} computed" in out and f"{n}/{n} points 100%" in err
@@ -373,7 +302,8 @@ def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
     assert main(["sweep", "toy", "--store", str(store), "--fresh"]) == 0
     assert f"0 already stored, {n} computed" in capsys.readouterr()[0]
     assert main(["sweep", "--list"]) == 0
-    assert "max_lr_grid" in capsys.readouterr()[0]
+    listed = capsys.readouterr()[0]
+    assert "toy " in listed and "template_measurements" in listed
 
 
 @pytest.mark.parametrize("argv", [
@@ -383,14 +313,14 @@ def test_cli_sweep_runs_and_resumes(tmp_path, capsys):
     ["sweep", "toy", "--executor", "dask://nohost"],
     ["sweep", "toy", "--device", "tpu"],
 ])
-def test_cli_bad_usage_exits_2(tmp_path, capsys, argv):
+def test_cli_bad_usage_exits_2(tmp_path, capsys, argv, only_toy):
     from lrtheory.cli import main
 
     assert main(argv + ["--store", str(tmp_path / "x.sqlite")]) == 2
     assert "error" in capsys.readouterr()[1]
 
 
-def test_cli_bad_scale_exits_2(capsys):
+def test_cli_bad_scale_exits_2(capsys, only_toy):
     from lrtheory.cli import main
 
     with pytest.raises(SystemExit) as exc:
@@ -411,63 +341,6 @@ def _helpers():
 # ---------------------------------------------------------------------------------------------
 # exact encoding and the chapters' measurement sweeps
 # ---------------------------------------------------------------------------------------------
-_FAKE_SOURCE = '''
-from dataclasses import dataclass
-import numpy as np
-
-CALLS = []
-
-def config(scale):
-    return {"n": 3 if scale == "ci" else 5}
-
-@dataclass(frozen=True)
-class Fake:
-    grid: np.ndarray
-    seeds: tuple
-    label: str
-    peak: float
-
-def measure_thing(scale="ci", device=None):
-    CALLS.append(scale)
-    n = config(scale)["n"]
-    return Fake(np.array([1.0, np.nan, np.inf, -0.0][:n]), (0, 1), scale, float("inf"))
-
-def not_a_measurement(scale, device):
-    return 0
-'''
-
-
-@pytest.fixture
-def fake_chapter(monkeypatch):
-    import types
-
-    import lrtheory.sweeps as sweeps
-
-    mod = types.ModuleType("lrtheory.results._fake")
-    monkeypatch.setitem(sys.modules, "lrtheory.results._fake", mod)
-    exec(compile(_FAKE_SOURCE, "lrtheory/results/_fake.py", "exec"), mod.__dict__)
-    sweeps.chapter_sweep("_fake")
-    yield mod
-    sweeps.SWEEPS.pop("_fake_measurements", None)
-
-
-def _same(a, b):
-    """Equal field by field, arrays bit for bit (NaN == NaN, -0.0 kept)."""
-    import dataclasses
-
-    import numpy as np
-
-    assert type(a) is type(b)
-    for f in dataclasses.fields(a):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and x.tobytes() == y.tobytes()
-        elif isinstance(x, float):
-            assert repr(x) == repr(y)
-        else:
-            assert x == y and type(x) is type(y)
-
-
 def test_encode_value_round_trip_is_exact():
     import numpy as np
     import torch
@@ -483,37 +356,3 @@ def test_encode_value_round_trip_is_exact():
         sw.encode_value(object())
     with pytest.raises(TypeError):
         sw.encode_value({1: 2})
-
-
-def test_chapter_measurement_sweep_store_and_decorator(tmp_path, monkeypatch, capsys, fake_chapter):
-    import lrtheory.sweeps as sweeps
-
-    monkeypatch.setenv(sw.ENV_CACHE, str(tmp_path))  # the default store lives here for this test
-    points = sweeps.measurement_points("_fake", "full")
-    assert [p["function"] for p in points] == ["measure_thing"]  # found by name and signature
-    assert sweeps.load_measurement("_fake", "measure_thing", "full") is None  # no store yet
-    served = sweeps.stored_measurement("_fake")(fake_chapter.measure_thing)
-    first = served("full")
-    assert fake_chapter.CALLS == ["full"] and "not in the results store" in capsys.readouterr().err
-    report = run_sweep("_fake_measurements", "full", progress=False)
-    assert report.computed == 1 and fake_chapter.CALLS == ["full", "full"]
-    stored = sweeps.load_measurement("_fake", "measure_thing", "full")
-    _same(stored, first)
-    _same(served("full"), first)  # served from the store: not called again, no note
-    assert fake_chapter.CALLS == ["full", "full"] and capsys.readouterr().err == ""
-    served("ci")  # CI scale always computes
-    assert fake_chapter.CALLS[-1] == "ci"
-    # a changed setting is a different point: the stored result no longer answers
-    monkeypatch.setattr(fake_chapter, "config", lambda scale: {"n": 4})
-    assert sweeps.load_measurement("_fake", "measure_thing", "full") is None
-
-
-def test_fresh_measurement_run_does_not_serve_itself_from_store(tmp_path, monkeypatch, fake_chapter):
-    import lrtheory.sweeps as sweeps
-
-    monkeypatch.setenv(sw.ENV_CACHE, str(tmp_path))
-    served = sweeps.stored_measurement("_fake")(fake_chapter.measure_thing)
-    monkeypatch.setattr(fake_chapter, "measure_thing", served)  # as a chapter would decorate it
-    run_sweep("_fake_measurements", "full", progress=False)
-    run_sweep("_fake_measurements", "full", fresh=True, progress=False)
-    assert fake_chapter.CALLS == ["full", "full"]  # recomputed, not loaded

@@ -36,17 +36,24 @@ duplicate a key. A diverged point is a result like any other: stored as
 
 Example
 -------
->>> from lrtheory.core.sweep import run_sweep, load_results
->>> report = run_sweep("toy", "ci", store="/tmp/lrtheory-doc.sqlite", progress=False)  # doctest: +SKIP
->>> rows = load_results("toy", "ci", store="/tmp/lrtheory-doc.sqlite")                   # doctest: +SKIP
->>> config, result = rows[0]                                                               # doctest: +SKIP
+>>> import tempfile, os
+>>> squares = SweepDef(name="squares", chapter="demo", description="x squared",
+...                    points=lambda scale: [{"x": x} for x in range(4)],
+...                    run_batch=lambda configs, device: [{"y": c["x"] ** 2} for c in configs],
+...                    schema={"x": Param("int")}, batch_size=2)
+>>> path = os.path.join(tempfile.mkdtemp(), "results.sqlite")
+>>> report = run_sweep(squares, "ci", store=path, progress=False)
+>>> report.computed, run_sweep(squares, "ci", store=path, progress=False).skipped
+(4, 4)
+>>> load_results(squares, "ci", store=path)[3]
+({'x': 3}, {'y': 9})
 
 On several processes of one machine, with Dask (same results, row for row; in a
 script, keep this under ``if __name__ == "__main__":``, worker processes import it)::
 
     from dask.distributed import Client, LocalCluster
     with LocalCluster(n_workers=4, threads_per_worker=1) as cluster, Client(cluster) as client:
-        run_sweep("max_lr_grid", "full", executor=client.get_executor())
+        run_sweep(sweep, "full", executor=client.get_executor())
 
 On a cluster: start a scheduler and workers (each worker machine with the same
 ``lrtheory`` installed), then point the driver at the scheduler::
@@ -61,21 +68,19 @@ The store stays on the driver's disk.
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import hashlib
-import json
 import math
 import numbers
-import os
 import platform
 import socket
-import sqlite3
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from lrtheory.core.store import (ENV_CACHE, STATUSES, ResultStore, StoredRow, canonical_json, decode_value,
+                                 default_store_path, encode_value)
 
 __all__ = [
     "ENV_CACHE",
@@ -95,15 +100,8 @@ __all__ = [
     "make_batches",
     "run_sweep",
     "load_results",
-    "get_sweep",
-    "code_version",
-    "add_cli",
 ]
 
-#: Environment variable naming the cache folder that holds ``results.sqlite``.
-ENV_CACHE = "LRTHEORY_CACHE"
-#: Status of a stored point.
-STATUSES = ("ok", "diverged")
 _KINDS = ("int", "float", "str", "bool")
 
 
@@ -169,133 +167,6 @@ class Param:
         if self.choices is not None and value not in self.choices:
             raise ValueError(f"{name} must be one of {self.choices}, got {value!r}")
         return value
-
-
-def canonical_json(obj: Any) -> str:
-    """Canonical JSON text of ``obj``: sorted keys, no spaces, non-finite floats as null.
-
-    NumPy scalars and arrays become Python numbers and lists. This is the text
-    hashed for a point's key and stored for configs and results, so equal
-    values always give equal text.
-
-    Example
-    -------
-    >>> canonical_json({"b": 1, "a": float("nan")})
-    '{"a":null,"b":1}'
-    """
-    return json.dumps(_plain(obj), sort_keys=True, separators=(",", ":"), allow_nan=False)
-
-
-def _plain(obj: Any) -> Any:
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, numbers.Integral):
-        return int(obj)
-    if isinstance(obj, numbers.Real):
-        x = float(obj)
-        return x if math.isfinite(x) else None
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if hasattr(obj, "tolist"):  # numpy / torch arrays and scalars
-        return _plain(obj.tolist())
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    raise TypeError(f"cannot store a value of type {type(obj).__name__}: {obj!r}")
-
-
-def encode_value(obj: Any) -> Any:
-    """Encode ``obj`` as plain JSON data that :func:`decode_value` turns back into an equal object.
-
-    Exact, bit for bit: NumPy arrays (any numeric dtype, NaN and inf included) are kept
-    as base64 bytes with dtype and shape; torch tensors become NumPy arrays; non-finite
-    floats, tuples and (frozen) dataclasses are tagged. Used to store a whole
-    measurement (e.g. a chapter's ``measure_*`` dataclass) as one result.
-
-    Raises
-    ------
-    TypeError
-        For a value it cannot encode (object arrays, arbitrary classes, non-str dict keys).
-
-    Example
-    -------
-    >>> import numpy as np
-    >>> a = np.array([1.0, np.nan, np.inf])
-    >>> b = decode_value(json.loads(json.dumps(encode_value((a, 2.5)))))
-    >>> isinstance(b, tuple) and np.array_equal(b[0], a, equal_nan=True)
-    True
-    """
-    import dataclasses
-
-    if obj is None or isinstance(obj, (bool, str)):
-        return obj
-    if isinstance(obj, numbers.Integral) and not hasattr(obj, "dtype"):
-        return int(obj)
-    if isinstance(obj, float) and not hasattr(obj, "dtype"):
-        return obj if math.isfinite(obj) else {"__float__": repr(obj)}
-    try:
-        import numpy as np
-    except ImportError:  # pragma: no cover - numpy is a dependency
-        np = None
-    if np is not None:
-        if type(obj).__module__.startswith("torch"):
-            obj = obj.detach().cpu().numpy()
-        if isinstance(obj, np.generic):
-            obj = np.asarray(obj)
-            return {"__ndarray__": _b64(obj), "dtype": obj.dtype.str, "shape": [], "scalar": True}
-        if isinstance(obj, np.ndarray):
-            if obj.dtype.hasobject:
-                raise TypeError("cannot encode an object array")
-            return {"__ndarray__": _b64(obj), "dtype": obj.dtype.str, "shape": list(obj.shape)}
-    if isinstance(obj, tuple) and not hasattr(obj, "_fields"):
-        return {"__tuple__": [encode_value(v) for v in obj]}
-    if isinstance(obj, list):
-        return [encode_value(v) for v in obj]
-    if isinstance(obj, Mapping):
-        if not all(isinstance(k, str) and not k.startswith("__") for k in obj):
-            raise TypeError(f"cannot encode a dict whose keys are not plain strings: {list(obj)[:5]}")
-        return {k: encode_value(v) for k, v in obj.items()}
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        cls = type(obj)
-        return {"__dataclass__": f"{cls.__module__}:{cls.__qualname__}",
-                "fields": {f.name: encode_value(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.init}}
-    raise TypeError(f"cannot encode a value of type {type(obj).__name__}")
-
-
-def _b64(a) -> str:
-    import base64
-
-    import numpy as np
-
-    return base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")
-
-
-def decode_value(obj: Any) -> Any:
-    """Inverse of :func:`encode_value` (dataclasses are re-imported by module and name)."""
-    if isinstance(obj, list):
-        return [decode_value(v) for v in obj]
-    if not isinstance(obj, dict):
-        return obj
-    if "__float__" in obj:
-        return float(obj["__float__"])
-    if "__ndarray__" in obj:
-        import base64
-
-        import numpy as np
-
-        a = np.frombuffer(base64.b64decode(obj["__ndarray__"]), dtype=np.dtype(obj["dtype"]))
-        a = a.reshape(obj["shape"]).copy()
-        return a[()] if obj.get("scalar") else a
-    if "__tuple__" in obj:
-        return tuple(decode_value(v) for v in obj["__tuple__"])
-    if "__dataclass__" in obj:
-        import importlib
-
-        module, _, qualname = obj["__dataclass__"].partition(":")
-        cls = importlib.import_module(module)
-        for part in qualname.split("."):
-            cls = getattr(cls, part)
-        return cls(**{k: decode_value(v) for k, v in obj["fields"].items()})
-    return {k: decode_value(v) for k, v in obj.items()}
 
 
 @dataclass(frozen=True)
@@ -374,7 +245,7 @@ class SweepDef:
     description : str
         One line for ``lrtheory sweep --list``.
     points : callable(scale) -> list of dict
-        The configs of scale ``"ci"`` or ``"full"``.
+        The configs of a scale (the names are the caller's: core knows none).
     run_batch : callable(configs, device) -> list of dict
         Runs the points of one batch (a list of config dicts, same values on
         ``group_by``) on ``device`` and returns one JSON-able result dict per
@@ -411,24 +282,14 @@ class SweepDef:
             raise ValueError(f"group_by: keys {missing} are not in the schema")
 
 
-def get_sweep(name: Union[str, SweepDef]) -> SweepDef:
-    """The registered :class:`SweepDef` called ``name`` (see :data:`lrtheory.sweeps.SWEEPS`).
-
-    Raises
-    ------
-    ValueError
-        If no sweep has that name.
-    """
-    if isinstance(name, SweepDef):
-        return name
-    from lrtheory.sweeps import SWEEPS
-
-    if name not in SWEEPS:
-        raise ValueError(f"sweep: unknown sweep {name!r}; known: {sorted(SWEEPS)}")
-    return SWEEPS[name]
+def _as_sweep(sweep: Any) -> "SweepDef":
+    if not isinstance(sweep, SweepDef):
+        raise ValueError(f"sweep: expected a SweepDef, got {type(sweep).__name__} "
+                         "(the book's sweeps are lrtheory.verify.registry.sweeps())")
+    return sweep
 
 
-def make_points(sweep: Union[str, SweepDef], configs: Iterable[Mapping[str, Any]]) -> List[Point]:
+def make_points(sweep: SweepDef, configs: Iterable[Mapping[str, Any]]) -> List[Point]:
     """Validate every config of ``sweep`` and freeze it into a :class:`Point`.
 
     All configs are checked before anything else happens; repeated configs
@@ -443,10 +304,12 @@ def make_points(sweep: Union[str, SweepDef], configs: Iterable[Mapping[str, Any]
 
     Example
     -------
-    >>> make_points("toy", [{"x": 1, "seed": 0}])[0].config
-    {'delay': 0.0, 'seed': 0, 'x': 1.0}
+    >>> toy = SweepDef(name="toy", chapter="demo", description="", points=lambda scale: [],
+    ...                run_batch=lambda configs, device: [], schema={"x": Param("float"), "seed": Param("int")})
+    >>> make_points(toy, [{"x": 1, "seed": 0}])[0].config
+    {'seed': 0, 'x': 1.0}
     """
-    sweep = get_sweep(sweep)
+    sweep = _as_sweep(sweep)
     points, seen = [], set()
     for i, config in enumerate(configs):
         p = _validate_config(sweep, i, config)
@@ -477,203 +340,9 @@ def make_batches(sweep: SweepDef, points: Sequence[Point]) -> List[List[Point]]:
 # ---------------------------------------------------------------------------------------------
 # the store
 # ---------------------------------------------------------------------------------------------
-def default_store_path() -> Path:
-    """``$LRTHEORY_CACHE/results.sqlite`` if set, else ``$XDG_CACHE_HOME`` or ``~/.cache``
-    ``/lrtheory/results.sqlite``."""
-    env = os.environ.get(ENV_CACHE, "").strip()
-    if env:
-        return Path(env).expanduser() / "results.sqlite"
-    base = os.environ.get("XDG_CACHE_HOME", "").strip() or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "lrtheory" / "results.sqlite"
-
-
-@dataclass(frozen=True)
-class StoredRow:
-    """One stored point (``config``, ``result``, ``environment`` are decoded JSON)."""
-
-    key: str
-    sweep: str
-    config: Dict[str, Any]
-    result: Dict[str, Any]
-    status: str
-    code_version: str
-    environment: Dict[str, Any]
-    created: float
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS results (
-    key          TEXT PRIMARY KEY NOT NULL,
-    sweep        TEXT NOT NULL,
-    config       TEXT NOT NULL,
-    result       TEXT NOT NULL,
-    status       TEXT NOT NULL CHECK (status IN ('ok', 'diverged')),
-    code_version TEXT NOT NULL,
-    environment  TEXT NOT NULL,
-    created      REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_sweep ON results (sweep);
-"""
-
-
-class ResultStore:
-    """SQLite results store: one row per point, keyed by the point's hash.
-
-    Safe for several writers at once (processes or machines sharing a local
-    disk): WAL journal, a busy timeout, every write one ``BEGIN IMMEDIATE``
-    transaction, and ``INSERT ... ON CONFLICT`` so a key is never duplicated.
-    Use it from one thread (the driver's).
-
-    Parameters
-    ----------
-    path : str or Path, optional
-        The SQLite file (created with its folder); default :func:`default_store_path`.
-    timeout : float
-        Seconds to wait for another writer's lock before failing.
-
-    Example
-    -------
-    >>> with ResultStore("/tmp/lrtheory-doc.sqlite") as store:   # doctest: +SKIP
-    ...     rows = store.rows("toy")
-    """
-
-    def __init__(self, path: Union[str, Path, None] = None, *, timeout: float = 60.0) -> None:
-        self.path = Path(path).expanduser() if path is not None else default_store_path()
-        if self.path.exists() and self.path.is_dir():
-            raise ValueError(f"store: {str(self.path)!r} is a folder; expected a file path")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")
-        with self._transaction():
-            for stmt in filter(None, (s.strip() for s in _SCHEMA.split(";"))):
-                self._conn.execute(stmt)
-
-    # -- plumbing
-    @contextlib.contextmanager
-    def _transaction(self):
-        """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error): takes the write lock up
-        front, so two writers queue on the busy timeout instead of deadlocking."""
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
-
-    def close(self) -> None:
-        """Close the connection."""
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
-
-    def __enter__(self) -> "ResultStore":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    # -- reads
-    def keys(self, keys: Iterable[str]) -> Dict[str, StoredRow]:
-        """The stored rows among ``keys`` (a dict key -> :class:`StoredRow`)."""
-        keys = list(keys)
-        out: Dict[str, StoredRow] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i:i + 500]
-            q = f"SELECT * FROM results WHERE key IN ({','.join('?' * len(chunk))})"
-            for r in self._conn.execute(q, chunk):
-                row = _decode(r)
-                out[row.key] = row
-        return out
-
-    def rows(self, sweep: Optional[str] = None) -> List[StoredRow]:
-        """Every stored row (of one sweep if given), ordered by key."""
-        if sweep is None:
-            cur = self._conn.execute("SELECT * FROM results ORDER BY key")
-        else:
-            cur = self._conn.execute("SELECT * FROM results WHERE sweep = ? ORDER BY key", (sweep,))
-        return [_decode(r) for r in cur]
-
-    def count(self, sweep: Optional[str] = None) -> int:
-        """Number of stored rows (of one sweep if given)."""
-        if sweep is None:
-            return self._conn.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-        return self._conn.execute("SELECT COUNT(*) FROM results WHERE sweep = ?", (sweep,)).fetchone()[0]
-
-    # -- writes
-    def put(self, entries: Sequence[Tuple[Point, Mapping[str, Any]]], *, code_version: str,
-            environment: Mapping[str, Any], replace: bool = False) -> int:
-        """Store ``(point, result)`` pairs in one transaction; return how many rows were written.
-
-        The status is ``"diverged"`` when ``result.get("diverged")`` is true, else
-        ``"ok"``. With ``replace=False`` an existing key is left as it is (the
-        first writer wins); with ``replace=True`` it is overwritten.
-
-        Raises
-        ------
-        TypeError
-            If a result holds a value JSON cannot store.
-        """
-        now = time.time()
-        env = canonical_json(environment)
-        rows = []
-        for point, result in entries:
-            if not isinstance(result, Mapping):
-                raise TypeError(f"result of {point.config!r}: expected a dict, got {type(result).__name__}")
-            status = "diverged" if bool(result.get("diverged", False)) else "ok"
-            rows.append((point.key, point.sweep, canonical_json(point.config), canonical_json(result),
-                         status, code_version, env, now))
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        tail = "" if replace else " ON CONFLICT(key) DO NOTHING"
-        with self._transaction():
-            before = self._conn.total_changes
-            self._conn.executemany(f"{verb} INTO results VALUES (?, ?, ?, ?, ?, ?, ?, ?){tail}", rows)
-            return self._conn.total_changes - before
-
-    def delete(self, sweep: str) -> int:
-        """Delete every row of ``sweep``; return how many."""
-        with self._transaction():
-            return self._conn.execute("DELETE FROM results WHERE sweep = ?", (sweep,)).rowcount
-
-
-def _decode(r) -> StoredRow:
-    return StoredRow(key=r[0], sweep=r[1], config=json.loads(r[2]), result=json.loads(r[3]), status=r[4],
-                     code_version=r[5], environment=json.loads(r[6]), created=r[7])
-
-
 # ---------------------------------------------------------------------------------------------
 # versions and environment
 # ---------------------------------------------------------------------------------------------
-_CODE_VERSION: Optional[str] = None
-
-
-def code_version() -> str:
-    """``lrtheory.__version__``, plus ``+g<commit>`` (and ``.dirty``) when run from a git checkout."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        import lrtheory
-
-        version = getattr(lrtheory, "__version__", "unknown")
-        root = Path(lrtheory.__file__).resolve().parent.parent
-        try:
-            if not (root / "pyproject.toml").is_file():  # an installed copy: no checkout to ask
-                raise OSError
-            commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=root, capture_output=True,
-                                    text=True, timeout=10)
-            if commit.returncode == 0 and commit.stdout.strip():
-                version += "+g" + commit.stdout.strip()
-                dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "lrtheory"],
-                                       cwd=root, capture_output=True, text=True, timeout=10)
-                if dirty.returncode == 0 and dirty.stdout.strip():
-                    version += ".dirty"
-        except (OSError, subprocess.SubprocessError):
-            pass
-        _CODE_VERSION = version
-    return _CODE_VERSION
-
-
 def _environment(device: Any) -> Dict[str, Any]:
     env = {"python": platform.python_version(), "host": socket.gethostname(), "device": str(device)}
     try:
@@ -829,7 +498,7 @@ def _fmt_time(seconds: float) -> str:
 
 
 def run_sweep(
-    sweep: Union[str, SweepDef],
+    sweep: SweepDef,
     scale: str = "ci",
     *,
     device: Any = None,
@@ -839,15 +508,16 @@ def run_sweep(
     configs: Optional[Iterable[Mapping[str, Any]]] = None,
     max_pending: Optional[int] = None,
     progress: Any = None,
+    code_version: str = "unknown",
 ) -> SweepReport:
     """Run a sweep: validate, skip what is stored, compute the rest batch by batch, store.
 
     Parameters
     ----------
-    sweep : str or SweepDef
-        A registered sweep name (:data:`lrtheory.sweeps.SWEEPS`) or a definition.
-    scale : {"ci", "full"}
-        Which point list of the sweep to run.
+    sweep : SweepDef
+        The definition (the book's: :func:`lrtheory.verify.registry.sweeps`).
+    scale : str
+        Which point list of the sweep to run (``sweep.points(scale)``).
     device : str, torch.device or None
         Passed to every batch, resolved where the batch runs (so a GPU worker
         of a CPU-only driver can be asked for ``"cuda"``). None: each worker's
@@ -868,6 +538,9 @@ def run_sweep(
         executor, else ``2 * max_workers`` when the executor says, else 32.
     progress : None, False or a text stream
         Progress bar target; None means ``sys.stderr``, False means silent.
+    code_version : str
+        Stored beside every computed point (``lrtheory`` passes its version and commit);
+        points stored by another version are counted as ``stale`` in the report.
 
     Returns
     -------
@@ -876,22 +549,17 @@ def run_sweep(
     Raises
     ------
     ValueError
-        Before any work, if the scale is unknown or any point is invalid (the
-        message names the point).
+        Before any work, if any point is invalid (the message names the point).
     Exception
         Whatever a batch raised (divergence is a result, not an error). Batches
         finished before it stay stored; rerunning continues from there.
 
     Example
     -------
-    >>> report = run_sweep("toy", "ci", store="/tmp/lrtheory-doc.sqlite", progress=False)  # doctest: +SKIP
-    >>> report.total == report.skipped + report.computed                                    # doctest: +SKIP
-    True
+    See the module docstring.
     """
     t0 = time.monotonic()
-    sweep = get_sweep(sweep)
-    if scale not in ("ci", "full"):
-        raise ValueError(f"scale: expected 'ci' or 'full', got {scale!r}")
+    sweep = _as_sweep(sweep)
     if configs is None:
         configs = sweep.points(scale)
     points = make_points(sweep, configs)  # every point validated before any work
@@ -908,7 +576,7 @@ def run_sweep(
         workers = getattr(ex, "_max_workers", None)
         max_pending = 1 if isinstance(ex, InlineExecutor) else (2 * workers if workers else 32)
     report = SweepReport(sweep=sweep.name, scale=scale, store=str(st.path), total=len(points))
-    version = code_version()
+    version = code_version
     bar = None
     pending: Dict[cf.Future, List[Point]] = {}
     try:
@@ -972,7 +640,7 @@ def run_sweep(
 
 
 def load_results(
-    sweep: Union[str, SweepDef],
+    sweep: SweepDef,
     scale: str = "full",
     store: Union[str, Path, ResultStore, None] = None,
     *,
@@ -985,8 +653,8 @@ def load_results(
 
     Parameters
     ----------
-    sweep : str or SweepDef
-    scale : {"ci", "full"}
+    sweep : SweepDef
+    scale : str
     store : str, Path or ResultStore, optional
         Default :func:`default_store_path`. A missing file means "absent".
     partial : bool
@@ -1000,13 +668,9 @@ def load_results(
 
     Example
     -------
-    >>> rows = load_results("max_lr_grid", "full")         # doctest: +SKIP
-    >>> if rows is None:                                   # doctest: +SKIP
-    ...     print("no full-scale results stored; run `lrtheory sweep sharpness --scale full`")
+    See the module docstring.
     """
-    sweep = get_sweep(sweep)
-    if scale not in ("ci", "full"):
-        raise ValueError(f"scale: expected 'ci' or 'full', got {scale!r}")
+    sweep = _as_sweep(sweep)
     points = make_points(sweep, sweep.points(scale))
     if not isinstance(store, ResultStore):
         path = Path(store).expanduser() if store is not None else default_store_path()
@@ -1019,114 +683,3 @@ def load_results(
     if not found or (not partial and len(found) < len(points)):
         return None
     return [(p.config, found[p.key].result) for p in points if p.key in found]
-
-
-# ---------------------------------------------------------------------------------------------
-# command line: lrtheory sweep CHAPTER
-# ---------------------------------------------------------------------------------------------
-def _sweeps_for(target: str) -> List[SweepDef]:
-    from lrtheory.sweeps import SWEEPS
-
-    if target in SWEEPS:
-        return [SWEEPS[target]]
-    found = [s for s in SWEEPS.values() if s.chapter == target]
-    if not found:
-        chapters = sorted({s.chapter for s in SWEEPS.values()})
-        raise ValueError(f"unknown chapter or sweep {target!r}; chapters: {chapters}; sweeps: {sorted(SWEEPS)}")
-    return found
-
-
-def _open_executor(spec: str):
-    """(executor, closer) for ``--executor``: ``local`` or ``dask://HOST:PORT``."""
-    if spec == "local":
-        return None, (lambda: None)
-    if spec.startswith("dask://"):
-        address = spec[len("dask://"):]
-        host, _, port = address.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"--executor: expected dask://HOST:PORT, got {spec!r}")
-        try:
-            from distributed import Client
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise ValueError("--executor dask://...: needs dask.distributed (pip install 'dask[distributed]')") from exc
-        client = Client(f"tcp://{address}", timeout="30s")
-        return client.get_executor(), client.close
-    raise ValueError(f"--executor: expected 'local' or 'dask://HOST:PORT', got {spec!r}")
-
-
-def cmd_sweep(args) -> int:
-    """``lrtheory sweep``: 0 done, 1 a batch failed, 2 bad usage, 130 interrupted (Ctrl-C)."""
-    from lrtheory.sweeps import SWEEPS
-
-    if args.list:
-        for s in SWEEPS.values():
-            print(f"{s.chapter:12s} {s.name:24s} {s.description}")
-        return 0
-    if not args.chapter:
-        print("lrtheory sweep: error: give a CHAPTER (or a sweep name), or --list", file=sys.stderr)
-        return 2
-    try:
-        sweeps = _sweeps_for(args.chapter)
-        if args.executor == "local" and args.device is not None:
-            from lrtheory.core.device import resolve_device
-
-            resolve_device(args.device)
-        for s in sweeps:  # every point of every sweep validated before any work
-            make_points(s, s.points(args.scale))
-        store = ResultStore(args.store)
-    except (ValueError, sqlite3.Error) as exc:
-        print(f"lrtheory sweep: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        executor, close = _open_executor(args.executor)
-    except ValueError as exc:
-        store.close()
-        print(f"lrtheory sweep: error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        store.close()
-        print(f"lrtheory sweep: error: cannot reach the scheduler: {exc}", file=sys.stderr)
-        return 2
-    status = 0
-    try:
-        for s in sweeps:
-            try:
-                report = run_sweep(s, args.scale, device=args.device, executor=executor, store=store,
-                                   fresh=args.fresh, progress=sys.stderr)
-            except KeyboardInterrupt:
-                print(f"\nlrtheory sweep: {s.name} interrupted; finished batches are stored, rerun the same "
-                      f"command to resume", file=sys.stderr)
-                return 130
-            except Exception as exc:  # a batch failed: what is stored stays stored
-                print(f"lrtheory sweep: {s.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                status = 1
-                continue
-            print(report.summary(), flush=True)
-    finally:
-        close()
-        store.close()
-    return status
-
-
-def add_cli(subparsers) -> None:
-    """Add ``lrtheory sweep`` to the ``lrtheory`` command line (called by :mod:`lrtheory.cli`)."""
-    p = subparsers.add_parser(
-        "sweep",
-        help="run a chapter's paper-scale sweeps into the results store (resumable)",
-        description=("Run every sweep of CHAPTER (or the sweep named CHAPTER), storing each point's result in "
-                     "an SQLite store as it finishes. Rerunning skips stored points, so an interrupted sweep "
-                     "resumes where it stopped. Chapters read the stored full-scale results."),
-    )
-    p.add_argument("chapter", nargs="?", metavar="CHAPTER", help="chapter (e.g. sharpness) or sweep name")
-    p.add_argument("--scale", choices=("ci", "full"), default="ci",
-                   help="ci: small grid for 2 CPU cores (default); full: paper-sized grid, meant for a GPU")
-    p.add_argument("--device", default=None,
-                   help="cpu or cuda, resolved on each worker (default: $LRTHEORY_DEVICE, else cuda when present)")
-    p.add_argument("--executor", default="local", metavar="local|dask://HOST:PORT",
-                   help="local: in this process (default); dask://HOST:PORT: a Dask scheduler's workers")
-    p.add_argument("--fresh", action="store_true", help="recompute every point, overwriting stored rows")
-    p.add_argument("--store", default=None, metavar="PATH",
-                   help=f"SQLite results file (default: ${ENV_CACHE}/results.sqlite, "
-                        f"else ~/.cache/lrtheory/results.sqlite)")
-    p.add_argument("--list", action="store_true", help="list the sweeps and their chapters, then exit")
-    p.set_defaults(func=cmd_sweep)
