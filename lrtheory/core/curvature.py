@@ -54,7 +54,6 @@ Example
 """
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -64,6 +63,7 @@ import torch
 from torch import Tensor, nn
 
 from lrtheory.core.device import make_generator
+from lrtheory.core.validate import positive_int, positive_real
 from lrtheory.core.mlp import MLPSpec, _check_params, forward
 from lrtheory.core.train import LOSSES, _loss_from_out
 
@@ -184,10 +184,8 @@ class _RetainedHVP:
 
 # ----------------------------------------------------------------------------- Krylov
 def _check_tol(tol, max_iter):
-    if not (isinstance(tol, numbers.Real) and math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol: expected a positive finite number, got {tol!r}")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, numbers.Integral) or max_iter < 1:
-        raise ValueError(f"max_iter: expected a positive integer, got {max_iter!r}")
+    positive_real(tol, "tol")
+    positive_int(max_iter, "max_iter")
 
 
 def _start_vector(n_or_v0, generator, dtype, device) -> Tuple[Tensor, bool]:

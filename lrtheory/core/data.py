@@ -26,7 +26,6 @@ Example
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from dataclasses import dataclass
 from typing import Optional
@@ -36,6 +35,7 @@ import torch
 from torch import Tensor
 
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, resolve_dtype
+from lrtheory.core.validate import in_range, integer, nonneg_int, nonneg_real, positive_int, positive_real
 
 __all__ = ["Dataset", "digits", "gaussian_teacher", "two_gaussians", "mnist1d", "one_hot", "MNIST1D_AVAILABLE"]
 
@@ -109,28 +109,14 @@ def one_hot(labels: Tensor, n_classes: int, *, dtype: torch.dtype = torch.float6
     """
     if not isinstance(labels, Tensor) or labels.dim() != 1 or labels.dtype.is_floating_point:
         raise ValueError("labels: expected an integer tensor of shape (N,)")
-    if isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 1:
-        raise ValueError(f"n_classes: expected a positive integer, got {n_classes!r}")
+    positive_int(n_classes, "n_classes")
     if labels.numel() and (int(labels.min()) < 0 or int(labels.max()) >= n_classes):
         raise ValueError(f"labels: values must lie in [0, {n_classes})")
     return torch.nn.functional.one_hot(labels.long(), n_classes).to(dtype) * scale
 
 
-def _check_seed(seed) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
-
-
-def _check_count(v, name: str, allow_none: bool = False) -> None:
-    if v is None and allow_none:
-        return
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-
-
 def _split(n: int, test_fraction: float, seed: int):
-    if not (isinstance(test_fraction, numbers.Real) and 0.0 < test_fraction < 1.0):
-        raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+    in_range(test_fraction, "test_fraction", 0.0, 1.0, inclusive=False)
     perm = torch.randperm(n, generator=make_generator(seed, "cpu")).numpy()
     n_test = max(1, int(round(n * test_fraction)))
     return perm[n_test:], perm[:n_test]
@@ -194,8 +180,9 @@ def digits(
     """
     from sklearn.datasets import load_digits
 
-    _check_seed(seed)
-    _check_count(n_train, "n_train", allow_none=True)
+    nonneg_int(seed, "seed")
+    if n_train is not None:
+        positive_int(n_train, "n_train")
     X, Y = load_digits(return_X_y=True)
     tr, te = _split(len(Y), test_fraction, int(seed))
     if n_train is not None:
@@ -255,14 +242,13 @@ def gaussian_teacher(
         On a non-positive size, an unknown ``task``, ``n_classes < 2`` or negative noise.
     """
     for v, name in ((n_train, "n_train"), (n_test, "n_test"), (d, "d"), (teacher_width, "teacher_width"), (d_out, "d_out")):
-        _check_count(v, name)
-    _check_seed(seed)
+        positive_int(v, name)
+    nonneg_int(seed, "seed")
     if task not in ("regression", "classification"):
         raise ValueError(f"task: expected 'regression' or 'classification', got {task!r}")
-    if task == "classification" and (isinstance(n_classes, bool) or not isinstance(n_classes, numbers.Integral) or n_classes < 2):
-        raise ValueError(f"n_classes: expected an integer >= 2, got {n_classes!r}")
-    if not (isinstance(noise_std, numbers.Real) and math.isfinite(noise_std) and noise_std >= 0):
-        raise ValueError(f"noise_std: expected a finite number >= 0, got {noise_std!r}")
+    if task == "classification":
+        integer(n_classes, "n_classes", minimum=2)
+    nonneg_real(noise_std, "noise_std")
     g = make_generator(int(seed), "cpu")
     k = n_classes if task == "classification" else d_out
     W = torch.randn(teacher_width, d, generator=g, dtype=torch.float64)
@@ -302,10 +288,9 @@ def two_gaussians(
         On a non-positive size or separation.
     """
     for v, name in ((n_train, "n_train"), (n_test, "n_test"), (d, "d")):
-        _check_count(v, name)
-    _check_seed(seed)
-    if not (isinstance(separation, numbers.Real) and math.isfinite(separation) and separation > 0):
-        raise ValueError(f"separation: expected a positive finite number, got {separation!r}")
+        positive_int(v, name)
+    nonneg_int(seed, "seed")
+    positive_real(separation, "separation")
     g = make_generator(int(seed), "cpu")
     u = torch.randn(d, generator=g, dtype=torch.float64)
     u = u / u.norm()
@@ -343,11 +328,11 @@ def mnist1d(
         raise ValueError("mnist1d: the 'mnist1d' package is not installed")
     from mnist1d.data import get_dataset_args, make_dataset
 
-    _check_seed(seed)
-    _check_count(n_samples, "n_samples")
-    _check_count(n_train, "n_train", allow_none=True)
-    if not (isinstance(test_fraction, numbers.Real) and 0.0 < test_fraction < 1.0):
-        raise ValueError(f"test_fraction: expected a number in (0, 1), got {test_fraction!r}")
+    nonneg_int(seed, "seed")
+    positive_int(n_samples, "n_samples")
+    if n_train is not None:
+        positive_int(n_train, "n_train")
+    in_range(test_fraction, "test_fraction", 0.0, 1.0, inclusive=False)
     if n_samples < 20:
         raise ValueError(f"n_samples: expected at least 20 (2 per class), got {n_samples}")
     args = get_dataset_args()

@@ -9,12 +9,23 @@ The rules are few and explicit:
 * Randomness comes from explicit :class:`torch.Generator` objects made by
   :func:`make_generator`, so the same seed gives the same result on the same
   device whatever else ran before.
+* Seeds come from ONE rule, :func:`seed_for`: a hash of keys that name what a
+  model is (chapter, measurement, architecture, seed index), so two models share
+  a seed only if they share every key. No hand-written formulas (``base + depth``),
+  which made neighbouring depths share most of their seeds.
+  :func:`record_seeds` records every call, for tests that no two models collide.
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import math
+import numbers
 import os
 import random
-from typing import Union
+import struct
+import threading
+from typing import Iterator, List, Tuple, Union
 
 import numpy as np
 import torch
@@ -26,6 +37,8 @@ __all__ = [
     "resolve_dtype",
     "make_generator",
     "seed_everything",
+    "seed_for",
+    "record_seeds",
 ]
 
 #: Environment variable that overrides the automatic device choice.
@@ -135,3 +148,110 @@ def seed_everything(seed: int) -> None:
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     torch.manual_seed(int(seed))
+
+
+# ----------------------------------------------------------------------------- seed_for
+#: Version tag hashed before the keys; changing the encoding means changing this tag.
+_SEED_TAG = b"lrtheory.seed_for/v1"
+_recorders: List[list] = []
+_recorders_lock = threading.Lock()
+
+
+def _encode_key(key, keys) -> bytes:
+    # A type tag, a length and the payload, so that no two different key tuples share an
+    # encoding: ("ab", "c") != ("a", "bc"), 1 != 1.0 != "1", (1, 2) != 1, 2 (nested).
+    if isinstance(key, (bool, np.bool_)):
+        raise ValueError(f"keys: a bool key is ambiguous (True == 1); pass int(flag) or a str, got {keys!r}")
+    if key is None:
+        return b"n0:"
+    if isinstance(key, (numbers.Integral, np.integer)):
+        payload = str(int(key)).encode()
+        tag = b"i"
+    elif isinstance(key, (float, np.floating)):
+        x = float(key)
+        if math.isnan(x):
+            raise ValueError(f"keys: NaN is not a key (NaN != NaN), got {keys!r}")
+        payload = (0.0 if x == 0.0 else x).hex().encode()  # exact; -0.0 and 0.0 are one key
+        tag = b"f"
+    elif isinstance(key, str):
+        payload = key.encode("utf-8")
+        tag = b"s"
+    elif isinstance(key, tuple):
+        payload = b"".join(_encode_key(k, keys) for k in key)
+        tag = b"t" + str(len(key)).encode()
+    else:
+        raise ValueError(f"keys: expected ints, floats, strs, None or tuples of them, got "
+                         f"{type(key).__name__} {key!r} in {keys!r}")
+    return tag + str(len(payload)).encode() + b":" + payload
+
+
+def seed_for(*keys) -> int:
+    """The seed of the model named by ``keys``: the one seeding rule of the library.
+
+    SHA-256 of a canonical, type-tagged encoding of the keys, truncated to a 63-bit
+    non-negative ``int``. The result depends only on the keys: the same in every
+    process, Python version and machine (no ``hash()``, no ``PYTHONHASHSEED``), and
+    different keys give unrelated seeds.
+
+    Parameters
+    ----------
+    *keys : int, float, str, None, or tuples of them
+        Everything that distinguishes the model: chapter, measurement, architecture,
+        seed index, and an LR only if runs at different LRs must be independent.
+        Keys are typed: ``1``, ``1.0`` and ``"1"`` are three different keys;
+        NumPy integers and floats count as Python ints and floats, ``-0.0`` as ``0.0``.
+
+    Returns
+    -------
+    int
+        In ``[0, 2**63)``: valid for :func:`make_generator`, ``torch.manual_seed`` and
+        ``numpy.random.default_rng``.
+
+    Raises
+    ------
+    ValueError
+        Naming ``keys``: for no keys, a bool (ambiguous with an int), NaN, or a type
+        without a canonical encoding (a list, a dict, an object).
+
+    Examples
+    --------
+    >>> seed_for("catapult", "relu", 3, 64, 0) == seed_for("catapult", "relu", 3, 64, 0)
+    True
+    >>> seed_for("catapult", "relu", 3, 64, 0) == seed_for("catapult", "relu", 4, 64, 0)
+    False
+    >>> g = make_generator(seed_for("sharpness", "init", (3, 64), 0))
+    """
+    if not keys:
+        raise ValueError("keys: expected at least one key")
+    digest = hashlib.sha256(_SEED_TAG + _encode_key(tuple(keys), keys)).digest()
+    seed = struct.unpack(">Q", digest[:8])[0] >> 1
+    if _recorders:
+        with _recorders_lock:
+            for rec in _recorders:
+                rec.append((tuple(keys), seed))
+    return seed
+
+
+@contextlib.contextmanager
+def record_seeds() -> Iterator[List[Tuple[tuple, int]]]:
+    """Record every :func:`seed_for` call made inside the block, in any thread.
+
+    Yields a list that fills with ``(keys, seed)`` pairs in call order. Blocks nest:
+    an inner block's calls are recorded by the outer one too.
+
+    Examples
+    --------
+    >>> with record_seeds() as calls:
+    ...     _ = seed_for("a", 0); _ = seed_for("a", 1)
+    >>> [k for k, _ in calls]
+    [('a', 0), ('a', 1)]
+    """
+    rec: List[Tuple[tuple, int]] = []
+    with _recorders_lock:
+        _recorders.append(rec)
+    try:
+        yield rec
+    finally:
+        with _recorders_lock:
+            # by identity: two recorders holding equal lists are still two recorders
+            del _recorders[next(i for i, r in enumerate(_recorders) if r is rec)]

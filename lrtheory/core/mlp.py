@@ -86,6 +86,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, resolve_dtype
+from lrtheory.core.validate import integer, nonneg_int, positive_int, positive_real
 
 __all__ = [
     "PARAMETRIZATIONS",
@@ -113,11 +114,6 @@ PARAMETRIZATIONS = ("standard", "ntk", "mean_field", "mup")
 NORMS = (None, "layernorm", "batchnorm")
 #: epsilon of both normalization layers (torch's default).
 NORM_EPS = 1e-5
-
-
-def _check_pos_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -165,10 +161,10 @@ class MLPSpec:
     input_lr_mult: float = 1.0
 
     def __post_init__(self):
-        _check_pos_int(self.d_in, "d_in")
-        _check_pos_int(self.width, "width")
-        _check_pos_int(self.depth, "depth")
-        _check_pos_int(self.d_out, "d_out")
+        positive_int(self.d_in, "d_in")
+        positive_int(self.width, "width")
+        positive_int(self.depth, "depth")
+        positive_int(self.d_out, "d_out")
         if self.parametrization not in PARAMETRIZATIONS:
             raise ValueError(
                 f"parametrization: unknown {self.parametrization!r}; expected one of {PARAMETRIZATIONS}"
@@ -177,9 +173,7 @@ class MLPSpec:
             raise ValueError(f"bias: expected a bool, got {self.bias!r}")
         if self.norm not in NORMS:
             raise ValueError(f"norm: unknown {self.norm!r}; expected one of {NORMS}")
-        m = self.input_lr_mult
-        if isinstance(m, bool) or not isinstance(m, numbers.Real) or not math.isfinite(m) or m <= 0:
-            raise ValueError(f"input_lr_mult: expected a positive finite number, got {m!r}")
+        positive_real(self.input_lr_mult, "input_lr_mult")
 
     @property
     def n_layers(self) -> int:
@@ -332,9 +326,8 @@ def init_params(
     """
     if not isinstance(spec, MLPSpec):
         raise ValueError(f"spec: expected an MLPSpec, got {type(spec).__name__}")
-    _check_pos_int(K, "K")
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    positive_int(K, "K")
+    nonneg_int(seed, "seed")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     stds = init_stds(spec)
@@ -561,8 +554,7 @@ def to_module(spec: MLPSpec, params: Sequence[Tensor], k: int = 0) -> CoreMLP:
     torch.Size([5, 1])
     """
     K = _check_params(spec, params)
-    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 0 <= k < K:
-        raise ValueError(f"k: expected an integer in [0, {K}), got {k!r}")
+    integer(k, "k", minimum=0, maximum=K - 1)
     mod = CoreMLP(spec, device=params[0].device, dtype=params[0].dtype)
     i = 0
     with torch.no_grad():
