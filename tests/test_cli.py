@@ -1,37 +1,63 @@
-"""`lrtheory verify`: exit codes, JSON, progress, on a registry of toy claims."""
+"""`lrtheory verify` and `lrtheory --version`: exit codes, JSON, progress, output paths, Ctrl-C,
+on the toy chapter (tests/toy_chapter) alone."""
 import json
 import subprocess
 import sys
 
 import pytest
 
-from lrtheory import claims as C
 from lrtheory.cli import main
 
 
-@pytest.fixture
-def toy_registry(monkeypatch):
-    monkeypatch.setattr(C, "_REGISTRY", {})
-    monkeypatch.setattr(C, "RESULT_MODULES", ())
-    tol = C.Tolerance(0.1, "abs", "toy")
-    C.register(C.Claim("toy.good", "00_toy", "good", "src", tol, lambda s: 1.0, lambda s, d: 1.0))
-    C.register(C.Claim("toy.bad", "00_toy", "bad", "src", tol, lambda s: 1.0, lambda s, d: 2.0))
-
-
-def test_exit_codes_and_json(toy_registry, tmp_path, capsys):
+def test_exit_codes_and_json(only_toy, tmp_path, capsys):
     out = tmp_path / "v.json"
-    assert main(["verify", "--only", "toy.good", "--json", str(out), "--device", "cpu"]) == 0
+    assert main(["verify", "--only", "template", "--json", str(out), "--device", "cpu"]) == 0
     rows = json.loads(out.read_text())
-    assert [r["id"] for r in rows] == ["toy.good"] and rows[0]["passed"] is True
-    assert main(["verify", "--only", "toy", "--device", "cpu"]) == 1
+    assert [r["id"] for r in rows] == ["template.second_moment"] and rows[0]["passed"] is True
     captured = capsys.readouterr()
-    assert "[2/2] toy.good" in captured.err  # progress on stderr
-    assert "1 passed, 1 failed" in captured.out
+    assert "[1/1] template.second_moment" in captured.err  # progress on stderr
+    assert captured.out.rstrip().endswith("1 passed, 0 failed")
 
 
-def test_unknown_claim_is_usage_error(toy_registry, capsys):
-    assert main(["verify", "--only", "toy.nope"]) == 2
-    assert "no claim matches 'toy.nope'" in capsys.readouterr().err
+def test_failed_claim_exits_1(only_toy, monkeypatch, capsys):
+    import toy_chapter.claims as tc
+
+    wrong = tc.SECOND_MOMENT.with_prediction(lambda p: {"m2": 0.5})
+    monkeypatch.setattr(tc.CHAPTER, "claims", [wrong])
+    assert main(["verify", "--device", "cpu"]) == 1
+    assert "0 passed, 1 failed" in capsys.readouterr().out
+
+
+def test_unknown_claim_is_usage_error(only_toy, capsys):
+    assert main(["verify", "--only", "template.nope"]) == 2
+    assert "no claim matches 'template.nope'" in capsys.readouterr().err
+
+
+def test_scale_a_chapter_lacks_is_usage_error(only_toy, capsys):
+    assert main(["verify", "--scale", "full"]) == 2
+    assert "no 'full' config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("target", ["/no/such/dir/x.json", "{tmp}"])
+def test_unwritable_json_path_fails_before_any_work(only_toy, monkeypatch, tmp_path, capsys, target):
+    import toy_chapter.claims as tc
+
+    ran = []
+    monkeypatch.setattr(tc.CHAPTER, "claims", [tc.SECOND_MOMENT.with_prediction(lambda p: ran.append(1) or p)])
+    assert main(["verify", "--json", target.format(tmp=tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "--json" in err and "Traceback" not in err and ran == []  # nothing was checked
+
+
+def test_ctrl_c_is_a_clean_message_and_exit_130(only_toy, monkeypatch, capsys):
+    import lrtheory.verify.report as report
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(report, "run_claims", interrupted)
+    assert main(["verify"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("argv", [["verify", "--scale", "huge"], ["frobnicate"], []])
@@ -41,14 +67,26 @@ def test_bad_usage_exits_2(argv):
     assert exc.value.code == 2
 
 
+def test_version_and_help_state_exit_codes(capsys):
+    from lrtheory._version import __version__
+
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"lrtheory {__version__}"
+    for argv in (["--help"], ["verify", "--help"], ["sweep", "--help"]):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert "130 interrupted" in capsys.readouterr().out
+
+
 def test_console_script_runs():
     proc = subprocess.run([sys.executable, "-m", "lrtheory", "verify", "--only", "no.such.claim"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert "no claim matches" in proc.stderr
 
 
-def test_cuda_without_cuda_is_usage_error(toy_registry, capsys):
+def test_cuda_without_cuda_is_usage_error(only_toy, capsys):
     import torch
     if torch.cuda.is_available():
         pytest.skip("CUDA present")

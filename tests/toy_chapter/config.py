@@ -1,4 +1,5 @@
 """Configs of the toy chapter, one frozen dataclass per scale."""
+import os
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -12,5 +13,6 @@ class ToyConfig:
 
 CONFIGS = {
     "ci": ToyConfig(n=4000, seeds=(0, 1, 2, 3)),
-    "reference": ToyConfig(n=20000, seeds=tuple(range(6))),
+    # LRTHEORY_TOY_DELAY slows each part down, so a test can kill the sweep midway
+    "reference": ToyConfig(n=20000, seeds=tuple(range(6)), delay=float(os.environ.get("LRTHEORY_TOY_DELAY", 0))),
 }
