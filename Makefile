@@ -17,13 +17,14 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help install notebooks book book-build test test-unit test-nbval test-browser verify clean
+.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-browser verify clean
 
 help:
 	@echo "make book          install, execute the chapters, build _build/html"
 	@echo "make test          install, unit tests, nbval on every chapter, strict book build"
 	@echo "make notebooks     re-execute chapters in place (NB=chapters/05_balancing.ipynb for one)"
 	@echo "make verify        lrtheory verify --scale ci"
+	@echo "make test-nbval-kernel  nbval under ATEN_CPU_CAPABILITY=avx2 (another CPU kernel)"
 	@echo "make test-browser  build, serve and check every page in headless Chromium"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -51,9 +52,17 @@ book: notebooks book-build
 
 test-unit: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile tests
+	# every docstring example of the library runs (numpydoc "Example" sections)
+	$(PY) -m pytest -q -p no:cacheprovider --doctest-modules lrtheory
 
 test-nbval: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile --nbval-lax --nbval-current-env $(NB)
+
+# nbval again under another CPU kernel (AVX2 code paths, as on most laptops): a checked output
+# that depends on the machine cannot land.
+test-nbval-kernel: $(STAMP)
+	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest -q -p no:cacheprovider -n 2 \
+	  --dist loadfile --nbval-lax --nbval-current-env $(NB)
 
 test: test-unit test-nbval book-build
 
