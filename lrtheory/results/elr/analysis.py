@@ -1,0 +1,135 @@
+"""Chapter 04, the analysis: ELR spread, where one step starts to widen it, ratio read-outs (numpy).
+
+Nothing here trains or derives: these functions turn measured (or modelled) ELRs into the
+numbers the claims compare.
+"""
+from __future__ import annotations
+
+import math
+from typing import Tuple
+
+import numpy as np
+
+from lrtheory.core import validate as V
+from lrtheory.core.stats import loglog_fit
+
+__all__ = ["spread", "mean_log_spread", "widening_onset", "log_ratio_from_norms", "window_mean", "decay_exponent"]
+
+
+def spread(elrs, axis: int = -1) -> np.ndarray:
+    """ELR spread: ``max / min`` of the layers' ELRs along ``axis``.
+
+    Parameters
+    ----------
+    elrs : array, shape ``(..., L)``
+        Positive ELRs (or ELRs per unit LR: the ratio is the same).
+    axis : int
+
+    Returns
+    -------
+    ndarray
+        ``>= 1``; NaN where an entry is not finite (a diverged run).
+
+    Raises
+    ------
+    ValueError
+        If ``elrs`` is empty along ``axis``.
+
+    Example
+    -------
+    >>> float(spread([0.1, 0.4, 0.2]))
+    4.0
+    """
+    arr = np.asarray(elrs, dtype=np.float64)
+    if arr.ndim == 0 or arr.shape[axis] == 0:
+        raise ValueError("elrs: expected at least one layer along axis")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = arr.max(axis=axis) / arr.min(axis=axis)
+    bad = ~np.all(np.isfinite(arr), axis=axis) | ~(arr.min(axis=axis) > 0)
+    return np.where(bad, np.nan, out)
+
+
+def mean_log_spread(spreads) -> float:
+    """Mean of ``log spread`` over steps ``1..T`` of a trace ``(T + 1,)`` (step 0, the common
+    starting point, left out).
+
+    Example
+    -------
+    >>> round(mean_log_spread([100.0, 1.0, np.e ** 2]), 6)
+    1.0
+    """
+    s = np.asarray(spreads, dtype=np.float64)
+    return float(np.mean(np.log(s[1:])))
+
+
+def widening_onset(etas, spread_before: float, spread_after) -> float:
+    """Smallest LR above the grid's minimum at which the spread after one step exceeds the
+    spread before it (log-linear interpolation between grid points); NaN if none.
+
+    A non-finite spread after the step (a diverged step) counts as widening, at that grid LR.
+
+    Parameters
+    ----------
+    etas : array ``(K,)``, increasing, > 0
+    spread_before : float, > 0
+    spread_after : array ``(K,)``
+
+    Example
+    -------
+    >>> round(widening_onset([1.0, 2.0, 4.0], 4.0, [2.0, 1.0, 16.0]), 6)
+    2.828427
+    """
+    le = np.log(V.positive_array(etas, "etas", ndim=1, increasing=True))
+    lb = math.log(V.positive_real(spread_before, "spread_before"))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ls = np.log(np.asarray(spread_after, dtype=np.float64))
+    if ls.shape != le.shape:
+        raise ValueError(f"spread_after: expected shape {le.shape}, got {ls.shape}")
+    i0 = int(np.nanargmin(ls))
+    for i in range(i0 + 1, len(ls)):
+        if not np.isfinite(ls[i]):
+            return float(math.exp(le[i]))
+        if ls[i] > lb:
+            f = (lb - ls[i - 1]) / (ls[i] - ls[i - 1])
+            return float(math.exp(le[i - 1] + f * (le[i] - le[i - 1])))
+    return math.nan
+
+
+def log_ratio_from_norms(S, c) -> np.ndarray:
+    """``log(E_0/E_1)`` of two scale-invariant layers from their squared norms ``S (T+1, 2)``
+    and their known gradient scales ``c (2,)`` (``E = eta c / S``): free of the per-step noise
+    of the gradient norms.
+
+    Example
+    -------
+    >>> log_ratio_from_norms(np.array([[1.0, 1.0], [2.0, 4.0]]), [1.0, 1.0]).round(6).tolist()
+    [0.0, 0.693147]
+    """
+    S = np.asarray(S, dtype=np.float64)
+    c = np.asarray(c, dtype=np.float64)
+    return np.log(S[:, 1] / S[:, 0]) + math.log(c[0] / c[1])
+
+
+def window_mean(x, t: int) -> float:
+    """Mean of ``x[t - w : t + 1]`` with ``w = max(1, t // 50)``: a short trailing window that
+    damps step-to-step noise at step ``t``.
+
+    Example
+    -------
+    >>> window_mean(np.arange(200.0), 100)
+    99.0
+    """
+    w = max(1, int(t) // 50)
+    return float(np.mean(np.asarray(x)[int(t) - w: int(t) + 1]))
+
+
+def decay_exponent(t: Tuple[int, int], r: Tuple[float, float]) -> float:
+    """Exponent ``p`` of ``r ~ t^p`` through the points ``t = (t1, t2, ...)``, ``r = (r1, r2, ...)``
+    (a log-log least-squares line, :func:`lrtheory.core.stats.loglog_fit`; exact through two points).
+
+    Example
+    -------
+    >>> round(decay_exponent((10, 100), (1.0, 0.1)), 12)
+    -1.0
+    """
+    return float(loglog_fit(np.asarray(t, dtype=np.float64), np.asarray(r, dtype=np.float64)).slope)

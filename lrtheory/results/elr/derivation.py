@@ -1,0 +1,510 @@
+"""Chapter 04, the derivation: weight-norm and ELR dynamics of scale-invariant layers (sympy).
+
+Everything here is *derived here* from scale invariance alone: only the abstract of
+Mehmeti-Gopel & Wand (ICML 2024, arXiv 2306.00700) could be read, so the definitions, the
+formulas, the critical learning rate and the warm-up rule are ours, not transcribed.
+
+Setting. A weight tensor ``W`` followed by a normalization (BatchNorm, LayerNorm) is
+*scale-invariant*: the loss does not change when ``W`` is multiplied by a positive number.
+Then the gradient is orthogonal to ``W`` and its norm scales like ``1/||W||``:
+``||grad|| = c / ||W||`` with ``c`` the gradient norm the layer would have at unit weight
+norm. The effective learning rate (ELR) used here is the *relative step*, the definition
+under which the abstract's statement (layer-wise ELR ratios tend to 1) holds in this model:
+
+.. math::
+
+    E = \\eta \\, \\lVert \\nabla_W L \\rVert / \\lVert W \\rVert = \\eta c / S,
+    \\qquad S = \\lVert W \\rVert^2 .
+
+(The other common definition, ``eta / ||W||^2``, drops the gradient-norm factor; under it
+the ratio of two layers' ELRs tends to ``c_k / c_l``, not to 1: :func:`derive_elr_model`
+derives both limits.)
+
+What :func:`derive_elr_model` derives:
+
+* the norm recursion ``S' = S + eta^2 c^2 / S`` and the ELR map ``E' = E / (1 + E^2)``,
+  equivalently ``1/E'^2 = 1/E^2 + 2 + E^2``;
+* the gradient-flow limit ``dS/dt = eta^2 c^2 / S`` and its solution
+  ``S(t) = sqrt(S0^2 + 2 eta^2 c^2 t)``, so ``E(t) = E0 / sqrt(1 + 2 E0^2 t)``;
+* the ratio of two layers' ELRs tends to 1, ``log(E_l/E_k) ~ (1/E_k0^2 - 1/E_l0^2) / (4t)``;
+* the critical learning rate ``eta_c = 1 / sqrt(a_l a_k) = eta / sqrt(E_l E_k)``
+  (``a = E / eta`` the ELR per unit LR): a step at ``eta_c`` equalizes the two ELRs;
+  below it the disparity left after the step shrinks as ``eta`` grows, above it the order
+  flips and the disparity grows with ``eta``;
+* the warm-up that runs at ``eta_c`` of the two extreme layers, which maps the spread
+  ``s = E_max / E_min`` to at most ``(sqrt(s) + 1/sqrt(s)) / 2`` per step (implemented as
+  :class:`lrtheory.tools.elr_warmup.ELRWarmup`).
+
+The remaining functions evaluate these expressions (numpy, via ``sympy.lambdify``) and give
+the claims' predictions; they never run a simulation.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+from typing import Dict, Tuple
+
+import numpy as np
+import sympy as sp
+
+from lrtheory.core import validate as V
+from lrtheory.results.elr.analysis import decay_exponent, mean_log_spread
+
+__all__ = [
+    "ELRDerivation",
+    "derive_elr_model",
+    "elr_step",
+    "elr_closed_form",
+    "norm2_closed_form",
+    "log_ratio_closed_form",
+    "critical_lr",
+    "model_spread_trace",
+    "model_warmup_trace",
+    "ratio_times",
+    "norm_prediction",
+    "ratio_prediction",
+    "warmup_gap_prediction",
+]
+
+
+@dataclass(frozen=True)
+class ELRDerivation:
+    """The sympy objects of the chapter (all symbols positive).
+
+    Attributes
+    ----------
+    symbols : dict
+        ``eta, c, S, S0, t, E, E0, E_l0, E_k0, a_l, a_k, c_l, c_k, u``.
+    S_next : sympy.Expr
+        ``S + eta^2 c^2 / S``: squared norm after one step.
+    E_def : sympy.Expr
+        ``eta c / S``: the ELR (relative step) at squared norm ``S``.
+    E_next : sympy.Expr
+        ``E / (1 + E^2)``: ELR after one step, in terms of the current ELR.
+    u_next : sympy.Expr
+        ``u + 2 + 1/u`` with ``u = 1/E^2``.
+    ode : sympy.Eq
+        ``dS/dt = eta^2 c^2 / S`` (gradient-flow limit of the norm recursion).
+    S_closed : sympy.Expr
+        Its solution with ``S(0) = S0``.
+    E_closed : sympy.Expr
+        ``E(t)`` from ``E(0) = E0``.
+    log_ratio : sympy.Expr
+        ``log(E_l(t) / E_k(t))`` for two layers starting at ``E_l0, E_k0``.
+    ratio_limit : sympy.Expr
+        ``lim_{t->oo} E_l/E_k`` (= 1).
+    classic_ratio_limit : sympy.Expr
+        The same limit for the definition ``eta / ||W||^2`` (= ``c_k / c_l``).
+    rate : sympy.Expr
+        ``lim_{t->oo} t log(E_l/E_k)`` = ``(1/E_k0^2 - 1/E_l0^2) / 4``.
+    next_ratio : sympy.Expr
+        ``E_l'/E_k'`` after one step at LR ``eta`` from per-unit-LR ELRs ``a_l, a_k``.
+    next_ratio_slope : sympy.Expr
+        ``d next_ratio / d eta`` (negative when ``a_l > a_k``).
+    critical_lr : sympy.Expr
+        ``1 / sqrt(a_l a_k)``: the LR at which ``next_ratio = 1``.
+    critical_lr_elr : sympy.Expr
+        The same in terms of the current ELRs at LR ``eta``: ``eta / sqrt(E_l E_k)``.
+    warmup_spread : sympy.Expr
+        Spread after one step at ``critical_lr`` when a third layer sits at the
+        geometric mean (the worst case): ``(s + 1) / (2 sqrt(s))`` for spread ``s``.
+    """
+
+    symbols: Dict[str, sp.Symbol]
+    S_next: sp.Expr
+    E_def: sp.Expr
+    E_next: sp.Expr
+    u_next: sp.Expr
+    ode: sp.Eq
+    S_closed: sp.Expr
+    E_closed: sp.Expr
+    log_ratio: sp.Expr
+    ratio_limit: sp.Expr
+    classic_ratio_limit: sp.Expr
+    rate: sp.Expr
+    next_ratio: sp.Expr
+    next_ratio_slope: sp.Expr
+    critical_lr: sp.Expr
+    critical_lr_elr: sp.Expr
+    warmup_spread: sp.Expr
+
+
+@functools.lru_cache(maxsize=1)
+def derive_elr_model() -> ELRDerivation:
+    """Derive the weight-norm and ELR dynamics of scale-invariant layers with sympy.
+
+    Returns
+    -------
+    ELRDerivation
+
+    Example
+    -------
+    >>> d = derive_elr_model()
+    >>> d.E_next
+    E/(E**2 + 1)
+    >>> d.ratio_limit
+    1
+    """
+    eta, c, S, S0, t, E, E0 = sp.symbols("eta c S S_0 t E E_0", positive=True)
+    El0, Ek0, al, ak, cl, ck, u, s = sp.symbols("E_l0 E_k0 a_l a_k c_l c_k u s", positive=True)
+    # scale invariance: grad orthogonal to W and ||grad|| = c / ||W|| = c / sqrt(S)
+    grad_norm = c / sp.sqrt(S)
+    S_next = S + eta**2 * grad_norm**2  # Pythagoras: ||W - eta g||^2 = ||W||^2 + eta^2 ||g||^2
+    E_def = sp.simplify(eta * grad_norm / sp.sqrt(S))  # relative step eta ||g|| / ||W||
+    E_after = E_def.subs(S, S_next)  # same c, new norm
+    E_next = sp.simplify(E_after.subs(c, sp.solve(sp.Eq(E_def, E), c)[0]))
+    u_next = sp.expand((1 / E_next**2).subs(E, 1 / sp.sqrt(u)))
+    # gradient-flow limit: S_{t+1} - S_t -> dS/dt
+    Sf = sp.Function("S")
+    ode = sp.Eq(Sf(t).diff(t), (S_next - S).subs(S, Sf(t)))
+    sols = sp.dsolve(ode, Sf(t), ics={Sf(0): S0})
+    sols = sols if isinstance(sols, list) else [sols]
+    S_closed = None
+    for sol in sols:  # the branch that is positive at t = 0
+        cand = sp.simplify(sol.rhs)
+        if sp.simplify(cand.subs(t, 0) - S0) == 0 and cand.subs({t: 1, S0: 1, eta: 1, c: 1}).is_positive:
+            S_closed = cand
+    if S_closed is None:
+        raise RuntimeError("sympy returned no positive solution of the norm ODE")
+    E_closed = sp.simplify(E_def.subs(S, S_closed).subs(c, E0 * S0 / eta))
+    El = E_closed.subs(E0, El0)
+    Ek = E_closed.subs(E0, Ek0)
+    log_ratio = sp.simplify(sp.expand_log(sp.log(El / Ek), force=True))
+    ratio_limit = sp.limit(El / Ek, t, sp.oo)
+    # classic definition eta / ||W||^2: the ratio of two layers is S_k / S_l
+    Sl = S_closed.subs({c: cl})
+    Sk = S_closed.subs({c: ck})
+    classic_ratio_limit = sp.simplify(sp.limit((eta / Sl) / (eta / Sk), t, sp.oo))
+    rate = sp.simplify(sp.limit(t * sp.log(El / Ek), t, sp.oo))
+    # one step at LR eta from per-unit-LR ELRs a = c / S (so E = eta a)
+    step_a = lambda a: a / (1 + eta**2 * a**2)  # noqa: E731  a' = c / S' = a / (1 + E^2)
+    next_ratio = sp.simplify(step_a(al) / step_a(ak))
+    next_ratio_slope = sp.factor(sp.diff(next_ratio, eta))
+    crit = [r for r in sp.solve(sp.Eq(next_ratio, 1), eta) if r.is_positive is not False]
+    crit = [sp.simplify(r) for r in crit if sp.simplify(r - 0) != 0]
+    critical_lr = crit[0]
+    Elc, Ekc = sp.symbols("E_l E_k", positive=True)
+    critical_lr_elr = sp.simplify(critical_lr.subs({al: Elc / eta, ak: Ekc / eta}))
+    # warm-up: after a step at eta_c the extremes sit at a_l a_k/(a_l+a_k); the top of
+    # a -> a/(1 + eta_c^2 a^2) is at a = sqrt(a_l a_k) with value sqrt(a_l a_k)/2
+    g = lambda a: a / (1 + critical_lr**2 * a**2)  # noqa: E731
+    a_star = sp.solve(sp.diff(g(sp.Symbol("x", positive=True)), sp.Symbol("x", positive=True)),
+                      sp.Symbol("x", positive=True))[0]
+    worst = sp.simplify(g(a_star) / g(al))
+    warmup_spread = sp.simplify(worst.subs(al, s * ak))
+    return ELRDerivation(
+        symbols=dict(eta=eta, c=c, S=S, S0=S0, t=t, E=E, E0=E0, E_l0=El0, E_k0=Ek0, a_l=al, a_k=ak,
+                     c_l=cl, c_k=ck, u=u, s=s, E_l=Elc, E_k=Ekc),
+        S_next=S_next, E_def=E_def, E_next=E_next, u_next=u_next, ode=ode, S_closed=S_closed,
+        E_closed=E_closed, log_ratio=log_ratio, ratio_limit=ratio_limit,
+        classic_ratio_limit=classic_ratio_limit, rate=rate, next_ratio=next_ratio,
+        next_ratio_slope=next_ratio_slope, critical_lr=critical_lr, critical_lr_elr=critical_lr_elr,
+        warmup_spread=warmup_spread,
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _lambdified(name: str):
+    d = derive_elr_model()
+    y = d.symbols
+    table = {
+        "E_next": ((y["E"],), d.E_next),
+        "E_closed": ((y["E0"], y["t"]), d.E_closed),
+        "S_closed": ((y["S0"], y["eta"], y["c"], y["t"]), d.S_closed),
+        "log_ratio": ((y["E_l0"], y["E_k0"], y["t"]), d.log_ratio),
+        "critical_lr": ((y["a_l"], y["a_k"]), d.critical_lr),
+    }
+    args, expr = table[name]
+    return sp.lambdify(args, expr, "numpy")
+
+
+def _nonneg_array(x, name: str) -> np.ndarray:
+    # core.validate has no non-negative array check yet
+    arr = V.finite_array(x, name)
+    if np.any(arr < 0):
+        raise ValueError(f"{name}: every value must be >= 0, got min {float(arr.min())!r}")
+    return arr
+
+
+def elr_step(E, steps: int = 1) -> np.ndarray:
+    """Iterate the derived ELR map ``E -> E / (1 + E^2)`` (constant LR) ``steps`` times.
+
+    Parameters
+    ----------
+    E : float or array
+        Current ELRs (> 0), any shape.
+    steps : int
+        Number of steps, >= 0.
+
+    Returns
+    -------
+    ndarray
+        ELRs after ``steps`` steps, same shape as ``E``.
+
+    Raises
+    ------
+    ValueError
+        On non-positive / non-finite ``E`` or a negative ``steps``.
+
+    Example
+    -------
+    >>> float(elr_step(1.0))
+    0.5
+    """
+    E = V.positive_array(E, "E")
+    steps = V.nonneg_int(steps, "steps")
+    f = _lambdified("E_next")
+    for _ in range(int(steps)):
+        E = f(E)
+    return np.asarray(E, dtype=np.float64)
+
+
+def elr_closed_form(E0, t) -> np.ndarray:
+    """Gradient-flow ELR ``E(t) = E0 / sqrt(1 + 2 E0^2 t)`` (from :func:`derive_elr_model`).
+
+    Parameters
+    ----------
+    E0 : float or array, > 0
+    t : float or array, >= 0 (broadcast against ``E0``)
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        On non-positive ``E0`` or negative ``t``.
+
+    Example
+    -------
+    >>> round(float(elr_closed_form(1.0, 4.0)), 6)
+    0.333333
+    """
+    return np.asarray(_lambdified("E_closed")(V.positive_array(E0, "E0"), _nonneg_array(t, "t")), dtype=np.float64)
+
+
+def norm2_closed_form(S0, eta, c, t) -> np.ndarray:
+    """Gradient-flow squared weight norm ``S(t) = sqrt(S0^2 + 2 eta^2 c^2 t)``.
+
+    Parameters
+    ----------
+    S0 : float or array, > 0
+        Squared weight norm at ``t = 0``.
+    eta : float or array, > 0
+        Learning rate.
+    c : float or array, > 0
+        Gradient norm at unit weight norm (``||grad|| = c / ||W||``).
+    t : float or array, >= 0
+        Number of steps.
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        On non-positive ``S0, eta, c`` or negative ``t``.
+
+    Example
+    -------
+    >>> float(norm2_closed_form(1.0, 1.0, 1.0, 4.0))
+    3.0
+    """
+    return np.asarray(_lambdified("S_closed")(V.positive_array(S0, "S0"), V.positive_array(eta, "eta"), V.positive_array(c, "c"),
+                                              _nonneg_array(t, "t")), dtype=np.float64)
+
+
+def log_ratio_closed_form(E_l0, E_k0, t) -> np.ndarray:
+    """Gradient-flow ``log(E_l(t) / E_k(t)) = 1/2 log((1/E_k0^2 + 2t) / (1/E_l0^2 + 2t))``.
+
+    Parameters
+    ----------
+    E_l0, E_k0 : float or array, > 0
+        The two layers' ELRs at ``t = 0``.
+    t : float or array, >= 0
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        On non-positive ELRs or negative ``t``.
+
+    Example
+    -------
+    >>> round(float(log_ratio_closed_form(1.0, 0.5, 0.0)), 6)
+    0.693147
+    """
+    return np.asarray(_lambdified("log_ratio")(V.positive_array(E_l0, "E_l0"), V.positive_array(E_k0, "E_k0"),
+                                               _nonneg_array(t, "t")), dtype=np.float64)
+
+
+def critical_lr(a_l, a_k) -> np.ndarray:
+    """Critical learning rate ``1 / sqrt(a_l a_k)`` of two layers.
+
+    ``a = ||grad|| / ||W||`` is a layer's ELR per unit learning rate (so at LR ``eta``
+    the ELR is ``eta a`` and the critical LR is ``eta / sqrt(E_l E_k)``). A step at
+    this LR leaves the two layers with equal ELRs.
+
+    Parameters
+    ----------
+    a_l, a_k : float or array, > 0
+
+    Returns
+    -------
+    ndarray
+
+    Raises
+    ------
+    ValueError
+        On non-positive or non-finite inputs.
+
+    Example
+    -------
+    >>> float(critical_lr(4.0, 1.0))
+    0.5
+    """
+    return np.asarray(_lambdified("critical_lr")(V.positive_array(a_l, "a_l"), V.positive_array(a_k, "a_k")), dtype=np.float64)
+
+
+def model_spread_trace(a0, lrs) -> np.ndarray:
+    """Spread predicted by the model when the layers start at per-unit-LR ELRs ``a0``
+    and take steps at the learning rates ``lrs`` (``c`` held fixed per layer).
+
+    Parameters
+    ----------
+    a0 : array ``(L,)``, > 0
+    lrs : array ``(T,)``, > 0 (``lrs[t]`` used for step ``t``)
+
+    Returns
+    -------
+    ndarray ``(T + 1,)``
+        Spread before step 0 and after each step.
+
+    Raises
+    ------
+    ValueError
+        On non-positive inputs.
+
+    Example
+    -------
+    >>> np.round(model_spread_trace([1.0, 0.25], [2.0]), 6)
+    array([4., 1.])
+    """
+    a = V.positive_array(a0, "a0").copy()
+    lrs = V.positive_array(lrs, "lrs").ravel()
+    out = [a.max() / a.min()]
+    for eta in lrs:
+        a = a / (1.0 + (eta * a) ** 2)
+        out.append(a.max() / a.min())
+    return np.asarray(out)
+
+
+def model_warmup_trace(a0, lr: float, steps: int):
+    """Spread and LRs the model predicts for the critical-LR warm-up towards target ``lr``.
+
+    Each step runs at ``min(lr, 1 / sqrt(a_max a_min))`` (the critical LR of the current extreme
+    layers), then the per-unit-LR ELRs move by ``a -> a / (1 + (eta a)^2)``.
+
+    Parameters
+    ----------
+    a0 : array ``(L,)``, > 0
+        Per-unit-LR ELRs at the start (for momentum SGD multiply by the gain ``1/(1-beta)``
+        and pass the target LR unchanged, or pass the effective LR ``lr/(1-beta)``).
+    lr : float, > 0
+        Target learning rate.
+    steps : int, >= 0
+
+    Returns
+    -------
+    spreads : ndarray ``(steps + 1,)``
+    lrs : ndarray ``(steps,)``
+
+    Raises
+    ------
+    ValueError
+        On non-positive inputs or a negative ``steps``.
+
+    Example
+    -------
+    >>> s, e = model_warmup_trace([1.0, 0.01], lr=100.0, steps=2)
+    >>> np.round(s, 4).tolist(), np.round(e, 4).tolist()
+    ([100.0, 1.0, 1.0], [10.0, 100.0])
+    """
+    a = V.positive_array(a0, "a0").copy()
+    lr = V.positive_real(lr, "lr")
+    steps = V.nonneg_int(steps, "steps")
+    spreads, lrs = [a.max() / a.min()], []
+    for _ in range(int(steps)):
+        eta = min(lr, 1.0 / math.sqrt(a.max() * a.min()))
+        a = a / (1.0 + (eta * a) ** 2)
+        spreads.append(a.max() / a.min())
+        lrs.append(eta)
+    return np.asarray(spreads), np.asarray(lrs)
+
+
+# --------------------------------------------------------------------------- the claims' predictions
+
+
+def ratio_times(steps: int) -> Tuple[int, int]:
+    """The two steps ``(T/4, T)`` at which ``elr.ratio_converges`` reads the log ratio.
+
+    Example
+    -------
+    >>> ratio_times(3000)
+    (750, 3000)
+    """
+    return steps // 4, steps
+
+
+def norm_prediction(cfg) -> Dict[str, float]:
+    """``S(T)/S0`` from the closed form for each initial ELR of ``cfg.norm_E0`` (``eta = S0 = 1``,
+    so ``E0 = c``), keyed ``"E0=<value>"``.
+
+    Example
+    -------
+    >>> from lrtheory.results.elr.config import CONFIGS
+    >>> {k: round(v, 4) for k, v in norm_prediction(CONFIGS["ci"]).items()}
+    {'E0=0.05': 1.7321, 'E0=0.1': 3.0, 'E0=0.2': 5.7446}
+    """
+    T = cfg.norm_steps
+    return {f"E0={e:g}": float(norm2_closed_form(1.0, 1.0, e, T)) for e in cfg.norm_E0}
+
+
+def ratio_prediction(cfg) -> Dict[str, float]:
+    """Closed-form ``log(E_l/E_k)`` at ``T`` and its decay exponent between ``T/4`` and ``T``.
+
+    Example
+    -------
+    >>> from lrtheory.results.elr.config import CONFIGS
+    >>> {k: round(v, 4) for k, v in ratio_prediction(CONFIGS["ci"]).items()}
+    {'log_ratio_T': 0.0319, 'rate_exponent': -0.9358}
+    """
+    El0, Ek0 = cfg.ratio_E0
+    t1, t2 = ratio_times(cfg.ratio_steps)
+    r1, r2 = (float(log_ratio_closed_form(El0, Ek0, t)) for t in (t1, t2))
+    return {"log_ratio_T": r2, "rate_exponent": decay_exponent((t1, t2), (r1, r2))}
+
+
+def warmup_gap_prediction(a0, lr: float, momentum: float, steps: int) -> float:
+    """The model's gap in mean log spread (constant LR minus warm-up) over ``steps`` steps.
+
+    The model is started from the per-unit-LR ELRs ``a0`` and run at the effective LR
+    ``lr / (1 - momentum)`` (momentum's steady-state gain), once at that constant LR and
+    once under the critical-LR warm-up (:func:`model_warmup_trace`); the mean of the log
+    spread is over steps ``1..steps``.
+
+    Example
+    -------
+    >>> round(warmup_gap_prediction([1.0, 0.1, 0.01], lr=100.0, momentum=0.0, steps=2), 4)
+    2.9909
+    """
+    eff = V.positive_real(lr, "lr") / (1.0 - V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False)))
+    const = model_spread_trace(a0, np.full(int(steps), eff))
+    warm, _ = model_warmup_trace(a0, eff, int(steps))
+    return mean_log_spread(const) - mean_log_spread(warm)

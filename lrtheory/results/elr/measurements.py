@@ -1,0 +1,110 @@
+"""Chapter 04 measurements: ``@CHAPTER.measurement`` functions of ``(cfg, device)``.
+
+Each is memoized per (config, device) and served from the results store at the stored
+scales (:mod:`lrtheory.verify.chapter`); ``lrtheory sweep elr`` computes and stores them.
+The MLP measurements share one network: the init of
+``seed_for("elr", "mlp", depth, width, 0)``, trained from the same state at every LR.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lrtheory.core.device import seed_for
+from lrtheory.results.elr import CHAPTER
+from lrtheory.results.elr import derivation as D
+from lrtheory.results.elr import simulate as S
+from lrtheory.results.elr.analysis import spread
+
+__all__ = [
+    "measure_norm_run",
+    "measure_ratio_run",
+    "measure_init_elrs",
+    "measure_mlp_trace",
+    "measure_one_step_scan",
+    "measure_warmup_comparison",
+    "measure_cnn_warmup",
+]
+
+
+@CHAPTER.measurement
+def measure_norm_run(cfg, device) -> S.ScaleInvariantRun:
+    """The simulation behind ``elr.norm_recursion``: layers with initial ELRs ``cfg.norm_E0`` at
+    ``eta = 1, S0 = 1`` for ``cfg.norm_steps`` steps."""
+    return S.simulate_scale_invariant(cfg.norm_E0, eta=1.0, steps=cfg.norm_steps, S0=1.0, dim=cfg.sim_dim,
+                                      seed=seed_for("elr", "norm_recursion", 0), device=device)
+
+
+@CHAPTER.measurement
+def measure_ratio_run(cfg, device) -> S.ScaleInvariantRun:
+    """The simulation behind ``elr.ratio_converges``: two layers with initial ELRs ``cfg.ratio_E0``
+    (a 10x gap in gradient scale, standing for gradient explosion) at ``eta = 1, S0 = 1``."""
+    return S.simulate_scale_invariant(cfg.ratio_E0, eta=1.0, steps=cfg.ratio_steps, S0=1.0, dim=cfg.sim_dim,
+                                      seed=seed_for("elr", "ratio_converges", 0), device=device)
+
+
+def _setting(cfg, device) -> S.MLPSetting:
+    return S.mlp_setting(cfg.mlp_depth, cfg.mlp_width, cfg.mlp_n, device=device)
+
+
+@CHAPTER.measurement
+def measure_init_elrs(cfg, device) -> np.ndarray:
+    """Per-unit-LR ELRs ``||grad|| / ||W||`` of the MLP's hidden layers at init, ``(depth,)``: the
+    state the model's predictions start from (no training enters them)."""
+    return _setting(cfg, device).a0
+
+
+def _eta_c(a0: np.ndarray) -> float:
+    return float(D.critical_lr(a0.max(), a0.min()))
+
+
+@CHAPTER.measurement
+def measure_mlp_trace(cfg, device) -> S.MLPTrace:
+    """Full-batch GD of the MLP at the constant LRs ``cfg.trace_mults x eta_c`` for
+    ``cfg.trace_steps`` steps (``eta_c`` the critical LR at init)."""
+    st = _setting(cfg, device)
+    eta_c = _eta_c(st.a0)
+    etas = eta_c * np.asarray(cfg.trace_mults, dtype=np.float64)
+    a, S_, loss = S.train_mlp(st, etas, cfg.trace_steps)
+    return S.MLPTrace(etas=etas, a=a, S=S_, loss=loss, eta_c=eta_c)
+
+
+@CHAPTER.measurement
+def measure_one_step_scan(cfg, device) -> S.OneStepScan:
+    """One full-batch step of the MLP from init at each LR of ``cfg.scan_mults x eta_c``: the spread
+    before and after, measured and as the model predicts it."""
+    st = _setting(cfg, device)
+    eta_c = _eta_c(st.a0)
+    etas = eta_c * np.asarray(cfg.scan_mults, dtype=np.float64)
+    a, _, _ = S.train_mlp(st, etas, 1)
+    model = np.array([D.model_spread_trace(st.a0, [e])[-1] for e in etas])
+    return S.OneStepScan(etas=etas, spread_before=float(spread(st.a0)), spread_after=spread(a, axis=-1)[:, 1],
+                         model_after=model, eta_c=eta_c)
+
+
+def _comparison(const: S.WarmupRun, warm: S.WarmupRun, lr: float, momentum: float, steps: int):
+    eff = lr / (1.0 - momentum)  # momentum: effective LR lr / (1 - beta)
+    model_warm, _ = D.model_warmup_trace(const.a0, eff, steps)
+    return S.WarmupComparison(lr=lr, momentum=momentum, spread_const=const.spread, spread_warm=warm.spread,
+                              lr_warm=warm.lr, loss_const=const.loss, loss_warm=warm.loss,
+                              model_const=D.model_spread_trace(const.a0, np.full(steps, eff)), model_warm=model_warm)
+
+
+@CHAPTER.measurement
+def measure_warmup_comparison(cfg, device) -> S.WarmupComparison:
+    """The MLP trained by momentum SGD at the target LR ``cfg.warm_lr``, with and without ELRWarmup."""
+    st = _setting(cfg, device)
+    lr, mom, T = float(cfg.warm_lr), float(cfg.warm_momentum), int(cfg.warm_steps)
+    const = S.run_mlp_module(st, lr, mom, T, warm=False)
+    warm = S.run_mlp_module(st, lr, mom, T, warm=True)
+    return _comparison(const, warm, lr, mom, T)
+
+
+@CHAPTER.measurement
+def measure_cnn_warmup(cfg, device) -> S.WarmupComparison:
+    """The warm-up comparison on the small BatchNorm CNN on the 8x8 digit images: ``cfg.cnn_blocks``
+    blocks of 3x3 convolution (no bias) -> BatchNorm2d -> ReLU with ``cfg.cnn_channels`` channels,
+    global average pooling, frozen read-out; every kernel trained by momentum SGD at the target LR."""
+    lr, mom, T = float(cfg.warm_lr), float(cfg.warm_momentum), int(cfg.warm_steps)
+    runs = [S.run_cnn(cfg.cnn_channels, cfg.cnn_blocks, cfg.cnn_n, lr, mom, T, warm=w, device=device)
+            for w in (False, True)]
+    return _comparison(runs[0], runs[1], lr, mom, T)
