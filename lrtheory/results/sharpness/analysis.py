@@ -1,0 +1,264 @@
+"""Chapter 01's analysis (numpy): the measured values' containers, power-law fits, eta* from grids.
+
+Fits are :func:`lrtheory.core.stats.loglog_fit` (OLS on log-log axes, Student-t interval);
+:func:`fit_power_law` only fixes the chapter's conventions (a diverged point is dropped, an
+exponent needs at least three points).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+import numpy as np
+
+from lrtheory.core import validate
+from lrtheory.core.stats import LogLogFit, loglog_fit
+
+__all__ = [
+    "GridMeasurement",
+    "PlainMeasurement",
+    "NarrowMeasurement",
+    "LossCurves",
+    "BoundsSummary",
+    "fit_power_law",
+    "geo_mean",
+    "chapter_fits",
+    "bounds_summary",
+    "eta_star_from_grid",
+]
+
+
+@dataclass(frozen=True)
+class GridMeasurement:
+    """The main grid: ``eta*`` under condition (ii), ``lambda_1`` at init, predictions.
+
+    Arrays are ``(A,)`` over the architectures ``cfg.archs`` (``(A, S)`` where per seed).
+
+    Attributes
+    ----------
+    depth, width, Ln : ndarray (A,)
+    eta_star : ndarray (A,)
+        ``eta*`` with the input layer at ``input_lr_mult`` (condition (ii)); NaN where no LR of
+        the grid succeeded.
+    eta_bracket : ndarray (A, 2)
+    lam1 : ndarray (A, S)
+        Hessian top eigenvalue of the squared loss (one-hot targets) at init, per seed.
+    lam1_ce : ndarray (A, S)
+        The same for the cross-entropy loss the runs are trained with.
+    pred_lower, pred_point, pred_upper : ndarray (A,)
+        :func:`~lrtheory.results.sharpness.derivation.predict_lambda1` on the same inputs.
+    seconds : float
+    """
+
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    eta_star: np.ndarray
+    eta_bracket: np.ndarray
+    lam1: np.ndarray
+    lam1_ce: np.ndarray
+    pred_lower: np.ndarray
+    pred_point: np.ndarray
+    pred_upper: np.ndarray
+    seconds: float
+
+    @property
+    def lam1_geo(self) -> np.ndarray:
+        """Geometric mean of ``lam1`` over seeds ``(A,)``."""
+        return geo_mean(self.lam1)
+
+    @property
+    def lam1_ce_geo(self) -> np.ndarray:
+        """Geometric mean of ``lam1_ce`` over seeds ``(A,)``."""
+        return geo_mean(self.lam1_ce)
+
+    @property
+    def product(self) -> np.ndarray:
+        """``eta* x lambda_1`` of the CE loss (geometric mean over seeds), ``(A,)``."""
+        return self.eta_star * self.lam1_ce_geo
+
+
+@dataclass(frozen=True)
+class PlainMeasurement:
+    """``eta*`` and its bracket on the main grid *without* condition (ii) (every layer at one LR)."""
+
+    eta_star: np.ndarray
+    eta_bracket: np.ndarray
+
+
+@dataclass(frozen=True)
+class NarrowMeasurement:
+    """``eta*`` and ``lambda_1`` where width is not large compared with depth.
+
+    Attributes
+    ----------
+    depth, width, Ln : ndarray (B,)
+    eta_star : ndarray (B,)
+        With condition (ii); NaN where no LR reached the threshold.
+    lam1 : ndarray (B, S)
+    pred_point : ndarray (B,)
+    """
+
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    eta_star: np.ndarray
+    lam1: np.ndarray
+    pred_point: np.ndarray
+
+    @property
+    def spread(self) -> np.ndarray:
+        """Largest over smallest ``lambda_1`` across seeds, per architecture ``(B,)``."""
+        return self.lam1.max(1) / self.lam1.min(1)
+
+
+@dataclass(frozen=True)
+class LossCurves:
+    """Training curves just below and just above ``eta*`` for one architecture.
+
+    Attributes
+    ----------
+    depth, width : int
+    eta_star : float
+    etas : ndarray (E,)
+        The learning rates run (fractions and multiples of ``eta*``).
+    step : ndarray (T,)
+    loss : ndarray (T, E)
+        Full training loss (NaN after divergence); one initialization.
+    test_acc : ndarray (T, E)
+    threshold : float
+    """
+
+    depth: int
+    width: int
+    eta_star: float
+    etas: np.ndarray
+    step: np.ndarray
+    loss: np.ndarray
+    test_acc: np.ndarray
+    threshold: float
+
+
+@dataclass(frozen=True)
+class BoundsSummary:
+    """How the measured ``lambda_1`` sits against its prediction and bounds.
+
+    Attributes
+    ----------
+    ratio : ndarray (A,)
+        Geometric mean over seeds / the infinite-width point prediction.
+    inside : bool
+        Every seed's ``lambda_1`` within [lower, upper].
+    lower_gap : (float, float)
+        Range over architectures of (smallest seed / lower bound).
+    upper_gap : (float, float)
+        Range over architectures of (upper bound / largest seed).
+    wide_spread : float
+        Largest over architectures of (largest / smallest seed).
+    """
+
+    ratio: np.ndarray
+    inside: bool
+    lower_gap: Tuple[float, float]
+    upper_gap: Tuple[float, float]
+    wide_spread: float
+
+
+def fit_power_law(x, y) -> LogLogFit:
+    """Fit ``y = c * x**slope`` (:func:`lrtheory.core.stats.loglog_fit`), dropping non-finite pairs.
+
+    Raises
+    ------
+    ValueError
+        If shapes differ, a value is non-positive, or fewer than 3 finite pairs remain (two
+        points leave no residual for a standard error).
+
+    Example
+    -------
+    >>> round(fit_power_law([1, 2, 4, 8], [3, 1.5, 0.75, 0.375]).slope, 12)
+    -1.0
+    """
+    fx, fy = np.asarray(x, dtype=np.float64).ravel(), np.asarray(y, dtype=np.float64).ravel()
+    if fx.shape == fy.shape:
+        m = int(np.sum(np.isfinite(fx) & np.isfinite(fy)))
+        if m < 3:
+            raise ValueError(f"x: need at least 3 finite points, got {m}")
+    return loglog_fit(fx, fy, drop_nonfinite=True)
+
+
+def geo_mean(a, axis: int = 1) -> np.ndarray:
+    """Geometric mean along ``axis`` (over seeds)."""
+    return np.exp(np.mean(np.log(np.asarray(a, dtype=np.float64)), axis=axis))
+
+
+def chapter_fits(grid: GridMeasurement, plain: PlainMeasurement) -> Dict[str, LogLogFit]:
+    """The chapter's power laws in ``L n``: eta* with and without condition (ii), ``lambda_1``
+    of both losses, and the product ``eta* lambda_1`` (CE)."""
+    return {
+        "eta* (input layer at rho_in)": fit_power_law(grid.Ln, grid.eta_star),
+        "eta* (all layers same LR)": fit_power_law(grid.Ln, plain.eta_star),
+        "lambda_1 (squared loss)": fit_power_law(grid.Ln, grid.lam1_geo),
+        "lambda_1 (cross-entropy)": fit_power_law(grid.Ln, grid.lam1_ce_geo),
+        "eta* x lambda_1 (CE)": fit_power_law(grid.Ln, grid.product),
+    }
+
+
+def bounds_summary(grid: GridMeasurement) -> BoundsSummary:
+    """Where the measured ``lambda_1`` lies against the prediction and the two bounds."""
+    lo_gap = grid.lam1.min(1) / grid.pred_lower
+    up_gap = grid.pred_upper / grid.lam1.max(1)
+    inside = bool(np.all((grid.lam1 >= grid.pred_lower[:, None]) & (grid.lam1 <= grid.pred_upper[:, None])))
+    return BoundsSummary(ratio=grid.lam1_geo / grid.pred_point, inside=inside,
+                         lower_gap=(float(lo_gap.min()), float(lo_gap.max())),
+                         upper_gap=(float(up_gap.min()), float(up_gap.max())),
+                         wide_spread=float(np.max(grid.lam1.max(1) / grid.lam1.min(1))))
+
+
+def eta_star_from_grid(rows, *, min_test_acc: Optional[float] = None) -> Dict[tuple, Dict[str, float]]:
+    """eta* per architecture from ``max_lr_grid`` rows (e.g. :func:`~lrtheory.core.sweep.load_results`).
+
+    A grid eta *succeeds* at an architecture when every seed run at it succeeds: does
+    not diverge and, if ``min_test_acc`` is given, ends with ``test_acc >= min_test_acc``.
+    eta* is the largest succeeding eta below the first failing one (the failures above
+    it bracket the edge).
+
+    Parameters
+    ----------
+    rows : sequence of (config, result)
+    min_test_acc : float in (0, 1], optional
+
+    Returns
+    -------
+    dict (depth, width) -> {"eta_star": float, "eta_fail": float}
+        NaN where no eta succeeds (``eta_star``) or none fails (``eta_fail``).
+
+    Raises
+    ------
+    ValueError
+        If ``min_test_acc`` is outside (0, 1].
+
+    Example
+    -------
+    >>> rows = [({"depth": 1, "width": 8, "eta": e, "seed": 0}, {"diverged": e > 1, "test_acc": 0.9})
+    ...         for e in (0.5, 1.0, 2.0)]
+    >>> eta_star_from_grid(rows)[(1, 8)]
+    {'eta_star': 1.0, 'eta_fail': 2.0}
+    """
+    if min_test_acc is not None:
+        min_test_acc = validate.in_range(min_test_acc, "min_test_acc", 0.0, 1.0, inclusive=(False, True))
+    ok: Dict[tuple, Dict[float, bool]] = {}
+    for config, result in rows:
+        good = not result.get("diverged", False)
+        if good and min_test_acc is not None:
+            acc = result.get("test_acc")
+            good = acc is not None and acc >= min_test_acc
+        per_eta = ok.setdefault((config["depth"], config["width"]), {})
+        per_eta[config["eta"]] = per_eta.get(config["eta"], True) and good
+    out = {}
+    for arch, per_eta in ok.items():
+        etas = sorted(per_eta)
+        fail = next((e for e in etas if not per_eta[e]), math.nan)
+        below = [e for e in etas if per_eta[e] and not e > fail]
+        out[arch] = {"eta_star": max(below) if below else math.nan, "eta_fail": fail}
+    return out

@@ -1,0 +1,116 @@
+"""Chapter 01's settings, one frozen dataclass per scale.
+
+:data:`CONFIGS` holds the chapter's experiments (the eta* searches, the sharpness at
+initialization, the narrow networks, the loss curves); :data:`GRID_CONFIGS` the points of
+the exhaustive ``max_lr_grid`` sweep. Every stored measurement is keyed by the hash of its
+whole config, so changing any value here makes the stored points of that scale stale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+__all__ = ["SharpnessConfig", "MaxLRGridConfig", "CONFIGS", "GRID_CONFIGS"]
+
+
+@dataclass(frozen=True)
+class SharpnessConfig:
+    """Everything a scale fixes: data, grid of architectures, search and sharpness settings.
+
+    Attributes
+    ----------
+    dataset : "digits" or "mnist1d"
+    n_train : int
+        Training examples used (the rest of the split is the validation set).
+    archs : tuple of (L, n)
+        The main grid of architectures, all with width large compared with depth (``n >= 5 L``).
+    narrow : tuple of (L, n)
+        Architectures with width not large compared with depth (the law breaks there).
+    threshold : float
+        Validation accuracy that counts as "training has begun successfully".
+    steps : int
+        Step budget of every run.
+    batch_size : int
+        SGD minibatch size.
+    eval_every : int
+        Validation accuracy is checked every this many steps (and at the end).
+    seeds : int
+        Initializations per architecture in the eta* search.
+    grid : tuple of float
+        Coarse LR grid of the first search round.
+    rounds : int
+        Refinement rounds after the grid.
+    points_per_round : int
+        Candidate LRs per seed per refinement round.
+    input_lr_mult : float
+        LR multiplier of the input layer under condition (ii).
+    n_sharp : int
+        Training examples on which the sharpness is measured.
+    sharp_seeds : int
+        Initializations per architecture for the sharpness.
+    """
+
+    dataset: str
+    n_train: int
+    archs: Tuple[Tuple[int, int], ...]
+    narrow: Tuple[Tuple[int, int], ...]
+    threshold: float
+    steps: int
+    batch_size: int
+    eval_every: int
+    seeds: int
+    grid: Tuple[float, ...]
+    rounds: int
+    points_per_round: int
+    input_lr_mult: float
+    n_sharp: int
+    sharp_seeds: int
+
+
+CONFIGS = {
+    # 2 CPU cores, seconds: 10 architectures x 2 conditions, batched per architecture.
+    "ci": SharpnessConfig(
+        dataset="digits", n_train=600,
+        archs=((2, 16), (2, 32), (2, 64), (3, 16), (3, 32), (3, 64), (4, 32), (4, 64), (6, 32), (6, 64)),
+        narrow=((8, 8), (16, 8)), threshold=0.8, steps=100, batch_size=64, eval_every=25,
+        seeds=2, grid=tuple(2.0 ** k for k in range(-4, 4)), rounds=1, points_per_round=3,
+        input_lr_mult=0.1, n_sharp=256, sharp_seeds=6,
+    ),
+    # Paper-sized (meant for a GPU): depths and widths spanning two decades of L*n, more seeds,
+    # a longer budget on MNIST-1D (offline; MNIST itself needs a download).
+    "full": SharpnessConfig(
+        dataset="mnist1d", n_train=4000,
+        archs=tuple((L, n) for L in (2, 3, 4, 6, 8, 12, 16) for n in (128, 256, 512, 1024) if n >= 16 * L),
+        narrow=((16, 16), (32, 16), (32, 32), (64, 32)), threshold=0.5, steps=2000, batch_size=128,
+        eval_every=50, seeds=5, grid=tuple(2.0 ** k for k in range(-10, 5)), rounds=4, points_per_round=3,
+        input_lr_mult=0.1, n_sharp=1024, sharp_seeds=5,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class MaxLRGridConfig:
+    """The points of the ``max_lr_grid`` sweep at one scale: every (depth, width, eta, seed).
+
+    Full-batch GD with softmax cross-entropy on scikit-learn's digits; ``eta_lo``..``eta_hi``
+    log-spaced with ``n_etas`` values (rounded to 6 significant digits).
+    """
+
+    depths: Tuple[int, ...]
+    widths: Tuple[int, ...]
+    eta_lo: float
+    eta_hi: float
+    n_etas: int
+    seeds: Tuple[int, ...]
+    steps: int
+    n_train: int
+
+
+GRID_CONFIGS = {
+    # 3 depths x 2 widths x 8 LRs x 1 seed = 48 points, seconds on a CPU.
+    "ci": MaxLRGridConfig(depths=(1, 2, 4), widths=(16, 64), eta_lo=0.05, eta_hi=50.0, n_etas=8, seeds=(0,),
+                          steps=50, n_train=256),
+    # 5 depths x 6 widths x 25 LRs x 3 seeds = 2250 points on the 1347 training digits (a GPU run).
+    "full": MaxLRGridConfig(depths=(1, 2, 4, 8, 16), widths=(32, 64, 128, 256, 512, 1024), eta_lo=1e-3,
+                            eta_hi=1e2, n_etas=25, seeds=(0, 1, 2), steps=500, n_train=1347),
+}
