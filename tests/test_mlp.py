@@ -212,3 +212,22 @@ def test_forward_and_init_validation():
         init_params(spec, 1, seed=-1)
     with pytest.raises(ValueError, match="k"):
         to_module(spec, P, 2)
+
+
+def test_init_params_per_model_seeds_and_large_seeds():
+    from lrtheory.core.device import seed_for
+
+    spec = MLPSpec(3, 8, 1, 2)
+    s = [seed_for("test", "mlp", k) for k in range(3)]
+    P = init_params(spec, 3, seeds=s)
+    for k in range(3):  # model k is exactly the solo model drawn from seeds[k]
+        solo = init_params(spec, 1, seeds=[s[k]])
+        assert all(torch.equal(a[k], b[0]) for a, b in zip(P, solo))
+    assert not torch.equal(P[0][0], P[0][1])
+    # a seed_for value as the batch seed: no overflow, model k of any batch size is the same
+    big = init_params(spec, 2, seed=s[0])
+    assert torch.equal(big[0][1], init_params(spec, 3, seed=s[0])[0][1])
+    with pytest.raises(ValueError, match="seeds"):
+        init_params(spec, 2, seeds=s)
+    with pytest.raises(ValueError, match="seeds"):
+        init_params(spec, 1, seeds=[-1])

@@ -86,7 +86,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, resolve_dtype
-from lrtheory.core.validate import integer, nonneg_int, positive_int, positive_real
+from lrtheory.core.validate import int_sequence, integer, nonneg_int, positive_int, positive_real
 
 __all__ = [
     "PARAMETRIZATIONS",
@@ -284,6 +284,7 @@ def init_params(
     K: int,
     *,
     seed: int = 0,
+    seeds: Optional[Sequence[int]] = None,
     device: DeviceLike = None,
     dtype: Optional[torch.dtype] = torch.float64,
 ) -> List[Tensor]:
@@ -291,9 +292,13 @@ def init_params(
 
     Model ``k`` of ``init_params(spec, K, seed=s)`` is, for every K, the same
     network: weights are drawn per model from a CPU generator seeded with
-    ``(s, k)``, so ``init_params(spec, 1, seed=s)[..][0]`` equals model 0 of any
-    batch with seed ``s`` (this makes batched and solo runs comparable). To get
-    model ``k`` alone use :func:`select_models`.
+    ``(s * 1_000_003 + k) mod 2**63``, so ``init_params(spec, 1, seed=s)[..][0]``
+    equals model 0 of any batch with seed ``s`` (this makes batched and solo runs
+    comparable). To get model ``k`` alone use :func:`select_models`.
+
+    With ``seeds`` (one per model, e.g. :func:`lrtheory.core.device.seed_for` values,
+    which is how every model of a sweep should be seeded) model ``k`` is drawn from a
+    generator seeded with ``seeds[k]`` itself, and ``seed`` is ignored.
 
     Parameters
     ----------
@@ -301,7 +306,9 @@ def init_params(
     K : int
         Number of models, >= 1.
     seed : int
-        Non-negative seed.
+        Non-negative seed of the batch (any size: ``seed_for`` values are fine).
+    seeds : sequence of K ints, optional
+        One non-negative seed per model (overrides ``seed``).
     device : str, torch.device or None
         See :func:`lrtheory.core.device.resolve_device`.
     dtype : torch.dtype
@@ -328,14 +335,19 @@ def init_params(
         raise ValueError(f"spec: expected an MLPSpec, got {type(spec).__name__}")
     positive_int(K, "K")
     nonneg_int(seed, "seed")
+    if seeds is not None:
+        seeds = int_sequence(seeds, "seeds", minimum=0)
+        if len(seeds) != K:
+            raise ValueError(f"seeds: expected {K} seeds (one per model), got {len(seeds)}")
     dev = resolve_device(device)
     dt = resolve_dtype(dtype)
     stds = init_stds(spec)
     gens = []
     for k in range(K):
-        # seed sequence (seed, k) -> one independent stream per model
-        g = make_generator(int(seed) * 1_000_003 + k, "cpu")
-        gens.append(g)
+        # seed sequence (seed, k) -> one independent stream per model; the modulus keeps large
+        # seeds (seed_for values) inside the generator's range, and leaves small ones unchanged
+        s = seeds[k] if seeds is not None else (int(seed) * 1_000_003 + k) % 2 ** 63
+        gens.append(make_generator(s, "cpu"))
     params: List[Tensor] = []
     for l, (fo, fi) in enumerate(spec.layer_dims):
         W = torch.stack([torch.randn(fo, fi, generator=g, dtype=torch.float64) for g in gens])
