@@ -1,6 +1,8 @@
 """The tools a practitioner runs on their own model and data (import only :mod:`lrtheory.core`).
 
-* :mod:`lrtheory.tools.hessian`: sharpness and the Hessian spectrum of any ``nn.Module``.
+* :mod:`lrtheory.tools.hessian`: sharpness and the Hessian spectrum of any ``nn.Module`` over a
+  data set, on the operators of :mod:`lrtheory.tools.operators` (Hessian, Gauss-Newton) and the
+  algorithms of :mod:`lrtheory.tools.spectrum` (eigenpairs, trace, spectral density).
 * :mod:`lrtheory.tools.max_lr`: ``max_initial_lr``, the eta* search.
 * :mod:`lrtheory.tools.catapult`: ``catapult_range``, the catapult phases from the NTK.
 * :mod:`lrtheory.tools.depth`: ``depth_scaled_lr``, muP learning rates across depth.
@@ -15,6 +17,15 @@ import importlib
 _WHERE = {
     "sharpness": "hessian",
     "SharpnessResult": "hessian",
+    "hessian_eigs": "hessian",
+    "hessian_trace": "hessian",
+    "hessian_density": "hessian",
+    "HessianOperator": "operators",
+    "GaussNewtonOperator": "operators",
+    "CurvatureOperator": "operators",
+    "EigsResult": "spectrum",
+    "TraceResult": "spectrum",
+    "DensityResult": "spectrum",
     "max_initial_lr": "max_lr",
     "MaxLRResult": "max_lr",
     "catapult_range": "catapult",

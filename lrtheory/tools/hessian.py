@@ -1,20 +1,46 @@
-"""Curvature of a user's model: the sharpness (top Hessian eigenvalue) of any ``nn.Module``.
+"""The Hessian spectrum of any model's loss over a data set: sharpness, eigenpairs, trace, density.
 
-Built on the algorithms of :mod:`lrtheory.core.curvature` (HVPs, Lanczos, power iteration).
+Every function takes ``model, loss_fn, data``: any ``torch.nn.Module``, a loss
+``loss_fn(outputs, targets)`` returning the batch mean, and one ``(inputs, targets)`` batch or an
+iterable of them (a DataLoader), whose Hessian is that of the mean loss over all examples
+(batches weighted by their size). The *sharpness* is the largest **algebraic** eigenvalue
+``lambda_1``; power iteration alone (PyHessian's method) finds the largest-*magnitude* one, which
+can be negative.
+
+Each builds a :class:`~lrtheory.tools.operators.HessianOperator` and runs an algorithm of
+:mod:`lrtheory.tools.spectrum` on it; pass ``operator=`` (e.g. a
+:class:`~lrtheory.tools.operators.GaussNewtonOperator`) to analyse another matrix.
+
+Examples
+--------
+>>> import torch
+>>> import lrtheory
+>>> torch.manual_seed(0)  # doctest: +ELLIPSIS
+<torch._C.Generator object at ...>
+>>> net = torch.nn.Sequential(torch.nn.Linear(4, 16), torch.nn.Tanh(), torch.nn.Linear(16, 3)).double()
+>>> x, y = torch.randn(64, 4, dtype=torch.float64), torch.randint(0, 3, (64,))
+>>> loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+>>> top = lrtheory.hessian_eigs(net, torch.nn.functional.cross_entropy, loader, k=3)
+>>> full = lrtheory.hessian_eigs(net, torch.nn.functional.cross_entropy, (x, y), k=3)
+>>> bool(abs(top.values - full.values).max() < 1e-10 * full.values[0]), top.vectors.shape
+(True, torch.Size([3, 131]))
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, List, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
-import numpy as np
-import torch
+import numpy as np  # noqa: F401 - the examples use it
 from torch import Tensor, nn
 
-from lrtheory.core.curvature import _check_tol, _RetainedHVP, lanczos_top_eig, power_iteration_top_eig
-from lrtheory.core.device import make_generator
+from lrtheory.tools._batches import _MISSING
+from lrtheory.tools.operators import CurvatureOperator, GaussNewtonOperator, HessianOperator, as_operator
+from lrtheory.tools.spectrum import (DensityResult, EigsResult, TraceResult, default_tol, density, eigs, top_eig,
+                                     trace)
 
-__all__ = ["SHARPNESS_METHODS", "SharpnessResult", "sharpness", "dense_hessian"]
+__all__ = ["SharpnessResult", "sharpness", "hessian_eigs", "hessian_trace", "hessian_density", "dense_hessian",
+           "HessianOperator", "GaussNewtonOperator", "EigsResult", "TraceResult", "DensityResult", "default_tol",
+           "SHARPNESS_METHODS"]
 
 #: Methods accepted by :func:`sharpness`.
 SHARPNESS_METHODS = ("lanczos", "power", "eigsh", "dense")
@@ -22,160 +48,185 @@ SHARPNESS_METHODS = ("lanczos", "power", "eigsh", "dense")
 
 @dataclass(frozen=True)
 class SharpnessResult:
-    """Top algebraic Hessian eigenvalue of one model (see :func:`sharpness`)."""
+    """Top algebraic Hessian eigenvalue of one model (see :func:`sharpness`).
+
+    Attributes
+    ----------
+    value : float
+    n_hvp : int
+        Hessian-vector products used (with the one that checks the residual).
+    method : str
+    converged : bool
+        The recomputed residual ``||H v - value v||`` is within ``tol |value|``.
+    vector : Tensor ``(P,)``
+        The unit eigenvector, flattened in the order of ``model.named_parameters()``.
+    residual : float
+    """
 
     value: float
     n_hvp: int
     method: str
     converged: bool
+    vector: Optional[Tensor] = field(default=None, repr=False)
+    residual: float = float("nan")
 
 
-def _module_closure(model: nn.Module, loss_fn: Callable, inputs, targets):
-    if not isinstance(model, nn.Module):
-        raise ValueError(f"model: expected a torch.nn.Module, got {type(model).__name__}")
-    if not callable(loss_fn):
-        raise ValueError("loss_fn: expected a callable loss_fn(outputs, targets) -> scalar")
-    names = [n for n, p in model.named_parameters() if p.requires_grad]
-    if not names:
-        raise ValueError("model: has no parameter with requires_grad=True")
-    params = [p for n, p in model.named_parameters() if p.requires_grad]
-    dtypes = {p.dtype for p in params}
-    if len(dtypes) != 1:
-        raise ValueError(f"model: parameters must share one dtype, got {sorted(map(str, dtypes))}")
-    buffers = {n: b.detach().clone() for n, b in model.named_buffers()}
-    shapes = [p.shape for p in params]
-    sizes = [p.numel() for p in params]
-    ins = inputs if isinstance(inputs, tuple) else (inputs,)
-
-    def loss_of(plist: Sequence[Tensor]) -> Tensor:
-        state = dict(zip(names, plist))
-        state.update({n: b.clone() for n, b in buffers.items()})
-        out = torch.func.functional_call(model, state, ins)
-        val = loss_fn(out, targets)
-        if not isinstance(val, Tensor) or val.numel() != 1:
-            raise ValueError("loss_fn: must return a scalar tensor")
-        return val.reshape(())
-
-    def unflatten(flat: Tensor) -> List[Tensor]:
-        return [c.view(s) for c, s in zip(torch.split(flat, sizes), shapes)]
-
-    return params, loss_of, unflatten, sum(sizes)
-
-
-def dense_hessian(model: nn.Module, loss_fn: Callable, inputs, targets) -> Tensor:
-    """Dense Hessian ``(P, P)`` of ``loss_fn(model(inputs), targets)`` in the flattened
-    order of ``model.named_parameters()`` (those with ``requires_grad``); via
-    ``torch.func.jacrev(torch.func.grad(.))``. For small models only (memory ``P^2``).
-
-    Raises
-    ------
-    ValueError
-        On a bad model or loss.
-    """
-    params, loss_of, unflatten, P = _module_closure(model, loss_fn, inputs, targets)
-    flat = torch.cat([p.detach().reshape(-1) for p in params])
-    H = torch.func.jacrev(torch.func.grad(lambda th: loss_of(unflatten(th))))(flat)
-    return H.detach()
-
-
-def sharpness(
-    model: nn.Module,
-    loss_fn: Callable,
-    inputs,
-    targets,
-    *,
-    method: str = "lanczos",
-    tol: float = 1e-10,
-    max_iter: Optional[int] = None,
-    seed: int = 0,
-) -> SharpnessResult:
-    """Sharpness: top **algebraic** eigenvalue of the Hessian of ``loss_fn(model(inputs), targets)``
-    with respect to the model's trainable parameters, at their current values.
+def sharpness(model: nn.Module, loss_fn: Callable, data, targets=_MISSING, *, method: str = "lanczos",
+              tol: Optional[float] = None, max_iter: Optional[int] = None, seed: int = 0,
+              operator: Optional[CurvatureOperator] = None) -> SharpnessResult:
+    """Sharpness: the largest algebraic eigenvalue of the Hessian of the mean loss over ``data``.
 
     Parameters
     ----------
     model : torch.nn.Module
-        Any module; its parameters with ``requires_grad`` are the variables. Use
-        float64 for checked numbers (the computation runs in the model's dtype).
+        Any module, in its current mode; its parameters with ``requires_grad`` are the
+        variables. float64 for numbers you compare; call ``model.eval()`` when it has Dropout.
     loss_fn : callable
-        ``loss_fn(outputs, targets) -> scalar tensor``, e.g. ``torch.nn.functional.cross_entropy``.
-    inputs : Tensor or tuple of Tensor
-        Passed to ``model`` (a tuple is unpacked as positional arguments).
-    targets : object
-        Passed to ``loss_fn``.
+        ``loss_fn(outputs, targets) -> scalar``, the mean over the batch (torch's default).
+    data : batch or iterable of batches
+        ``(inputs, targets)`` or an iterable of such pairs (a DataLoader); ``inputs`` a Tensor
+        or a tuple of Tensors. The two-argument form ``sharpness(model, loss_fn, inputs,
+        targets)`` is accepted too.
     method : {"lanczos", "power", "eigsh", "dense"}
-        Lanczos with full reorthogonalization (default); power iteration with a
-        negative-shift fix; SciPy ``eigsh(which="LA")`` on a ``LinearOperator``
-        (CPU reference); dense Hessian + ``eigvalsh``.
-    tol : float
-        Relative tolerance on the Ritz residual (``eigsh``: its ``tol``).
+        Lanczos with full reorthogonalization (default, fewest products); power iteration with
+        a shift when the dominant eigenvalue is negative; ARPACK (the CPU reference); the dense
+        Hessian (small models only).
+    tol : float, optional
+        Relative accuracy; default follows the dtype (:func:`~lrtheory.tools.spectrum.default_tol`:
+        1e-10 in float64, 1e-5 in float32).
     max_iter : int, optional
-        Iteration cap (default: 300 for Lanczos, 5000 for power, ARPACK's default for eigsh).
+        Iteration cap (Lanczos 300, power 1000, ARPACK ``10 P``).
     seed : int
-        Seed of the random start vector.
+        Seed of the start vector.
 
     Returns
     -------
     SharpnessResult
-        ``value`` (float), ``n_hvp`` (HVPs used), ``method``, ``converged``.
+
+    Other Parameters
+    ----------------
+    operator : CurvatureOperator, optional
+        Analyse this operator instead (``model``, ``loss_fn`` and ``data`` are then ignored).
 
     Raises
     ------
     ValueError
-        On an unknown method, bad tolerance, a model without trainable parameters,
-        or a loss that is not a scalar.
+        On an unknown method or a bad tolerance; on an empty batch, NaN/Inf in the inputs or
+        the parameters, a Dropout module in training mode, or a dense Hessian too large for memory.
 
-    Example
-    -------
+    See Also
+    --------
+    hessian_eigs : several eigenpairs, or the smallest eigenvalue.
+
+    Examples
+    --------
     Least squares: the Hessian of ``mean_i (w . x_i + b)^2`` on ``x = I_2`` is
     ``[[1, 0, 1], [0, 1, 1], [1, 1, 2]]``, with eigenvalues 3, 1, 0.
 
+    >>> import torch
     >>> net = torch.nn.Linear(2, 1).double()
-    >>> x = torch.eye(2, dtype=torch.float64); y = torch.zeros(2, 1, dtype=torch.float64)
-    >>> round(sharpness(net, torch.nn.functional.mse_loss, x, y).value, 10)
-    3.0
+    >>> x, y = torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
+    >>> r = sharpness(net, torch.nn.functional.mse_loss, (x, y))
+    >>> round(r.value, 10), r.converged
+    (3.0, True)
     """
     if method not in SHARPNESS_METHODS:
         raise ValueError(f"method: unknown {method!r}; expected one of {SHARPNESS_METHODS}")
-    default_iter = {"lanczos": 300, "power": 5000, "eigsh": None, "dense": 1}[method]
-    _check_tol(tol, max_iter if max_iter is not None else (default_iter or 1))
-    params, loss_of, unflatten, P = _module_closure(model, loss_fn, inputs, targets)
-    dtype, device = params[0].dtype, params[0].device
-    if method == "dense":
-        H = dense_hessian(model, loss_fn, inputs, targets)
-        ev = torch.linalg.eigvalsh(H)
-        return SharpnessResult(float(ev[-1]), P, "dense", bool(torch.isfinite(ev[-1])))
-    op = _RetainedHVP(loss_of, params)
+    op = as_operator(operator, model, loss_fn, data, targets)
+    n0 = op.n_matvec
+    value, vec, ok, res = top_eig(op, method=method, tol=tol, max_iter=max_iter, seed=seed)
+    return SharpnessResult(value, op.n_matvec - n0, method, ok, vec.detach(), res)
 
-    def matvec(flat: Tensor) -> Tensor:
-        return torch.cat([h.reshape(-1) for h in op(unflatten(flat.to(dtype)))])
 
-    g = make_generator(seed, "cpu")
-    v0 = torch.randn(P, generator=g, dtype=torch.float64).to(dtype=dtype, device=device)
-    if method == "lanczos":
-        r = lanczos_top_eig(matvec, v0, tol=tol, max_iter=max_iter or default_iter)
-        return SharpnessResult(r.value, r.n_matvec, "lanczos", r.converged)
-    if method == "power":
-        r = power_iteration_top_eig(matvec, v0, tol=tol, max_iter=max_iter or default_iter)
-        return SharpnessResult(r.value, r.n_matvec, "power", r.converged)
-    # eigsh: SciPy ARPACK reference on CPU, float64
-    from scipy.sparse.linalg import ArpackNoConvergence, LinearOperator, eigsh
+def hessian_eigs(model: nn.Module, loss_fn: Callable, data, targets=_MISSING, *, k: int = 1, which: str = "LA",
+                 method: str = "eigsh", tol: Optional[float] = None, max_iter: Optional[int] = None, seed: int = 0,
+                 operator: Optional[CurvatureOperator] = None) -> EigsResult:
+    """``k`` extreme eigenvalues of the Hessian over ``data``, with their eigenvectors.
 
-    if P == 1:
-        val = float(matvec(torch.ones(1, dtype=dtype, device=device))[0])
-        return SharpnessResult(val, 1, "eigsh", True)
+    Parameters
+    ----------
+    model, loss_fn, data, targets
+        As for :func:`sharpness`.
+    k : int
+        Number of eigenpairs.
+    which : {"LA", "SA", "LM"}
+        Largest algebraic (top of the spectrum), smallest algebraic (most negative curvature),
+        largest magnitude.
+    method : {"eigsh", "dense"}
+        ARPACK on Hessian-vector products (default), or the dense Hessian.
+    tol, max_iter, seed
+        As for :func:`lrtheory.tools.spectrum.eigs`.
 
-    def np_matvec(v):
-        t = torch.as_tensor(np.asarray(v, dtype=np.float64).reshape(-1), device=device).to(dtype)
-        return matvec(t).detach().cpu().numpy().astype(np.float64)
+    Returns
+    -------
+    EigsResult
+        ``values (k,)``, ``vectors (k, P)`` (use ``HessianOperator.unflatten`` for per-parameter
+        tensors), ``residuals``, ``converged``, ``n_matvec``.
 
-    lin = LinearOperator((P, P), matvec=np_matvec, dtype=np.float64)
-    kwargs = {} if max_iter is None else {"maxiter": int(max_iter)}
-    try:
-        vals = eigsh(lin, k=1, which="LA", tol=tol, v0=v0.detach().cpu().numpy().astype(np.float64),
-                     return_eigenvectors=False, **kwargs)
-        return SharpnessResult(float(np.max(vals)), op.count, "eigsh", True)
-    except ArpackNoConvergence as exc:  # pragma: no cover - rare
-        vals = exc.eigenvalues
-        val = float(np.max(vals)) if len(vals) else float("nan")
-        return SharpnessResult(val, op.count, "eigsh", False)
+    Other Parameters
+    ----------------
+    operator : CurvatureOperator, optional
+        Analyse this operator instead of the Hessian.
+
+    Raises
+    ------
+    ValueError
+        As for :func:`sharpness`; also when ``k`` is not below the number of parameters.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 1).double()
+    >>> x, y = torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
+    >>> r = hessian_eigs(net, torch.nn.functional.mse_loss, (x, y), k=2)
+    >>> np.round(r.values, 10).tolist(), r.converged
+    ([3.0, 1.0], True)
+    """
+    op = as_operator(operator, model, loss_fn, data, targets)
+    return eigs(op, k=k, which=which, method=method, tol=tol, max_iter=max_iter, seed=seed)
+
+
+def hessian_trace(model: nn.Module, loss_fn: Callable, data, targets=_MISSING, *, n_samples: int = 100,
+                  seed: int = 0, operator: Optional[CurvatureOperator] = None) -> TraceResult:
+    """Trace of the Hessian over ``data`` by Hutchinson's estimator, with its standard error.
+
+    ``n_samples`` Rademacher probes, one Hessian-vector product each; ``value`` is unbiased and
+    ``se`` the standard error of the mean, so ``value +- 3 se`` covers the trace (CLT).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 1).double()
+    >>> x, y = torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
+    >>> r = hessian_trace(net, torch.nn.functional.mse_loss, (x, y), n_samples=50)
+    >>> abs(r.value - 4.0) <= 3 * r.se
+    True
+    """
+    op = as_operator(operator, model, loss_fn, data, targets)
+    return trace(op, n_samples=n_samples, seed=seed)
+
+
+def hessian_density(model: nn.Module, loss_fn: Callable, data, targets=_MISSING, *, n_probes: int = 10,
+                    steps: int = 80, sigma: Optional[float] = None, n_points: int = 1000, seed: int = 0,
+                    operator: Optional[CurvatureOperator] = None) -> DensityResult:
+    """Spectral density of the Hessian over ``data`` by stochastic Lanczos quadrature.
+
+    Returns a :class:`~lrtheory.tools.spectrum.DensityResult`: ``plt.semilogy(d.grid, d.density)``
+    or ``d.plot()`` draws it. ``n_probes`` x ``min(steps, P)`` Hessian-vector products.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Linear(2, 1).double()
+    >>> x, y = torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
+    >>> d = hessian_density(net, torch.nn.functional.mse_loss, (x, y), n_probes=4, sigma=0.05)
+    >>> bool(abs(np.trapezoid(d.density, d.grid) - 1) < 1e-6)
+    True
+    """
+    op = as_operator(operator, model, loss_fn, data, targets)
+    return density(op, n_probes=n_probes, steps=steps, sigma=sigma, n_points=n_points, seed=seed)
+
+
+def dense_hessian(model: nn.Module, loss_fn: Callable, data, targets=_MISSING) -> Tensor:
+    """The dense ``(P, P)`` Hessian over ``data`` (small models; a ValueError when it would not fit)."""
+    return HessianOperator(model, loss_fn, data, targets).dense()
