@@ -1,0 +1,352 @@
+"""Chapter 05 experiments (torch, float64): batched GD on the scalar and the matrix problem.
+
+``scalar_gd`` steps ``K`` runs of ``(mu - x y)^2/2`` (one ``eta`` per run) together,
+``matrix_gd`` ``K`` runs of ``||A - X Y^T||_F^2/2`` with batched matmuls. A run that leaves
+the bound is frozen at its last state inside it and never touches another; the end state
+(converged / periodic orbit / bounded / diverged) is decided by
+:func:`~lrtheory.results.balancing.analysis.classify_end_states`.
+
+Example
+-------
+>>> run = scalar_gd(9.0, 1.0, [0.01, 0.04], mu=2.0, steps=2000, device="cpu")
+>>> [EndState(s).name for s in run.status]
+['CONVERGED', 'CONVERGED']
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from lrtheory.core import validate
+from lrtheory.core.device import DeviceLike, make_generator, resolve_device
+from lrtheory.results.balancing.analysis import EndState, classify_end_states
+from lrtheory.results.balancing.config import EndStateRule
+
+__all__ = ["ScalarRun", "MatrixRun", "scalar_top_eigenvalue", "matrix_top_eigenvalue", "scalar_gd", "matrix_gd",
+           "make_matrix_problem", "EndState"]
+
+_RULE = EndStateRule()
+
+
+def _etas(eta, device, dtype) -> torch.Tensor:
+    arr = validate.positive_array(np.asarray(eta.detach().cpu() if isinstance(eta, torch.Tensor) else eta,
+                                             dtype=np.float64), "eta").reshape(-1)
+    return torch.as_tensor(arr).to(device=device, dtype=dtype)
+
+
+def scalar_top_eigenvalue(x0: float, y0: float, mu: float) -> float:
+    """Top Hessian eigenvalue ``L`` of ``(mu - x y)^2/2`` at ``(x0, y0)``, from a dense torch Hessian.
+
+    Independent of the sympy closed form (the tests check one against the other).
+
+    Raises
+    ------
+    ValueError
+        On a non-finite ``x0``/``y0`` or ``mu <= 0``.
+    """
+    x0, y0 = validate.finite_real(x0, "x0"), validate.finite_real(y0, "y0")
+    mu = validate.positive_real(mu, "mu")
+    z = torch.tensor([x0, y0], dtype=torch.float64)
+    H = torch.autograd.functional.hessian(lambda v: 0.5 * (mu - v[0] * v[1]) ** 2, z)
+    return float(torch.linalg.eigvalsh(H)[-1])
+
+
+@dataclass(frozen=True)
+class ScalarRun:
+    """Result of :func:`scalar_gd` (numpy arrays, float64; ``K`` runs).
+
+    Attributes
+    ----------
+    eta : (K,) step sizes.
+    x, y : (K,) final iterates (for a diverged run: the last state before it left the bound).
+    loss : (K,) final ``(mu - x y)^2 / 2``.
+    status : (K,) :class:`EndState` codes.
+    period : (K,) the period of a periodic run, else 0.
+    steps_to_converge : (K,) first step with ``loss <= loss_tol``, checked every ``check_every`` steps (-1 if never).
+    diverged_at : (K,) step at which the run left the bound (-1 if never).
+    tail_x, tail_y : (max_period + 1, K) the last states (the orbit of a periodic run).
+    traj_x, traj_y : (T+1, K) trajectories, or None when not recorded.
+    """
+
+    eta: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    loss: np.ndarray
+    status: np.ndarray
+    period: np.ndarray
+    steps_to_converge: np.ndarray
+    diverged_at: np.ndarray
+    tail_x: Optional[np.ndarray] = None
+    tail_y: Optional[np.ndarray] = None
+    traj_x: Optional[np.ndarray] = None
+    traj_y: Optional[np.ndarray] = None
+
+    def select(self, sl: slice) -> "ScalarRun":
+        """The runs ``sl`` of this batch (per-run arrays are on the last axis)."""
+        return ScalarRun(**{k: None if getattr(self, k) is None else getattr(self, k)[..., sl]
+                            for k in self.__dataclass_fields__})
+
+
+def scalar_gd(x0, y0, eta, mu: float = 2.0, steps: int = 10000, *, rule: EndStateRule = _RULE,
+              record: bool = False, device: DeviceLike = None) -> ScalarRun:
+    """GD on ``(mu - x y)^2 / 2`` for ``K`` step sizes at once, float64.
+
+    Parameters
+    ----------
+    x0, y0 : float or array of shape (K,)
+        Initialization (broadcast against ``eta``).
+    eta : float or array of shape (K,)
+        Step sizes, all > 0.
+    mu : float
+        Target, > 0.
+    steps : int
+        Number of GD steps T.
+    rule : EndStateRule
+        Divergence bound, convergence threshold, orbit detection (defaults: ``|x|, |y| <= 1e6``,
+        loss ``<= 1e-20``, periods up to 16 at relative tolerance ``1e-9``).
+    record : bool
+        Keep the trajectories (T+1, K).
+    device : str, torch.device or None
+
+    Returns
+    -------
+    ScalarRun
+
+    Raises
+    ------
+    ValueError
+        If ``eta <= 0`` or NaN, ``mu <= 0``, non-finite ``x0``/``y0``, ``steps < 1``, or
+        ``x0``, ``y0``, ``eta`` do not broadcast to one shape ``(K,)``.
+    """
+    dev = resolve_device(device)
+    dt = torch.float64
+    mu = validate.positive_real(mu, "mu")
+    steps = validate.positive_int(steps, "steps")
+    bound = validate.positive_real(rule.bound, "rule.bound")
+    eta_t = _etas(eta, dev, dt)
+    starts = [torch.as_tensor(validate.finite_array(v, name, nonempty=True).reshape(-1)).to(device=dev, dtype=dt)
+              for v, name in ((x0, "x0"), (y0, "y0"))]
+    try:
+        x, y, h = torch.broadcast_tensors(starts[0], starts[1], eta_t)
+    except RuntimeError as exc:
+        raise ValueError(f"x0, y0, eta: shapes {tuple(starts[0].shape)}, {tuple(starts[1].shape)}, "
+                         f"{tuple(eta_t.shape)} do not broadcast") from exc
+    x, y, h = x.clone(), y.clone(), h.clone()
+    K = x.shape[0]
+    alive = torch.ones(K, dtype=torch.bool, device=dev)
+    diverged_at = torch.full((K,), -1, dtype=torch.int64, device=dev)
+    first_conv = torch.full((K,), -1, dtype=torch.int64, device=dev)
+    h_eff = h.clone()  # a diverged run gets step 0: it stays frozen at its last state
+    keep = rule.max_period + 1
+    hist_x, hist_y = [], []
+    traj_x = [x.clone()] if record else None
+    traj_y = [y.clone()] if record else None
+    for t in range(steps):
+        res = mu - x * y
+        # hand-written gradient of (mu - x y)^2 / 2: d/dx = -(mu - x y) y, d/dy = -(mu - x y) x
+        xn = x + h_eff * res * y
+        yn = y + h_eff * res * x
+        ok = torch.maximum(xn.abs(), yn.abs()) <= bound  # False for NaN and inf
+        if not bool(ok.all()):  # only runs that leave the bound at this step
+            diverged_at = torch.where(ok, diverged_at, torch.full_like(diverged_at, t + 1))
+            alive = alive & ok
+            h_eff = torch.where(alive, h_eff, torch.zeros_like(h_eff))
+            xn = torch.where(ok, xn, x)
+            yn = torch.where(ok, yn, y)
+        x, y = xn, yn
+        if (t + 1) % rule.check_every == 0 or t == steps - 1:
+            loss = 0.5 * (mu - x * y) ** 2
+            first_conv = torch.where((first_conv < 0) & alive & (loss <= rule.loss_tol),
+                                     torch.full_like(first_conv, t + 1), first_conv)
+        if t >= steps - keep:
+            hist_x.append(x.clone())
+            hist_y.append(y.clone())
+        if record:
+            traj_x.append(x.clone())
+            traj_y.append(y.clone())
+    while len(hist_x) < keep:  # fewer steps than the classification window
+        hist_x.insert(0, hist_x[0] if hist_x else x.clone())
+        hist_y.insert(0, hist_y[0] if hist_y else y.clone())
+    loss = 0.5 * (mu - x * y) ** 2
+    np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    tail_x, tail_y = np_(torch.stack(hist_x)), np_(torch.stack(hist_y))
+    status, period = classify_end_states(tail_x, tail_y, ~np_(alive), np_(loss), rule.loss_tol, rule.max_period,
+                                         rule.orbit_tol)
+    steps_to_converge = np.where(status == int(EndState.CONVERGED), np_(first_conv), -1)
+    return ScalarRun(eta=np_(h), x=np_(x), y=np_(y), loss=np_(loss), status=status, period=period,
+                     steps_to_converge=steps_to_converge, diverged_at=np_(diverged_at), tail_x=tail_x, tail_y=tail_y,
+                     traj_x=np_(torch.stack(traj_x)) if record else None,
+                     traj_y=np_(torch.stack(traj_y)) if record else None)
+
+
+# ----------------------------------------------------------------------------- matrix case
+def _matrix_problem(A, X0, Y0, device, dtype) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    out = []
+    for val, name in ((A, "A"), (X0, "X0"), (Y0, "Y0")):
+        t = torch.as_tensor(val if isinstance(val, torch.Tensor) else np.asarray(val, dtype=np.float64))
+        t = validate.finite_tensor(t.to(device=device, dtype=dtype), name)
+        if t.ndim != 2:
+            raise ValueError(f"{name}: expected a 2-d matrix, got shape {tuple(t.shape)}")
+        out.append(t)
+    A, X0, Y0 = out
+    m, n = A.shape
+    if X0.shape[0] != m:
+        raise ValueError(f"X0: expected {m} rows to match A of shape {tuple(A.shape)}, got {tuple(X0.shape)}")
+    if Y0.shape[0] != n:
+        raise ValueError(f"Y0: expected {n} rows to match A of shape {tuple(A.shape)}, got {tuple(Y0.shape)}")
+    if X0.shape[1] != Y0.shape[1]:
+        raise ValueError(f"Y0: expected {X0.shape[1]} columns to match X0 {tuple(X0.shape)}, got {tuple(Y0.shape)}")
+    return A, X0, Y0
+
+
+def matrix_top_eigenvalue(A, X, Y) -> float:
+    """Top Hessian eigenvalue of ``||A - X Y^T||_F^2 / 2`` at ``(X, Y)`` (dense torch Hessian, eigvalsh).
+
+    Raises
+    ------
+    ValueError
+        On non-matching shapes or non-finite entries.
+    """
+    A, X, Y = _matrix_problem(A, X, Y, torch.device("cpu"), torch.float64)
+    m, r = X.shape
+    n = Y.shape[0]
+
+    def f(z):
+        Xz, Yz = z[: m * r].reshape(m, r), z[m * r:].reshape(n, r)
+        return 0.5 * ((A - Xz @ Yz.T) ** 2).sum()
+
+    H = torch.autograd.functional.hessian(f, torch.cat([X.reshape(-1), Y.reshape(-1)]))
+    return float(torch.linalg.eigvalsh(H)[-1])
+
+
+@dataclass(frozen=True)
+class MatrixRun:
+    """Result of :func:`matrix_gd` (numpy, float64; ``K`` runs).
+
+    Attributes
+    ----------
+    eta : (K,) step sizes.
+    X : (K, m, r), Y : (K, n, r) final iterates.
+    loss : (K,) final loss.
+    status, period : (K,) end states (see :class:`ScalarRun`).
+    norm_ratio : (K,) ``||X||_F / ||Y||_F``.
+    imbalance : (K,) ``||X^T X - Y^T Y||_F``.
+    lam_gram : (K,) ``lambda_max(X^T X + Y^T Y)``.
+    """
+
+    eta: np.ndarray
+    X: np.ndarray
+    Y: np.ndarray
+    loss: np.ndarray
+    status: np.ndarray
+    period: np.ndarray
+    norm_ratio: np.ndarray
+    imbalance: np.ndarray
+    lam_gram: np.ndarray
+
+
+def matrix_gd(A, X0, Y0, eta, steps: int = 5000, *, rule: EndStateRule = _RULE,
+              device: DeviceLike = None) -> MatrixRun:
+    """GD on ``||A - X Y^T||_F^2 / 2`` for ``K`` step sizes at once (float64, batched matmuls).
+
+    Parameters
+    ----------
+    A : (m, n) target.
+    X0 : (m, r), Y0 : (n, r) initialization (the same for every run).
+    eta : float or (K,) step sizes, all > 0.
+    steps, rule, device
+        As in :func:`scalar_gd` (``rule.loss_tol`` is absolute, ``rule.bound`` on every entry).
+
+    Returns
+    -------
+    MatrixRun
+
+    Raises
+    ------
+    ValueError
+        On ``eta <= 0`` / NaN, non-finite or non-matching ``A``, ``X0``, ``Y0``, ``steps < 1``.
+
+    Example
+    -------
+    >>> A = np.eye(2); run = matrix_gd(A, 2 * np.eye(2), 0.5 * np.eye(2), [0.05], steps=3000, device="cpu")
+    >>> EndState(run.status[0]).name
+    'CONVERGED'
+    """
+    dev = resolve_device(device)
+    dt = torch.float64
+    h = _etas(eta, dev, dt)
+    A, X0, Y0 = _matrix_problem(A, X0, Y0, dev, dt)
+    steps = validate.positive_int(steps, "steps")
+    bound = validate.positive_real(rule.bound, "rule.bound")
+    K = h.shape[0]
+    hb = h[:, None, None]
+    X = X0.expand(K, *X0.shape).clone()
+    Y = Y0.expand(K, *Y0.shape).clone()
+    alive = torch.ones(K, dtype=torch.bool, device=dev)
+    h_eff = hb.clone()  # a diverged run gets step 0: it stays frozen at its last state
+    keep = rule.max_period + 1
+    hist_x, hist_y = [], []
+    for t in range(steps):
+        R = A - X @ Y.transpose(1, 2)
+        # hand-written gradient: grad_X = -R Y, grad_Y = -R^T X
+        Xn = torch.baddbmm(X, R, Y, alpha=1.0).sub_(X).mul_(h_eff).add_(X)  # X + eta R Y
+        Yn = torch.baddbmm(Y, R.transpose(1, 2), X, alpha=1.0).sub_(Y).mul_(h_eff).add_(Y)
+        ok = torch.maximum(Xn.abs().amax(dim=(1, 2)), Yn.abs().amax(dim=(1, 2))) <= bound  # False for NaN/inf
+        if not bool(ok.all()):
+            alive = alive & ok
+            h_eff = torch.where(alive[:, None, None], h_eff, torch.zeros_like(h_eff))
+            Xn = torch.where(ok[:, None, None], Xn, X)
+            Yn = torch.where(ok[:, None, None], Yn, Y)
+        X, Y = Xn, Yn
+        if t >= steps - keep:
+            hist_x.append(X.clone())
+            hist_y.append(Y.clone())
+    while len(hist_x) < keep:
+        hist_x.insert(0, hist_x[0])
+        hist_y.insert(0, hist_y[0])
+    loss = 0.5 * ((A - X @ Y.transpose(1, 2)) ** 2).sum(dim=(1, 2))
+    np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    status, period = classify_end_states(np_(torch.stack(hist_x)), np_(torch.stack(hist_y)), ~np_(alive), np_(loss),
+                                         rule.loss_tol, rule.max_period, rule.orbit_tol)
+    XtX, YtY = X.transpose(1, 2) @ X, Y.transpose(1, 2) @ Y
+    ratio = torch.linalg.matrix_norm(X) / torch.linalg.matrix_norm(Y)
+    imb = torch.linalg.matrix_norm(XtX - YtY)
+    lam = torch.linalg.eigvalsh(XtX + YtY)[:, -1]
+    return MatrixRun(eta=np_(h), X=np_(X), Y=np_(Y), loss=np_(loss), status=status, period=period,
+                     norm_ratio=np_(ratio), imbalance=np_(imb), lam_gram=np_(lam))
+
+
+def make_matrix_problem(m: int = 4, n: int = 3, rank: int = 2, *, singular_values: Sequence[float] = (2.0, 1.0),
+                        x_scale: float = 4.0, y_scale: float = 0.2, seed: int = 0):
+    """A rank-``rank`` target ``A`` (m, n) and an unbalanced initialization ``X0`` (m, rank), ``Y0`` (n, rank).
+
+    ``A = U diag(singular_values) V^T`` with random orthonormal ``U, V``; ``X0``, ``Y0`` are
+    Gaussian, rescaled to Frobenius norms ``x_scale`` and ``y_scale`` (initial ratio
+    ``x_scale / y_scale``). Every draw comes from one generator seeded with ``seed`` (the
+    chapter passes ``core.device.seed_for(...)``). Returns numpy arrays ``(A, X0, Y0)``.
+
+    Raises
+    ------
+    ValueError
+        If ``rank > min(m, n)``, ``len(singular_values) != rank`` or a scale is not > 0.
+    """
+    m, n, rank = validate.positive_int(m, "m"), validate.positive_int(n, "n"), validate.positive_int(rank, "rank")
+    if rank > min(m, n):
+        raise ValueError(f"rank: must be <= min(m, n) = {min(m, n)}, got {rank}")
+    if len(singular_values) != rank:
+        raise ValueError(f"singular_values: expected {rank} values, got {len(singular_values)}")
+    x_scale = validate.positive_real(x_scale, "x_scale")
+    y_scale = validate.positive_real(y_scale, "y_scale")
+    g = make_generator(validate.nonneg_int(seed, "seed"), "cpu")
+    U, _ = torch.linalg.qr(torch.randn(m, m, generator=g, dtype=torch.float64))
+    V, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    s = torch.tensor([float(v) for v in singular_values], dtype=torch.float64)
+    A = U[:, :rank] @ torch.diag(s) @ V[:, :rank].T
+    X0 = torch.randn(m, rank, generator=g, dtype=torch.float64)
+    Y0 = torch.randn(n, rank, generator=g, dtype=torch.float64)
+    X0 = X0 * (x_scale / torch.linalg.matrix_norm(X0))
+    Y0 = Y0 * (y_scale / torch.linalg.matrix_norm(Y0))
+    return A.numpy(), X0.numpy(), Y0.numpy()
