@@ -199,7 +199,7 @@ def best_lr(log2_etas, losses) -> float:
     Examples
     --------
     >>> round(best_lr([0.0, 1.0, 2.0, 3.0], [4.0, 1.0, 0.5, 2.0]), 6)
-    1.857143
+    1.833333
     """
     return argmin_on_grid(log2_etas, losses, refine="parabola", log_y=True).x
 

@@ -461,7 +461,7 @@ def grid_depth_exponent(depths, tau: float = 1.0, y: float = 1.0) -> float:
     Examples
     --------
     >>> round(grid_depth_exponent([2, 4, 8, 16]), 4)
-    -1.4729
+    -1.4733
     """
     from lrtheory.core.stats import loglog_fit
 
