@@ -311,9 +311,12 @@ def ntk_gram_infinite_width(x, depth: int, width: int, rho_in: float = 1.0) -> n
 
     Example
     -------
-    >>> ntk_gram_infinite_width(np.eye(2), 1, 4).round(6)
-    array([[3.      , 0.318310],
-           [0.318310, 3.      ]])
+    Two orthogonal unit inputs, one hidden layer of width 4 on ``d0 = 2``: the diagonal is
+    ``1 + L n / d0 = 3``, the off-diagonal ``(n / d0) f(0) = 2 / pi``.
+
+    >>> g = ntk_gram_infinite_width(np.eye(2), 1, 4)
+    >>> g.diagonal().tolist(), round(float(g[0, 1]) * np.pi, 12)
+    ([3.0, 3.0], 2.0)
     """
     x = validate.finite_array(x, "x", ndim=2)
     depth = validate.positive_int(depth, "depth")
