@@ -4,7 +4,6 @@ Symbolic maps are checked against one numeric GD step (float64, rtol 1e-10: roun
 of a handful of float64 operations); the claims are checked at CI scale (they pass) and
 with a perturbed prediction (they fail).
 """
-import dataclasses
 import math
 
 import numpy as np
@@ -12,8 +11,18 @@ import pytest
 import sympy as sp
 import torch
 
-from lrtheory.claims import select
-from lrtheory.results import catapult as cat
+from lrtheory.core.device import record_seeds
+from lrtheory.results.catapult import CHAPTER, CONFIGS
+from lrtheory.results.catapult import analysis as A
+from lrtheory.results.catapult import derivation as D
+from lrtheory.results.catapult import measurements as M
+from lrtheory.results.catapult import simulate as S
+from lrtheory.results.catapult.analysis import Phase
+
+
+def _claim(claim_id):
+    (claim,) = [c for c in CHAPTER.claims if c.id == claim_id]
+    return claim
 
 RTOL = 1e-10  # one GD step in float64: a few roundings of O(1) numbers
 
@@ -22,8 +31,8 @@ RTOL = 1e-10  # one GD step in float64: a few roundings of O(1) numbers
 # symbolic derivations
 # ---------------------------------------------------------------------------------------
 def test_uv_updates_paper_form():
-    upd = cat.derive_uv_updates()
-    eta, n, f, lam = cat.eta_s, cat.n_s, cat.f_s, cat.lam_s
+    upd = D.derive_uv_updates()
+    eta, n, f, lam = D.eta_s, D.n_s, D.f_s, D.lam_s
     assert sp.simplify(upd.f_next_simple - f * (1 - eta * lam + eta**2 * f**2 / n)) == 0
     assert sp.simplify(upd.delta_lam_simple - eta * f**2 * (eta * lam - 4) / n) == 0
     assert sp.simplify(upd.lam_next_simple - lam - upd.delta_lam_simple) == 0
@@ -40,36 +49,36 @@ def test_uv_updates_match_one_numeric_gd_step():
     u1, v1 = u - eta * r * x * v / math.sqrt(n), v - eta * r * x * u / math.sqrt(n)
     f1 = float(v1 @ u1) * x / math.sqrt(n)
     lam1 = x**2 * float(u1 @ u1 + v1 @ v1) / n
-    upd = cat.derive_uv_updates()
-    subs = {cat.eta_s: eta, cat.n_s: n, cat.x_s: x, cat.y_s: y, cat.f_s: f, cat.lam_s: lam}
+    upd = D.derive_uv_updates()
+    subs = {D.eta_s: eta, D.n_s: n, D.x_s: x, D.y_s: y, D.f_s: f, D.lam_s: lam}
     assert float(upd.f_next.subs(subs)) == pytest.approx(f1, rel=RTOL)
     assert float(upd.lam_next.subs(subs)) == pytest.approx(lam1, rel=RTOL)
-    assert float(upd.residual_next.subs({**subs, cat.r_s: r})) == pytest.approx(f1 - y, rel=RTOL)
+    assert float(upd.residual_next.subs({**subs, D.r_s: r})) == pytest.approx(f1 - y, rel=RTOL)
 
 
 def test_uv_phases():
-    ph = cat.derive_uv_phases()
-    lam = cat.lam_s
-    assert sp.simplify(ph["eta_lazy"] - 2 / lam) == 0
-    assert sp.simplify(ph["eta_max"] - 4 / lam) == 0
-    assert ph["lower"] == 2 and ph["upper"] == 4
-    a = ph["a"]
-    assert sp.simplify(ph["lower_edge_series"] - (2 + 4 * a + 16 * a**2)) == 0
+    ph = D.derive_uv_phases()
+    lam = D.lam_s
+    assert sp.simplify(ph.eta_lazy - 2 / lam) == 0
+    assert sp.simplify(ph.eta_max - 4 / lam) == 0
+    assert ph.lower == 2 and ph.upper == 4
+    a = D.a_s
+    assert sp.simplify(ph.lower_edge_series - (2 + 4 * a + 16 * a**2)) == 0
     # the root solves |1 - w + w^2 a| = 1 on the growing side
-    wc = ph["lower_edge_finite_width"].subs(a, sp.Rational(1, 50))
+    wc = ph.lower_edge_finite_width.subs(a, sp.Rational(1, 50))
     assert float(1 - wc + wc**2 / 50) == pytest.approx(-1.0, abs=1e-12)
 
 
 def test_finite_width_lower_edge_values_and_errors():
-    assert cat.finite_width_lower_edge(1e-6, 2.0, 10**6) == pytest.approx(2.0, abs=1e-12)
-    w = cat.finite_width_lower_edge(1.0, 2.0, 64)
+    assert D.finite_width_lower_edge(1e-6, 2.0, 10**6) == pytest.approx(2.0, abs=1e-12)
+    w = D.finite_width_lower_edge(1.0, 2.0, 64)
     a = 1.0 / (64 * 4.0)
     assert w == pytest.approx(2 + 4 * a + 16 * a**2, abs=1e-5)  # next term O(a^3) ~ 1e-6
-    assert np.isnan(cat.finite_width_lower_edge(10.0, 1.0, 1))  # a > 1/8: no real root
+    assert np.isnan(D.finite_width_lower_edge(10.0, 1.0, 1))  # a > 1/8: no real root
     with pytest.raises(ValueError, match="lam0"):
-        cat.finite_width_lower_edge(1.0, 0.0, 4)
+        D.finite_width_lower_edge(1.0, 0.0, 4)
     with pytest.raises(ValueError, match="n"):
-        cat.finite_width_lower_edge(1.0, 1.0, 0)
+        D.finite_width_lower_edge(1.0, 1.0, 0)
 
 
 def _dense_quadratic(N, seed, spectrum=(0.8, 1.2)):
@@ -91,26 +100,26 @@ def test_quadratic_updates_match_one_numeric_gd_step():
     lam = zeta**2 * float(th @ psi @ psi @ th)
     r = z - y
     th1 = th - eta * r * zeta * (psi @ th)
-    mom = {cat.M[p]: float(th @ torch.linalg.matrix_power(psi, p) @ th) for p in range(5)}
-    subs = {cat.eta_s: eta, cat.zeta_s: zeta, cat.r_s: r, cat.z_s: z, cat.lam_s: lam,
-            cat.Q_s: float(th @ th), **mom}
-    q = cat.derive_quadratic_updates()
+    mom = {D.M[p]: float(th @ torch.linalg.matrix_power(psi, p) @ th) for p in range(5)}
+    subs = {D.eta_s: eta, D.zeta_s: zeta, D.r_s: r, D.z_s: z, D.lam_s: lam,
+            D.Q_s: float(th @ th), **mom}
+    q = D.derive_quadratic_updates()
     assert float(q.z_next.subs(subs)) == pytest.approx(0.5 * zeta * float(th1 @ psi @ th1), rel=RTOL)
     assert float(q.lam_next.subs(subs)) == pytest.approx(zeta**2 * float(th1 @ psi @ psi @ th1), rel=RTOL)
     assert float(q.norm_next.subs(subs)) == pytest.approx(float(th1 @ th1), rel=RTOL)
-    wn = cat.derive_weight_norm_change()
-    assert float(wn["exact"].subs(subs)) == pytest.approx(float(th1 @ th1 - th @ th), rel=1e-8)
+    wn = D.derive_weight_norm_change()
+    assert float(wn.exact.subs(subs)) == pytest.approx(float(th1 @ th1 - th @ th), rel=1e-8)
 
 
 def test_weight_norm_change_and_range():
-    wn = cat.derive_weight_norm_change()
-    eta, lam, z = cat.eta_s, cat.lam_s, cat.z_s
-    assert sp.simplify(wn["y0"] - eta * z**2 * (eta * lam - 4)) == 0
-    assert sp.simplify(wn["eta_max"] - 4 / lam) == 0
-    rng = cat.derive_quadratic_range()
-    assert rng["lower"] == 2 and rng["upper_unit"] == 4
-    m = cat.derive_uv_quadratic_match()
-    assert m["z_diff"] == 0 and m["lam_diff"] == 0
+    wn = D.derive_weight_norm_change()
+    eta, lam, z = D.eta_s, D.lam_s, D.z_s
+    assert sp.simplify(wn.y0 - eta * z**2 * (eta * lam - 4)) == 0
+    assert sp.simplify(wn.eta_max - 4 / lam) == 0
+    rng = D.derive_quadratic_range()
+    assert rng.lower == 2 and rng.upper_unit == 4
+    m = D.derive_uv_quadratic_match()
+    assert m.z_diff == 0 and m.lam_diff == 0
 
 
 def test_rayleigh_bound_step_taken_by_hand():
@@ -125,9 +134,9 @@ def test_rayleigh_bound_step_taken_by_hand():
 # numerics
 # ---------------------------------------------------------------------------------------
 def test_simulate_uv_three_phases_and_determinism():
-    a = cat.simulate_uv([1.0, 3.0, 5.0], [64], [0, 1], 400, device="cpu")
-    b = cat.simulate_uv([1.0, 3.0, 5.0], [64], [0, 1], 400, device="cpu")
-    assert [cat.PHASES[int(p)] for p in a.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]
+    a = S.simulate_uv([1.0, 3.0, 5.0], [64], [0, 1], 400, device="cpu")
+    b = S.simulate_uv([1.0, 3.0, 5.0], [64], [0, 1], 400, device="cpu")
+    assert [Phase(p).name.lower() for p in a.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]
     for field in ("max_loss", "final_loss", "final_eta_lam", "phase", "lam0"):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
     # a diverged run is frozen and reported; its neighbours stay finite
@@ -137,8 +146,8 @@ def test_simulate_uv_three_phases_and_determinism():
 
 
 def test_simulate_quadratic_unit_spectrum_is_the_uv_model():
-    sw = cat.simulate_quadratic([1.0, 3.0, 5.0], [64], [0], 400, device="cpu")
-    assert [cat.PHASES[int(p)] for p in sw.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]
+    sw = S.simulate_quadratic([1.0, 3.0, 5.0], [64], [0], 400, device="cpu")
+    assert [Phase(p).name.lower() for p in sw.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]
     np.testing.assert_allclose(sw.kappa0, 1.0, rtol=1e-12)
 
 
@@ -160,12 +169,12 @@ def test_quadratic_eigenbasis_equals_dense_rotated_psi():
 
 
 def test_classify_and_boundaries():
-    ph = cat.classify_runs(1.0, [1.0, 5.0, 5.0, np.inf], [0.5, 0.1, 2.0, np.nan], [False, False, False, True])
-    assert ph.tolist() == [cat.LAZY, cat.CATAPULT, cat.DIVERGENT, cat.DIVERGENT]
+    ph = A.classify_runs(1.0, [1.0, 5.0, 5.0, np.inf], [0.5, 0.1, 2.0, np.nan], [False, False, False, True])
+    assert ph.tolist() == [Phase.LAZY, Phase.CATAPULT, Phase.DIVERGENT, Phase.DIVERGENT]
     grid = [1.0, 2.0, 3.0, 4.0]
-    lower, upper = cat.phase_boundaries(grid, np.array([0, 1, 1, 2]))
+    lower, upper = A.phase_boundaries(grid, np.array([0, 1, 1, 2]))
     assert float(lower) == 1.5 and float(upper) == 3.5
-    lower, upper = cat.phase_boundaries(grid, np.array([0, 0, 0, 0]))
+    lower, upper = A.phase_boundaries(grid, np.array([0, 0, 0, 0]))
     assert np.isnan(lower) and np.isnan(upper)
 
 
@@ -184,51 +193,80 @@ def test_simulate_uv_bad_inputs(kwargs, match):
     args.update(kwargs)
     div = args.pop("div_g", 1e6)
     with pytest.raises(ValueError, match=match):
-        cat.simulate_uv(args["eta_lam0"], args["widths"], args["seeds"], args["steps"], device="cpu", div_g=div)
+        S.simulate_uv(args["eta_lam0"], args["widths"], args["seeds"], args["steps"], device="cpu", div_g=div)
 
 
 def test_other_bad_inputs():
     with pytest.raises(ValueError, match="widths"):
-        cat.simulate_quadratic([1.0], [7], [0], 5, device="cpu")
+        S.simulate_quadratic([1.0], [7], [0], 5, device="cpu")
     with pytest.raises(ValueError, match="spectrum"):
-        cat.simulate_quadratic([1.0], [8], [0], 5, spectrum=(0.0, 1.0), device="cpu")
+        S.simulate_quadratic([1.0], [8], [0], 5, spectrum=(0.0, 1.0), device="cpu")
     with pytest.raises(ValueError, match="depth"):
-        cat.relu_sweep([1.0], 0, 8, [0], 5, device="cpu")
+        S.relu_sweep([1.0], 0, 8, [0], 5, device="cpu")
     with pytest.raises(ValueError, match="sweep"):
-        cat.sparsity_trend("nope")
+        A.sparsity_trend("nope")
     with pytest.raises(ValueError, match="scale"):
-        cat.config("huge")
+        CHAPTER.config("huge")
     with pytest.raises(ValueError, match="rtol"):
-        cat.classify_runs(1.0, 1.0, 1.0, False, rtol=-1.0)
+        A.classify_runs(1.0, 1.0, 1.0, False, rtol=-1.0)
     with pytest.raises(ValueError, match="scale"):
-        select(["catapult.uv.lower_boundary"])[0].check("medium")
+        _claim("catapult.uv.lower_boundary").check("medium")
 
 
-def test_ntk_top_eigenvalue_matches_explicit_jacobian():
+def test_relu_sweep_lam0_matches_explicit_jacobian():
+    """lambda_0 of the ReLU sweep is the top eigenvalue of J J^T / N of its initial nets, J the
+    explicit Jacobian of the module (1e-10 relative: two float64 routes to one matrix)."""
     from torch.func import functional_call, jacrev
 
-    from lrtheory.core.mlp import MLPSpec, init_params, to_module
+    from lrtheory.core.mlp import MLPSpec, to_module
 
-    spec = MLPSpec(d_in=3, width=8, depth=2, d_out=1, parametrization="ntk")
-    params = init_params(spec, 2, seed=4)
-    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    lam = cat.ntk_top_eigenvalue(spec, params, x)
-    for k in range(2):
-        mod = to_module(spec, params, k)
+    x, _ = S.digits_binary(6)
+    sw = S.relu_sweep([1.0, 2.0], 2, 8, [0, 1], 1, n_train=6, device="cpu")
+    spec = MLPSpec(d_in=x.shape[1], width=8, depth=2, d_out=1, parametrization="ntk")
+    p0 = S.relu_init(spec, sw.seeds)
+    for k in range(len(sw.seeds)):
+        mod = to_module(spec, p0, k)
         names = dict(mod.named_parameters())
         jac = jacrev(lambda p: functional_call(mod, p, (x,)).reshape(-1))(names)
-        J = torch.cat([j.reshape(5, -1) for j in jac.values()], dim=1)
-        ref = torch.linalg.eigvalsh(J.detach() @ J.detach().T / 5)[-1]
-        assert float(lam[k]) == pytest.approx(float(ref), rel=1e-10)
+        J = torch.cat([j.reshape(6, -1) for j in jac.values()], dim=1).detach()
+        ref = torch.linalg.eigvalsh(J @ J.T / 6)[-1]
+        assert float(sw.lam0[k]) == pytest.approx(float(ref), rel=1e-10)
 
 
 def test_relu_sweep_small_is_deterministic():
-    a = cat.relu_sweep([1.0, 3.0, 40.0], 1, 16, [0, 1], 30, n_train=8, device="cpu")
-    b = cat.relu_sweep([1.0, 3.0, 40.0], 1, 16, [0, 1], 30, n_train=8, device="cpu")
+    a = S.relu_sweep([1.0, 3.0, 40.0], 1, 16, [0, 1], 30, n_train=8, device="cpu")
+    b = S.relu_sweep([1.0, 3.0, 40.0], 1, 16, [0, 1], 30, n_train=8, device="cpu")
     np.testing.assert_array_equal(a.final_loss, b.final_loss)
     np.testing.assert_array_equal(a.active, b.active)
     assert a.active.shape == (3, 2, 1) and a.diverged[2].all()
     assert np.isnan(a.active[2]).all() and np.isfinite(a.active[0]).all()
+
+
+@pytest.mark.parametrize("scale", ["ci", "full"])
+def test_no_two_models_share_a_seed(scale):
+    """Every model of every measurement at ``scale`` draws from its own seed_for(...) (the
+    runs of one model at different LRs share it by design); run here with one GD step."""
+    cfg = CONFIGS[scale]
+    with record_seeds() as calls:
+        grid = [1.0, 3.0]
+        S.simulate_uv(grid, cfg.uv.widths, cfg.uv.seeds, 1, device="cpu")
+        for spectrum in ((1.0, 1.0), cfg.quadratic.spread):
+            S.simulate_quadratic(grid, cfg.quadratic.widths, cfg.quadratic.seeds, 1, spectrum=spectrum, device="cpu")
+        S.uv_trajectories(cfg.traj.eta_lam0, cfg.traj.width, cfg.traj.seed, 1, device="cpu")
+        if scale == "ci":  # the full-scale ReLU nets are too large for a unit test; their keys below
+            for d in cfg.relu.depths:
+                S.relu_sweep(grid, d, cfg.relu.width, cfg.relu.seeds, 1, n_train=cfg.relu.n_train, device="cpu")
+    keys = [k for k, _ in calls]
+    if scale == "full":
+        from lrtheory.core.device import seed_for
+
+        keys += [("catapult", "relu", d, cfg.relu.width, s) for d in cfg.relu.depths for s in cfg.relu.seeds]
+        calls = calls + [(k, seed_for(*k)) for k in keys[len(calls):]]
+    n_models = (len(cfg.uv.widths) * len(cfg.uv.seeds) + 2 * len(cfg.quadratic.widths) * len(cfg.quadratic.seeds)
+                + 1 + len(cfg.relu.depths) * len(cfg.relu.seeds))
+    assert len(keys) == n_models and all(k[0] == "catapult" for k in keys)
+    assert len(set(keys)) == len(keys), "two models were drawn from the same keys"
+    assert len({seed for _, seed in calls}) == len(calls), "two models share a seed"
 
 
 # ---------------------------------------------------------------------------------------
@@ -259,24 +297,23 @@ def _perturb(value):
 
 @pytest.mark.parametrize("claim_id", CLAIM_IDS)
 def test_claim_passes_at_ci_scale(claim_id):
-    (claim,) = select([claim_id])
-    verdict = claim.check("ci", "cpu")
+    verdict = _claim(claim_id).check("ci", "cpu")
     assert verdict.passed, verdict.details
 
 
 @pytest.mark.parametrize("claim_id", CLAIM_IDS)
 def test_claim_fails_with_perturbed_prediction(claim_id):
-    (claim,) = select([claim_id])
-    good = claim.predict("ci")
+    claim = _claim(claim_id)
+    good = claim.predict(CHAPTER.config("ci"))
     bad = _perturb(good)
     if claim_id == "catapult.uv.lambda_drop":
         bad = 1.5  # a bound below the measured final eta*lambda (about 1.99)
-    wrong = dataclasses.replace(claim, predict=lambda scale, bad=bad: bad)
+    wrong = claim.with_prediction(lambda p, bad=bad: bad)
     assert not wrong.check("ci", "cpu").passed
 
 
 def test_all_chapter_claims_registered():
-    ids = {c.id for c in select(["catapult"])}
+    ids = {c.id for c in CHAPTER.claims}
     assert ids == set(CLAIM_IDS)
 
 
@@ -299,8 +336,8 @@ def test_uv_maps_hold_for_all_inputs(n, x, y, eta, seed):
     u1, v1 = u - eta * r * x * v / math.sqrt(n), v - eta * r * x * u / math.sqrt(n)
     f1 = float(v1 @ u1) * x / math.sqrt(n)
     lam1 = x**2 * float(u1 @ u1 + v1 @ v1) / n
-    upd = cat.derive_uv_updates()
-    subs = {cat.eta_s: eta, cat.n_s: n, cat.x_s: x, cat.y_s: y, cat.f_s: f, cat.lam_s: lam, cat.r_s: r}
+    upd = D.derive_uv_updates()
+    subs = {D.eta_s: eta, D.n_s: n, D.x_s: x, D.y_s: y, D.f_s: f, D.lam_s: lam, D.r_s: r}
     scale = 1.0 + abs(f) + abs(f1) + lam + lam1  # absolute tolerance relative to the magnitudes involved
     assert abs(float(upd.f_next.subs(subs)) - f1) <= 1e-9 * scale
     assert abs(float(upd.lam_next.subs(subs)) - lam1) <= 1e-9 * scale
@@ -308,82 +345,16 @@ def test_uv_maps_hold_for_all_inputs(n, x, y, eta, seed):
 
 
 def test_memoized_results_are_read_only():
-    sw = cat.measure_uv_sweep("ci", "cpu")
+    sw = M.measure_uv_sweep("ci", "cpu")
     with pytest.raises(ValueError):
         sw.lower[0, 0] = 0.0
-
-
-def test_ntk_top_eigenvalue_agrees_with_core_curvature():
-    """The layer-wise Gram formula equals lrtheory.core.curvature.ntk_top_eig (dense Jacobian)."""
-    from lrtheory.core.curvature import ntk_top_eig
-    from lrtheory.core.mlp import MLPSpec, init_params
-
-    spec = MLPSpec(d_in=4, width=12, depth=3, d_out=1, parametrization="ntk")
-    params = init_params(spec, 3, seed=7)
-    x = torch.randn(6, 4, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    ours = cat.ntk_top_eigenvalue(spec, params, x).numpy()
-    core = ntk_top_eig(spec, params, x, method="dense")
-    np.testing.assert_allclose(ours, core, rtol=1e-10)  # same matrix, two float64 routes
 
 
 @pytest.mark.full
 @pytest.mark.parametrize("claim_id", CLAIM_IDS)
 def test_claim_passes_at_full_scale(claim_id):
     """Paper-sized run (GPU recommended); deselected in CI."""
-    (claim,) = select([claim_id])
-    verdict = claim.check("full")
+    verdict = _claim(claim_id).check("full")
     assert verdict.passed, verdict.details
 
 
-# ---------------------------------------------------------------- catapult_range (public tool)
-def test_catapult_range_uv_model_closed_form():
-    """uv model f(x) = v.u x / sqrt(n): Theta/N = (|u|^2 + |v|^2) mean(x^2) / n exactly (1e-12: round-off)."""
-    from lrtheory.results.catapult import catapult_range
-
-    class UV(torch.nn.Module):
-        def __init__(self, n):
-            super().__init__()
-            g = torch.Generator().manual_seed(3)
-            self.u = torch.nn.Parameter(torch.randn(n, dtype=torch.float64, generator=g))
-            self.v = torch.nn.Parameter(torch.randn(n, dtype=torch.float64, generator=g))
-            self.n = n
-
-        def forward(self, x):
-            return (self.v @ self.u) * x[:, 0] / self.n ** 0.5
-
-    m = UV(64)
-    x = torch.tensor([[1.0]], dtype=torch.float64)
-    r = catapult_range(m, x)
-    lam = float((m.u.detach().pow(2).sum() + m.v.detach().pow(2).sum()) / m.n)
-    assert r.lam0 == pytest.approx(lam, rel=1e-12)
-    assert (r.lazy_max, r.catapult_max) == pytest.approx((2 / lam, 4 / lam), rel=1e-12)
-    assert [r.phase(e / lam) for e in (1.0, 3.0, 5.0)] == ["lazy", "catapult", "divergent"]
-
-
-def test_catapult_range_matches_core_ntk_on_an_mlp():
-    """Module path (vmap(jacrev) over nn.Module) vs the core's batched NTK: 1e-10 relative (round-off)."""
-    from lrtheory.core.curvature import ntk_top_eig
-    from lrtheory.core.mlp import MLPSpec, init_params, to_module
-    from lrtheory.results.catapult import catapult_range
-
-    spec = MLPSpec(d_in=5, width=16, depth=2, d_out=2, parametrization="ntk", bias=True)
-    P = init_params(spec, 1, seed=4)
-    x = torch.randn(7, 5, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
-    ref = float(ntk_top_eig(spec, P, x, normalize="batch", method="dense")[0])
-    assert catapult_range(to_module(spec, P, 0), x).lam0 == pytest.approx(ref, rel=1e-10)
-
-
-def test_catapult_range_bad_inputs():
-    from lrtheory.results.catapult import catapult_range
-
-    net = torch.nn.Linear(3, 1).double()
-    with pytest.raises(ValueError, match="model"):
-        catapult_range(lambda x: x, torch.ones(2, 3))
-    with pytest.raises(ValueError, match="inputs"):
-        catapult_range(net, torch.ones(0, 3, dtype=torch.float64))
-    with pytest.raises(ValueError, match="inputs"):
-        catapult_range(net, torch.tensor([[float("nan"), 0.0, 0.0]], dtype=torch.float64))
-    r = catapult_range(net, torch.ones(2, 3, dtype=torch.float64))
-    for bad in (0.0, -1.0, float("nan")):
-        with pytest.raises(ValueError, match="eta"):
-            r.phase(bad)

@@ -1,0 +1,123 @@
+"""Chapter 02, the settings of every measurement at each scale (frozen dataclasses).
+
+``CONFIGS["ci"]`` is what CI recomputes (2 CPU cores, seconds); ``CONFIGS["full"]`` the
+paper-sized grids for a GPU. A stored result is keyed by the hash of the whole
+:class:`CatapultConfig`, so changing any value here makes the stored points stale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Tuple
+
+import numpy as np
+
+__all__ = ["Grid", "UVConfig", "QuadraticConfig", "ReluConfig", "TrajectoryConfig", "CatapultConfig", "CONFIGS"]
+
+
+@dataclass(frozen=True)
+class Grid:
+    """An evenly spaced grid of ``eta * lambda_0`` from ``lo`` to ``hi`` (inclusive) with ``step``."""
+
+    lo: float
+    hi: float
+    step: float
+
+    def values(self) -> np.ndarray:
+        """The grid points, rounded to 10 decimals (so ``1.5 + k * 0.01`` prints as it reads).
+
+        Examples
+        --------
+        >>> Grid(1.0, 2.0, 0.5).values()
+        array([1. , 1.5, 2. ])
+        """
+        return np.round(np.arange(self.lo, self.hi + self.step / 2, self.step), 10)
+
+
+@dataclass(frozen=True)
+class UVConfig:
+    """GD on the uv model over ``eta * lambda_0`` x widths x seed indices."""
+
+    grid: Grid
+    widths: Tuple[int, ...]
+    seeds: Tuple[int, ...]
+    steps: int
+    div_g: float = 1e6  # divergence threshold on eta^2 f^2 / n
+
+
+@dataclass(frozen=True)
+class QuadraticConfig:
+    """GD on the pure quadratic model, unit spectrum and the ``spread`` spectrum ``s_i ~ U(spread)``."""
+
+    grid: Grid
+    widths: Tuple[int, ...]  # parameter counts N
+    seeds: Tuple[int, ...]
+    steps: int
+    spread: Tuple[float, float]
+    div_g: float = 1e6
+
+
+@dataclass(frozen=True)
+class ReluConfig:
+    """Full-batch GD on ReLU MLPs (NTK parametrization, no bias) on digits, one grid per depth."""
+
+    depths: Tuple[int, ...]
+    grids: Tuple[Grid, ...]  # one per depth, same order
+    width: int
+    seeds: Tuple[int, ...]
+    steps: int
+    n_train: int
+    divergence_factor: float = 1e12
+
+    def grid(self, depth: int) -> Grid:
+        """The grid of ``depth``.
+
+        Raises
+        ------
+        ValueError
+            If ``depth`` is not one of :attr:`depths`.
+        """
+        if depth not in self.depths:
+            raise ValueError(f"depth: expected one of {self.depths}, got {depth!r}")
+        return self.grids[self.depths.index(depth)]
+
+
+@dataclass(frozen=True)
+class TrajectoryConfig:
+    """Full uv trajectories for a few ``eta * lambda_0`` (one initialization)."""
+
+    eta_lam0: Tuple[float, ...]
+    width: int
+    seed: int
+    steps: int
+    div_g: float = 1e6
+
+
+@dataclass(frozen=True)
+class CatapultConfig:
+    """Every setting of chapter 02 at one scale."""
+
+    uv: UVConfig
+    quadratic: QuadraticConfig
+    relu: ReluConfig
+    traj: TrajectoryConfig
+
+
+CONFIGS = {
+    "ci": CatapultConfig(
+        uv=UVConfig(grid=Grid(1.5, 4.5, 0.01), widths=(16, 64, 256, 1024), seeds=tuple(range(8)), steps=3000),
+        quadratic=QuadraticConfig(grid=Grid(1.5, 5.0, 0.02), widths=(32, 128, 512), seeds=(0, 1, 2, 3), steps=3000,
+                                  spread=(0.8, 1.2)),
+        relu=ReluConfig(depths=(1, 2), grids=(Grid(1.0, 6.0, 0.25), Grid(1.0, 20.0, 1.0)), width=128,
+                        seeds=(0, 1, 2), steps=200, n_train=32),
+        traj=TrajectoryConfig(eta_lam0=(1.5, 3.0, 4.2), width=1024, seed=0, steps=120),
+    ),
+    "full": CatapultConfig(
+        uv=UVConfig(grid=Grid(1.5, 4.5, 0.0025), widths=(16, 64, 256, 1024, 4096, 16384), seeds=tuple(range(16)),
+                    steps=10000),
+        quadratic=QuadraticConfig(grid=Grid(1.5, 5.0, 0.005), widths=(32, 128, 512, 2048, 8192),
+                                  seeds=tuple(range(16)), steps=10000, spread=(0.8, 1.2)),
+        relu=ReluConfig(depths=(1, 2, 3), grids=(Grid(1.0, 8.0, 0.05), Grid(1.0, 24.0, 0.25), Grid(1.0, 24.0, 0.25)),
+                        width=512, seeds=tuple(range(6)), steps=2000, n_train=256),
+        traj=TrajectoryConfig(eta_lam0=(1.5, 3.0, 4.2), width=4096, seed=0, steps=200),
+    ),
+}

@@ -1,0 +1,402 @@
+"""Chapter 02, the experiments (torch, float64): uv model, quadratic model, ReLU MLPs.
+
+Every run is full-batch GD on the 1/2-MSE loss with a learning rate ``eta = w / lambda_0``
+per run, batched over a grid of ``w = eta * lambda_0`` (and seeds). A run that diverges is
+frozen and reported, never raised. Models draw their initialization from their own
+:func:`lrtheory.core.device.seed_for` keys.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence, Tuple
+
+import numpy as np
+import torch
+
+from lrtheory.core import validate
+from lrtheory.core.device import DeviceLike, make_generator, resolve_device, seed_for
+from lrtheory.results.catapult.analysis import (Phase, PhaseSweep, ReluSweep, Trajectories, classify_runs,
+                                                frozen, phase_boundaries)
+
+__all__ = ["uv_init", "quadratic_init", "simulate_uv", "simulate_quadratic", "uv_trajectories", "relu_sweep",
+           "digits_binary", "relu_init"]
+
+DT = torch.float64
+
+
+def _grid(eta_lam0) -> np.ndarray:
+    return validate.positive_array(eta_lam0, "eta_lam0", ndim=1, increasing=True)
+
+
+# ----------------------------------------------------------------------------------------
+# initializations (shared by the simulations and the predictions that need f_0, lambda_0)
+# ----------------------------------------------------------------------------------------
+def uv_init(width: int, seed: int, what: str = "sweep") -> Tuple[torch.Tensor, torch.Tensor]:
+    """``u, v ~ N(0, 1)^width`` of the uv model with seed index ``seed`` (CPU, float64).
+
+    ``what`` names the measurement (``"sweep"`` or ``"traj"``): a key of the seed, so the
+    trajectories and the sweep draw independent models.
+    """
+    g = make_generator(seed_for("catapult", "uv", what, width, seed))
+    u = torch.randn(width, generator=g, dtype=DT)
+    v = torch.randn(width, generator=g, dtype=DT)
+    return u, v
+
+
+def quadratic_init(N: int, seed: int, spectrum: Tuple[float, float]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Moduli ``s`` (eigenvalues ``+-s_i`` of ``psi``, ``s_i ~ U(spectrum)``) and ``theta_0 ~ N(0, 1)^N``."""
+    lo, hi = spectrum
+    g = make_generator(seed_for("catapult", "quadratic", (float(lo), float(hi)), N, seed))
+    s = lo + (hi - lo) * torch.rand(N // 2, generator=g, dtype=DT)
+    theta = torch.randn(N, generator=g, dtype=DT)
+    return torch.cat([s, -s]), theta
+
+
+# ----------------------------------------------------------------------------------------
+# scalar-output models over a grid of eta * lambda_0
+# ----------------------------------------------------------------------------------------
+def _finish_sweep(model, grid, widths, seeds, steps, per_width) -> PhaseSweep:
+    keys = ("f0", "lam0", "loss0", "kappa0", "max_loss", "final_loss", "final_eta_lam", "diverged", "steps_run")
+    arr = {k: np.stack([pw[k] for pw in per_width]) for k in keys}
+    phase = classify_runs(arr["loss0"][:, None, :], arr["max_loss"], arr["final_loss"], arr["diverged"])
+    lower, upper = phase_boundaries(grid, phase, axis=1)
+    arr = {k: frozen(v) for k, v in arr.items()}
+    return PhaseSweep(model=model, eta_lam0=frozen(grid), widths=tuple(widths), seeds=tuple(seeds),
+                      steps=int(steps), phase=frozen(phase), lower=frozen(lower), upper=frozen(upper), **arr)
+
+
+def _run_scalar_model(out_fn, update_fn, lam_fn, state, eta, n_eff, steps, div_g, settle=1e-2, min_steps=20):
+    """Shared GD loop for the scalar-output models (to be replaced by lrtheory.core.gd.run_gd)."""
+    f = out_fn(state)
+    loss = 0.5 * f * f
+    loss0 = loss.clone()
+    max_loss = loss.clone()
+    diverged = torch.zeros_like(loss, dtype=torch.bool)
+    zero = torch.zeros_like(eta)
+    t = 0
+    for t in range(1, steps + 1):
+        coef = torch.where(diverged, zero, eta * f)
+        state = update_fn(state, coef)
+        f = out_fn(state)
+        new = 0.5 * f * f
+        bad = ~torch.isfinite(new) | (eta * eta * f * f / n_eff > div_g)
+        bad &= ~diverged
+        diverged |= bad
+        loss = torch.where(diverged, loss, new)
+        max_loss = torch.maximum(max_loss, torch.where(bad, torch.full_like(loss, math.inf), loss))
+        if t >= min_steps and t % 10 == 0:
+            grew = max_loss > loss0
+            settled = diverged | (loss < settle * loss0) | (~grew & (loss < loss0))
+            if bool(settled.all()):
+                break
+    lam = lam_fn(state)
+    nan = torch.full_like(loss, math.nan)
+    final_loss = torch.where(diverged, nan, loss)
+    final_w = torch.where(diverged, nan, eta * lam)
+    max_loss = torch.where(diverged, torch.full_like(loss, math.inf), max_loss)
+    return loss0, max_loss, final_loss, final_w, diverged, t
+
+
+def simulate_uv(eta_lam0, widths: Sequence[int], seeds: Sequence[int], steps: int, *,
+                device: DeviceLike = None, div_g: float = 1e6) -> PhaseSweep:
+    """GD on the uv model ``f = v^T u / sqrt(n)`` (x = 1, y = 0) over a grid of ``eta * lambda_0``.
+
+    ``u, v ~ N(0, 1)^n`` per seed (:func:`uv_init`; the same draw for every ``eta``),
+    ``eta = w / lambda_0`` per run, full vectors simulated (the closed-form maps are never
+    used). All ``E x S`` runs of one width are one batched computation. A run is frozen as
+    diverged when ``eta^2 f^2 / n > div_g`` or the loss is not finite.
+
+    Parameters
+    ----------
+    eta_lam0 : array_like (E,)
+        Strictly increasing positive grid of ``w = eta * lambda_0``.
+    widths : sequence of int
+        Widths ``n >= 1``.
+    seeds : sequence of int
+        Seed indices ``>= 0``.
+    steps : int
+        GD steps (>= 1).
+    device : str, torch.device or None
+    div_g : float
+        Divergence threshold on ``eta^2 f^2 / n`` (> 0).
+
+    Returns
+    -------
+    PhaseSweep
+
+    Raises
+    ------
+    ValueError
+        On a bad grid, width, seed, step count or threshold.
+
+    Examples
+    --------
+    >>> sw = simulate_uv([1.0, 3.0, 5.0], [64], [0], 300, device="cpu")
+    >>> [Phase(p).name for p in sw.phase[0, :, 0]]
+    ['LAZY', 'CATAPULT', 'DIVERGENT']
+    """
+    grid = _grid(eta_lam0)
+    widths = validate.int_sequence(widths, "widths", minimum=1)
+    seeds = validate.int_sequence(seeds, "seeds", minimum=0)
+    steps = validate.positive_int(steps, "steps")
+    div_g = validate.positive_real(div_g, "div_g")
+    dev = resolve_device(device)
+    wt = torch.as_tensor(grid, dtype=DT, device=dev)
+    per_width = []
+    for n in widths:
+        draws = [uv_init(n, s) for s in seeds]
+        u0 = torch.stack([d[0] for d in draws]).to(dev)
+        v0 = torch.stack([d[1] for d in draws]).to(dev)
+        sq = math.sqrt(n)
+        f0 = (u0 * v0).sum(-1) / sq
+        lam0 = (u0.pow(2) + v0.pow(2)).sum(-1) / n
+        eta = wt[:, None] / lam0[None, :]  # (E, S)
+        E, S = eta.shape
+        state = (u0.unsqueeze(0).expand(E, S, n).clone(), v0.unsqueeze(0).expand(E, S, n).clone())
+
+        def out_fn(st):
+            return (st[0] * st[1]).sum(-1) / sq
+
+        def update_fn(st, coef):
+            c = (coef / sq).unsqueeze(-1)  # dL/du = (f - y) x v / sqrt(n), y = 0, x = 1
+            u, v = st
+            return (torch.addcmul(u, c, v, value=-1.0), torch.addcmul(v, c, u, value=-1.0))
+
+        def lam_fn(st):
+            return (st[0].pow(2) + st[1].pow(2)).sum(-1) / n
+
+        l0, mx, fl, fw, dv, ran = _run_scalar_model(out_fn, update_fn, lam_fn, state, eta, n, steps, div_g)
+        per_width.append({
+            "f0": f0.cpu().numpy(), "lam0": lam0.cpu().numpy(), "loss0": l0[0].cpu().numpy(), "steps_run": ran,
+            "kappa0": np.ones(len(seeds)), "max_loss": mx.cpu().numpy(), "final_loss": fl.cpu().numpy(),
+            "final_eta_lam": fw.cpu().numpy(), "diverged": dv.cpu().numpy(),
+        })
+    return _finish_sweep("uv", grid, widths, seeds, steps, per_width)
+
+
+def simulate_quadratic(eta_lam0, widths: Sequence[int], seeds: Sequence[int], steps: int, *,
+                       spectrum: Tuple[float, float] = (1.0, 1.0), device: DeviceLike = None,
+                       div_g: float = 1e6) -> PhaseSweep:
+    """GD on the pure quadratic model ``z = zeta/2 theta^T psi theta`` (x = 1, y = 0).
+
+    As in Meltzer, Chen & Liu: ``theta ~ N(0, 1)^N``, ``zeta = (N/2)^(-1/2)``, ``psi``
+    symmetric with eigenvalues ``+-s_i`` in pairs, ``s_i ~ U(spectrum)``
+    (``(1, 1)``: the paper's default, ``psi^2 = 1``). GD is equivariant under rotations
+    and ``theta_0`` is isotropic, so the runs are done in the eigenbasis of ``psi``
+    (``psi`` diagonal); the tests check this against a dense rotated ``psi``.
+
+    Parameters
+    ----------
+    eta_lam0, widths, seeds, steps, device, div_g : as in :func:`simulate_uv`
+        ``widths`` are the parameter counts ``N`` (even, >= 2).
+    spectrum : (float, float)
+        ``0 < lo <= hi``: range of the moduli ``s_i``.
+
+    Returns
+    -------
+    PhaseSweep
+        ``model`` is ``"quadratic-unit"`` when ``lo == hi == 1`` else ``"quadratic-spread"``.
+    """
+    grid = _grid(eta_lam0)
+    widths = validate.int_sequence(widths, "widths", minimum=2)
+    if any(w % 2 for w in widths):
+        raise ValueError(f"widths: the quadratic model needs even N (eigenvalues in +- pairs), got {widths}")
+    seeds = validate.int_sequence(seeds, "seeds", minimum=0)
+    steps = validate.positive_int(steps, "steps")
+    try:
+        lo, hi = (float(v) for v in spectrum)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"spectrum: expected (lo, hi), got {spectrum!r}") from exc
+    if not (0 < lo <= hi and math.isfinite(hi)):
+        raise ValueError(f"spectrum: expected 0 < lo <= hi < inf, got {spectrum!r}")
+    div_g = validate.positive_real(div_g, "div_g")
+    dev = resolve_device(device)
+    wt = torch.as_tensor(grid, dtype=DT, device=dev)
+    per_width = []
+    for N in widths:
+        draws = [quadratic_init(N, s, (lo, hi)) for s in seeds]
+        svals = torch.stack([d[0] for d in draws]).to(dev)  # (S, N)
+        th0 = torch.stack([d[1] for d in draws]).to(dev)
+        zeta = (N / 2.0) ** -0.5
+        z0 = 0.5 * zeta * (svals * th0.pow(2)).sum(-1)
+        lam0 = zeta**2 * (svals.pow(2) * th0.pow(2)).sum(-1)
+        kappa0 = lam0 / (zeta**2 * svals.pow(2).max(-1).values * th0.pow(2).sum(-1))
+        eta = wt[:, None] / lam0[None, :]
+        E, S = eta.shape
+        state = th0.unsqueeze(0).expand(E, S, N).clone()
+        sv = svals.unsqueeze(0)
+
+        def out_fn(th):
+            return 0.5 * zeta * (sv * th * th).sum(-1)
+
+        def update_fn(th, coef):
+            return th * (1.0 - (coef * zeta).unsqueeze(-1) * sv)  # grad = (z - y) zeta psi theta
+
+        def lam_fn(th):
+            return zeta**2 * (sv.pow(2) * th.pow(2)).sum(-1)
+
+        # width-free divergence variable: eta^2 z^2 zeta^2
+        l0, mx, fl, fw, dv, ran = _run_scalar_model(out_fn, update_fn, lam_fn, state, eta, 1.0 / zeta**2, steps,
+                                                    div_g)
+        per_width.append({
+            "f0": z0.cpu().numpy(), "lam0": lam0.cpu().numpy(), "loss0": l0[0].cpu().numpy(), "steps_run": ran,
+            "kappa0": kappa0.cpu().numpy(), "max_loss": mx.cpu().numpy(), "final_loss": fl.cpu().numpy(),
+            "final_eta_lam": fw.cpu().numpy(), "diverged": dv.cpu().numpy(),
+        })
+    model = "quadratic-unit" if lo == hi == 1.0 else "quadratic-spread"
+    return _finish_sweep(model, grid, widths, seeds, steps, per_width)
+
+
+def uv_trajectories(eta_lam0, width: int, seed: int, steps: int, *, device: DeviceLike = None,
+                    div_g: float = 1e6) -> Trajectories:
+    """Full trajectories of the uv model (x = 1, y = 0) for a few ``eta * lambda_0``.
+
+    One initialization (:func:`uv_init` with ``what="traj"``) for every ``eta``.
+
+    Parameters
+    ----------
+    eta_lam0 : array_like (E,), strictly increasing
+    width : int
+    seed : int
+        Seed index.
+    steps : int
+    device : str, torch.device or None
+    div_g : float
+        As in :func:`simulate_uv`.
+
+    Returns
+    -------
+    Trajectories
+    """
+    grid = _grid(eta_lam0)
+    n = validate.positive_int(width, "width")
+    seed = validate.nonneg_int(seed, "seed")
+    steps = validate.positive_int(steps, "steps")
+    div_g = validate.positive_real(div_g, "div_g")
+    dev = resolve_device(device)
+    u, v = uv_init(n, seed, "traj")
+    u, v = u.to(dev).expand(grid.size, n).clone(), v.to(dev).expand(grid.size, n).clone()
+    sq = math.sqrt(n)
+    lam0 = (u[0].pow(2) + v[0].pow(2)).sum() / n
+    eta = torch.as_tensor(grid, dtype=DT, device=dev) / lam0
+    losses, lams = [], []
+    alive = torch.ones(grid.size, dtype=torch.bool, device=dev)
+    for t in range(steps + 1):
+        f = (u * v).sum(-1) / sq
+        lam = (u.pow(2) + v.pow(2)).sum(-1) / n
+        loss = 0.5 * f.pow(2)
+        alive &= torch.isfinite(loss) & (eta.pow(2) * f.pow(2) / n <= div_g)
+        nan = torch.full_like(loss, math.nan)
+        losses.append(torch.where(alive, loss, nan))
+        lams.append(torch.where(alive, eta * lam, nan))
+        if t == steps:
+            break
+        c = torch.where(alive, eta * f / sq, torch.zeros_like(f)).unsqueeze(-1)
+        u, v = u - c * v, v - c * u
+    return Trajectories(frozen(grid), frozen(torch.stack(losses).cpu().numpy()),
+                        frozen(torch.stack(lams).cpu().numpy()), n, seed)
+
+
+# ----------------------------------------------------------------------------------------
+# ReLU MLPs in NTK parametrization on digits
+# ----------------------------------------------------------------------------------------
+def digits_binary(n_train: int, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Digits subset (:func:`lrtheory.core.data.digits`, standardized pixels), each input
+    rescaled to ``|x|^2 = d``; target ``+1`` for even digits and ``-1`` for odd ones
+    (one scalar output, as in the uv analysis)."""
+    from lrtheory.core.data import digits
+
+    ds = digits(seed=0, n_train=n_train, device=device)
+    x, lab = ds.x_train, ds.y_train
+    x = x / x.norm(dim=1, keepdim=True) * math.sqrt(x.shape[1])
+    y = torch.where(lab % 2 == 0, 1.0, -1.0).to(DT)
+    return x, y
+
+
+def relu_init(spec, seeds: Sequence[int], device=None):
+    """Initial parameters ``(S, ...)`` of the ReLU nets of ``spec`` with seed indices ``seeds``."""
+    from lrtheory.core.mlp import init_params
+
+    keys = [seed_for("catapult", "relu", spec.depth, spec.width, s) for s in seeds]
+    return init_params(spec, len(keys), seeds=keys, device=device)
+
+
+def relu_sweep(eta_lam0, depth: int, width: int, seeds: Sequence[int], steps: int, *,
+               n_train: int = 32, device: DeviceLike = None, divergence_factor: float = 1e12) -> ReluSweep:
+    """Train ReLU MLPs (NTK parametrization, no bias) with full-batch GD on digits.
+
+    The ``E x S`` models (grid of ``eta * lambda_0`` x init seeds) are trained at once
+    with :func:`lrtheory.core.train.train` on the MSE loss ``1/(2N) sum (f - y)^2``,
+    ``eta = w / lambda_0`` per seed with ``lambda_0`` the top eigenvalue of the empirical
+    NTK ``Theta / N`` (:func:`lrtheory.core.curvature.ntk_top_eig`). A run whose loss
+    exceeds ``divergence_factor * max(L_0, 1)`` or turns non-finite is frozen as diverged
+    (the catapult peak grows with the width, so the factor is large).
+
+    Parameters
+    ----------
+    eta_lam0 : array_like (E,)
+        Strictly increasing grid of ``eta * lambda_0``.
+    depth : int
+        Number of hidden layers (>= 1).
+    width : int
+    seeds : sequence of int
+        Seed indices.
+    steps : int
+    n_train : int
+        Training examples (full batch), 2..1347.
+    device : str, torch.device or None
+    divergence_factor : float > 1
+
+    Returns
+    -------
+    ReluSweep
+
+    Raises
+    ------
+    ValueError
+        On a bad grid, depth, width, seed, step count or factor.
+    """
+    from lrtheory.core.curvature import ntk_top_eig
+    from lrtheory.core.mlp import MLPSpec, forward
+    from lrtheory.core.train import train
+
+    grid = _grid(eta_lam0)
+    depth = validate.positive_int(depth, "depth")
+    width = validate.positive_int(width, "width")
+    seeds = validate.int_sequence(seeds, "seeds", minimum=0)
+    steps = validate.positive_int(steps, "steps")
+    n_train = validate.integer(n_train, "n_train", minimum=2)
+    divergence_factor = validate.in_range(divergence_factor, "divergence_factor", 1.0, math.inf, inclusive=False)
+    dev = resolve_device(device)
+    x, y = digits_binary(n_train, dev)
+    E, S = grid.size, len(seeds)
+    spec = MLPSpec(d_in=x.shape[1], width=width, depth=depth, d_out=1, parametrization="ntk")
+    p0 = relu_init(spec, seeds, dev)  # (S, ...)
+    lam0 = torch.as_tensor(ntk_top_eig(spec, p0, x, normalize="batch", method="dense"), dtype=DT, device=dev)
+    params = [p.unsqueeze(0).expand(E, *p.shape).reshape(E * S, *p.shape[1:]).clone() for p in p0]
+    etas = (torch.as_tensor(grid, dtype=DT, device=dev)[:, None] / lam0[None, :]).reshape(-1)
+    peak = {"v": None}
+
+    def callback(step, ps, loss, active):
+        cur = torch.where(active, loss, torch.full_like(loss, -math.inf))
+        peak["v"] = cur if peak["v"] is None else torch.maximum(peak["v"], cur)
+
+    res = train(spec, params, x, y, etas.cpu().numpy(), steps, record_every=steps,
+                divergence_factor=divergence_factor, callback=callback)
+    dv = np.asarray(res.diverged, dtype=bool)
+    with torch.no_grad():
+        _, z_end = forward(spec, res.params, x, return_preacts=True)
+        _, z_0 = forward(spec, p0, x, return_preacts=True)
+    act = torch.stack([(z > 0).to(DT).mean(dim=(-1, -2)) for z in z_end], -1).cpu().numpy()
+    act = np.where(dv[:, None], np.nan, act)
+    act0 = torch.stack([(z > 0).to(DT).mean(dim=(-1, -2)) for z in z_0], -1).cpu().numpy()
+    hist = res.history["loss"]
+    final = np.where(dv, np.nan, hist[-1])
+    mx = np.where(dv, np.inf, np.maximum(peak["v"].cpu().numpy(), hist[-1]))
+    phase = np.where(dv.reshape(E, S), Phase.DIVERGENT, Phase.CATAPULT)
+    _, upper = phase_boundaries(grid, phase, axis=0)
+    return ReluSweep(depth=depth, width=width, n_train=n_train, steps=steps, eta_lam0=frozen(grid), seeds=seeds,
+                     lam0=frozen(lam0.detach().cpu().numpy()), loss0=frozen(hist[0].reshape(E, S)),
+                     max_loss=frozen(mx.reshape(E, S)), final_loss=frozen(final.reshape(E, S)),
+                     diverged=frozen(dv.reshape(E, S)), active=frozen(act.reshape(E, S, depth)),
+                     active0=frozen(act0), upper=frozen(upper))
