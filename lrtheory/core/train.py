@@ -61,6 +61,7 @@ import torch
 from torch import Tensor
 
 from lrtheory.core.device import make_generator
+from lrtheory.core.gd import run_gd
 from lrtheory.core.mlp import MLPSpec, _check_params, forward, lr_multipliers, param_layers
 
 __all__ = [
@@ -320,146 +321,81 @@ def train(
             raise ValueError(f"diagnostics: name {name!r} is reserved")
 
     classes = _targets_are_classes(spec, y, loss)
-    P = [p.detach().clone() for p in params]
-    vel = [torch.zeros_like(p) for p in P] if momentum > 0 else None
-    active = torch.ones(K, dtype=torch.bool, device=device)
-    diverged_step = np.full(K, -1, dtype=np.int64)
-    nan_k = torch.full((K,), float("nan"), dtype=dtype, device=device)
-    # per-parameter (K, 1, ..) step sizes
-    step_sizes = [(eta * c).view((K,) + (1,) * (p.dim() - 1)) for p, c in zip(P, mults)]
 
     gen = make_generator(seed, "cpu") if batch_size is not None else None
-    perm: List[int] = []
+    perm: List[Tensor] = []
     n_batches = N // batch_size if batch_size is not None else 1
 
-    def next_batch():
+    def next_batch(t: int):
         nonlocal perm
         if not perm:
             order = torch.randperm(N, generator=gen)
             perm = [order[i * batch_size:(i + 1) * batch_size].to(device) for i in range(n_batches)][::-1]
-        return perm.pop()
+        idx = perm.pop()
+        return x.index_select(0, idx), y.index_select(0, idx)
 
-    records: Dict[str, list] = {"step": [], "loss": []}
-    if classes:
-        records["train_acc"] = []
-    if x_test is not None:
-        records["test_loss"] = []
+    def loss_on(P, xb, yb):
+        out = forward(spec, P, xb, check=False)
+        return _loss_from_out(out, yb, loss), out
+
+    def step_loss(P, batch=None):
+        return loss_on(P, x, y) if batch is None else loss_on(P, *batch)
+
+    def full_loss(P):
+        return loss_on(P, x, y)
+
+    def rec(s):
+        out = {}
         if classes:
-            records["test_acc"] = []
-    for name in diagnostics:
-        records[name] = []
-    thresh = None  # (K,) divergence thresholds, fixed from the first loss
-    n_frozen = 0  # models frozen so far (host-side count: skip masking while it is 0)
-
-    def masked(v: Tensor, alive: Tensor) -> Tensor:
-        m = alive.view((K,) + (1,) * (v.dim() - 1))
-        return torch.where(m, v, torch.full_like(v, float("nan")))
-
-    def record(t: int, train_loss: Tensor, alive_before: Tensor, train_out: Optional[Tensor]):
-        # alive_before: models whose values at step t are meaningful (alive, or diverging right now)
-        records["step"].append(t)
-        records["loss"].append(torch.where(alive_before, train_loss, nan_k).cpu().numpy())
-        with torch.no_grad():
+            o = s.eval_aux if s.eval_aux is not None else s.aux
+            out["train_acc"] = _acc_from_out(o.detach(), y)
+        if x_test is not None:
+            out_t = forward(spec, s.params, x_test, check=False)
+            out["test_loss"] = _loss_from_out(out_t, y_test, loss)
             if classes:
-                out = train_out if train_out is not None else forward(spec, P, x, check=False)
-                records["train_acc"].append(masked(_acc_from_out(out, y), active).cpu().numpy())
-            if x_test is not None:
-                out_t = forward(spec, P, x_test, check=False)
-                records["test_loss"].append(masked(_loss_from_out(out_t, y_test, loss), active).cpu().numpy())
-                if classes:
-                    records["test_acc"].append(masked(_acc_from_out(out_t, y_test), active).cpu().numpy())
-            for name, fn in diagnostics.items():
-                v = torch.as_tensor(fn(P, t))
-                if v.shape[:1] != (K,):
-                    raise ValueError(f"diagnostics: {name!r} returned shape {tuple(v.shape)}, expected (K, ...)")
-                records[name].append(masked(v.to(dtype=dtype, device=device), active).cpu().numpy())
+                out["test_acc"] = _acc_from_out(out_t, y_test)
+        for name, fn in diagnostics.items():
+            v = torch.as_tensor(fn(s.params, s.step))
+            if v.shape[:1] != (K,):
+                raise ValueError(f"diagnostics: {name!r} returned shape {tuple(v.shape)}, expected (K, ...)")
+            out[name] = v
+        return out
 
-    for t in range(steps + 1):
-        is_record = (t % record_every == 0) or t == steps
-        last = t == steps
-        # --- loss (and gradient unless last) on the batch of this step
-        if batch_size is None or last:
-            xb, yb = x, y
-        else:
-            idx = next_batch()
-            xb, yb = x.index_select(0, idx), y.index_select(0, idx)
-        need_grad = not last
-        if need_grad:
-            for p in P:
-                p.requires_grad_(True)
-        with torch.set_grad_enabled(need_grad):
-            out = forward(spec, P, xb, check=False)
-            Lk = _loss_from_out(out, yb, loss)
-        Ld = Lk.detach()
-        if batch_size is not None and is_record and not last:
-            with torch.no_grad():
-                full_out = forward(spec, P, x, check=False)
-                full_loss = _loss_from_out(full_out, y, loss)
-        else:
-            full_out, full_loss = (out.detach() if (batch_size is None or last) else None), Ld
-        if thresh is None:
-            first = full_loss if batch_size is not None else Ld
-            thresh = divergence_factor * torch.clamp(torch.nan_to_num(first, nan=1.0, posinf=1.0), min=1.0)
-        # --- divergence on this step's loss (batch loss; and the full loss when recorded)
-        bad = ~torch.isfinite(Ld) | (Ld > thresh)
-        if batch_size is not None and is_record:
-            bad = bad | ~torch.isfinite(full_loss) | (full_loss > thresh)
-        newly = active & bad
-        alive_before = active.clone()
-        if bool(newly.any()):
-            for k in torch.nonzero(newly).flatten().tolist():
-                diverged_step[k] = t
-            active = active & ~newly
-            n_frozen = int((~active).sum())
-        if is_record:
-            record(t, full_loss, alive_before, full_out)
-        if last:
-            break
-        if callback is not None:
-            callback(t, P, Ld, active)
-        # --- gradient of the masked sum: NaN of a frozen model cannot enter the others
-        total = torch.where(active, Lk, torch.zeros_like(Lk)).sum()
-        grads = torch.autograd.grad(total, P, allow_unused=True)
-        with torch.no_grad():
-            newP = []
-            finite = torch.ones(K, dtype=torch.bool, device=device)
-            for i, (p, g) in enumerate(zip(P, grads)):
-                p = p.detach()
-                g = torch.zeros_like(p) if g is None else g
-                if weight_decay:
-                    g = g + weight_decay * p
-                if vel is not None:
-                    v = momentum * vel[i] + g
-                    vel[i] = torch.where(active.view((K,) + (1,) * (p.dim() - 1)), v, vel[i])
-                    g = v
-                q = torch.addcmul(p, step_sizes[i], g, value=-1.0)
-                # one reduction per tensor: a NaN or Inf anywhere in model k makes its sum non-finite
-                # (a finite sum overflowing to Inf means parameters near overflow: diverged too)
-                finite &= torch.isfinite(q.flatten(1).sum(dim=1))
-                newP.append(q)
-            newly = active & ~finite
-            if bool(newly.any()):
-                for k in torch.nonzero(newly).flatten().tolist():
-                    diverged_step[k] = t  # frozen at theta_t, whose loss was recorded
-                active = active & finite
-            if n_frozen or bool(newly.any()):
-                n_frozen = int((~active).sum())
-                P = [
-                    torch.where(active.view((K,) + (1,) * (p.dim() - 1)), q, p.detach())
-                    for p, q in zip(P, newP)
-                ]
-            else:  # every model alive: no masking pass needed
-                P = newP
-    hist = {k: np.asarray(v) for k, v in records.items()}
-    hist["step"] = hist["step"].astype(np.int64)
+    def cb(s):
+        callback(s.step, s.params, s.loss, s.active)
+
+    res = run_gd(
+        step_loss, list(params), eta, steps,
+        lr_mults=mults, momentum=momentum, weight_decay=weight_decay,
+        batches=next_batch if batch_size is not None else None,
+        eval_fn=full_loss if batch_size is not None else None,
+        record=rec if (classes or x_test is not None or diagnostics) else None,
+        record_every=record_every, divergence_factor=divergence_factor,
+        callback=cb if callback is not None else None,
+    )
+    # the record schedule of train: every record_every steps and the last; run_gd also records
+    # the step where it ends early (every model diverged): keep the schedule, pad with NaN
+    schedule = np.array(sorted(set(range(0, steps + 1, record_every)) | {steps}), dtype=np.int64)
+    keep = np.isin(res.step, schedule)
+    hist: Dict[str, np.ndarray] = {"step": schedule, "loss": _pad(res.loss[keep], schedule.size)}
+    for name in (["train_acc"] if classes else []) + (["test_loss"] + (["test_acc"] if classes else [])
+                                                      if x_test is not None else []) + list(diagnostics):
+        hist[name] = _pad(res.records[name][keep], schedule.size)
+    diverged_step = np.where(res.diverged, res.stop_step, -1).astype(np.int64)
     return TrainResult(
         history=hist,
-        params=[p.detach() for p in P],
-        diverged=diverged_step >= 0,
+        params=res.params,
+        diverged=res.diverged,
         diverged_step=diverged_step,
         etas=eta.cpu().numpy(),
         spec=spec,
     )
+
+
+def _pad(a: np.ndarray, n: int) -> np.ndarray:
+    if a.shape[0] == n:
+        return a
+    return np.concatenate([a, np.full((n - a.shape[0],) + a.shape[1:], np.nan, dtype=a.dtype)])
 
 
 def _check_targets(spec: MLPSpec, y, N: int, loss: str, name: str, dtype, device) -> None:
