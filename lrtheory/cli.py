@@ -67,12 +67,29 @@ def cmd_verify(args) -> int:
     if unscaled:
         raise UsageError(f"--scale: chapters {', '.join(unscaled)} have no {args.scale!r} config")
     print(f"lrtheory verify: {len(claims)} claims at scale={args.scale} on {device}", file=sys.stderr, flush=True)
+    if args.scale == "reference":
+        _report_missing(sorted({c.chapter for c in claims}))
     verdicts = run_claims(claims, scale=args.scale, device=device, progress=_progress(sys.stderr))
     print(verdict_table(verdicts))
     print(f"\n{summary_line(verdicts)}")
     if json_path is not None:
         json_path.write_text(json.dumps([v.to_json() for v in verdicts], indent=2) + "\n")
     return EXIT_FAIL if any(not v.passed for v in verdicts) else EXIT_OK
+
+
+def _report_missing(keys) -> None:
+    """On stderr: per chapter sweep, the reference points its stored file lacks (and stale rows)."""
+    from lrtheory.core.recheck import sweep_status
+    from lrtheory.verify import registry
+
+    for key in keys:
+        ch = registry.chapter(key)
+        for s in ch.sweeps:
+            st = sweep_status(s, "reference", ch.store_for("reference"))
+            if st.missing or st.stale:
+                print(f"lrtheory verify: {st.summary()}", file=sys.stderr)
+                for c in st.missing[:10]:
+                    print(f"  missing: {json.dumps(c, sort_keys=True)[:160]}", file=sys.stderr)
 
 
 def _lacks(claim, scale: str) -> bool:
@@ -104,9 +121,38 @@ def _open_executor(spec: str):
     raise UsageError(f"--executor: expected 'local' or 'dask://HOST:PORT', got {spec!r}")
 
 
+def _store_for(args, sweep):
+    """``--store`` when given, else where the sweep's chapter keeps results of the scale: the
+    committed reference file at ``--scale reference``, the local SQLite store otherwise."""
+    from lrtheory.core.store import open_store
+    from lrtheory.verify import registry
+
+    target = args.store if args.store is not None else registry.chapter(sweep.chapter).store_for(args.scale)
+    try:
+        return open_store(target)
+    except (ValueError, sqlite3.Error) as exc:
+        raise UsageError(f"--store: {exc}") from exc
+
+
+def cmd_recheck(args, sweeps) -> int:
+    from lrtheory.core.recheck import recheck
+
+    status = EXIT_OK
+    for s in sweeps:
+        store = _store_for(args, s)
+        try:
+            report = recheck(s, args.scale, args.recheck, store=store, seed=args.seed, device=args.device)
+        finally:
+            store.close()
+        print(report.summary(), flush=True)
+        if not report.ok:
+            status = EXIT_FAIL
+    return status
+
+
 def cmd_sweep(args) -> int:
     from lrtheory._version import code_version
-    from lrtheory.core.sweep import ResultStore, make_points, run_sweep
+    from lrtheory.core.sweep import make_points, run_sweep
     from lrtheory.verify import registry
 
     if args.list:
@@ -115,6 +161,8 @@ def cmd_sweep(args) -> int:
         return EXIT_OK
     if not args.chapter:
         raise UsageError("give a CHAPTER (or a sweep name), or --list")
+    if args.recheck is not None and args.recheck < 1:
+        raise UsageError(f"--recheck: expected a positive number of points, got {args.recheck}")
     try:
         sweeps = registry.sweeps_for(args.chapter)
         if args.executor == "local" and args.device is not None:
@@ -125,31 +173,29 @@ def cmd_sweep(args) -> int:
             make_points(s, s.points(args.scale))
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
-    try:
-        store = ResultStore(args.store)
-    except (ValueError, sqlite3.Error) as exc:
-        raise UsageError(f"--store: {exc}") from exc
+    if args.recheck is not None:
+        return cmd_recheck(args, sweeps)
     status = EXIT_OK
+    executor, close = _open_executor(args.executor)
     try:
-        executor, close = _open_executor(args.executor)
-        try:
-            for s in sweeps:
-                try:
-                    report = run_sweep(s, args.scale, device=args.device, executor=executor, store=store,
-                                       fresh=args.fresh, progress=sys.stderr, code_version=code_version())
-                except KeyboardInterrupt:
-                    print(f"\nlrtheory sweep: {s.name} interrupted; finished batches are stored, rerun the same "
-                          "command to resume", file=sys.stderr)
-                    return EXIT_INTERRUPTED
-                except Exception as exc:  # a batch failed: what is stored stays stored
-                    print(f"lrtheory sweep: {s.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    status = EXIT_FAIL
-                    continue
-                print(report.summary(), flush=True)
-        finally:
-            close()
+        for s in sweeps:
+            store = _store_for(args, s)
+            try:
+                report = run_sweep(s, args.scale, device=args.device, executor=executor, store=store,
+                                   fresh=args.fresh, progress=sys.stderr, code_version=code_version())
+            except KeyboardInterrupt:
+                print(f"\nlrtheory sweep: {s.name} interrupted; finished batches are stored, rerun the same "
+                      "command to resume", file=sys.stderr)
+                return EXIT_INTERRUPTED
+            except Exception as exc:  # a batch failed: what is stored stays stored
+                print(f"lrtheory sweep: {s.name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                status = EXIT_FAIL
+                continue
+            finally:
+                store.close()
+            print(report.summary(), flush=True)
     finally:
-        store.close()
+        close()
     return status
 
 
@@ -186,9 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="local: in this process (default); dask://HOST:PORT: a Dask scheduler's workers")
     s.add_argument("--fresh", action="store_true", help="recompute every point, overwriting stored rows")
     s.add_argument("--store", default=None, metavar="PATH",
-                   help="SQLite results file (default: $LRTHEORY_CACHE/results.sqlite, "
+                   help="results file: a .jsonl text store or an SQLite file (default: at --scale reference "
+                        "the chapter's committed reference.jsonl, else $LRTHEORY_CACHE/results.sqlite, "
                         "else ~/.cache/lrtheory/results.sqlite)")
     s.add_argument("--list", action="store_true", help="list the sweeps and their chapters, then exit")
+    s.add_argument("--recheck", type=int, default=None, metavar="N",
+                   help="recompute N stored points chosen at random and compare them with what is stored "
+                        "(exit 1 if any differs); nothing is written")
+    s.add_argument("--seed", type=int, default=0, help="which random points --recheck picks (default 0)")
     s.set_defaults(func=cmd_sweep)
     return p
 

@@ -356,3 +356,47 @@ def test_encode_value_round_trip_is_exact():
         sw.encode_value(object())
     with pytest.raises(TypeError):
         sw.encode_value({1: 2})
+
+
+# ---------------------------------------------------------------------------------------------
+# the committed text store
+# ---------------------------------------------------------------------------------------------
+def test_text_store_same_rows_as_sqlite_sorted_and_without_timestamps(tmp_path):
+    from lrtheory.core.store import TextStore
+
+    db, txt = tmp_path / "r.sqlite", tmp_path / "r.jsonl"
+    run_sweep(TOY, store=db, progress=False)
+    run_sweep(TOY, store=txt, progress=False)
+    with ResultStore(db) as a, TextStore(txt) as b:
+        strip = lambda rows: [(r.key, r.sweep, r.config, r.result, r.status) for r in rows]  # noqa: E731
+        assert strip(a.rows("toy")) == strip(b.rows("toy"))
+    lines = txt.read_text().splitlines()
+    keys = [json.loads(line)["key"] for line in lines]
+    assert keys == sorted(keys) and len(keys) == len(toy_points("ci"))
+    assert all("created" not in json.loads(line) and "batch_seconds" not in json.loads(line)["environment"]
+               for line in lines)  # a recomputed point gives the same line
+
+
+def test_text_store_first_writer_wins_replace_and_delete(tmp_path):
+    from lrtheory.core.store import TextStore
+
+    (p,) = make_points(TOY, [{"x": 0.0, "seed": 0}])
+    path = tmp_path / "r.jsonl"
+    st = TextStore(path)
+    assert st.put([(p, {"y": 1.0})], code_version="a", environment={}) == 1
+    assert st.put([(p, {"y": 2.0})], code_version="b", environment={}) == 0
+    assert TextStore(path).keys([p.key])[p.key].result == {"y": 1.0}  # re-read from disk
+    assert st.put([(p, {"y": 2.0})], code_version="b", environment={}, replace=True) == 1
+    assert TextStore(path).keys([p.key])[p.key].code_version == "b"
+    assert st.delete("toy") == 1 and TextStore(path).count() == 0
+
+
+def test_text_store_rejects_a_folder_and_a_corrupt_line(tmp_path):
+    from lrtheory.core.store import TextStore
+
+    with pytest.raises(ValueError, match="folder"):
+        TextStore(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"key": "k"}\n')
+    with pytest.raises(ValueError, match="bad.jsonl:1"):
+        TextStore(bad)

@@ -3,9 +3,9 @@ config, derivation, measurements, claim) run through `verify`, `sweep` (killed a
 the store and the report. Also the Chapter object's contracts: memoized measurements,
 dependencies in one batch, decomposed measurements, stale points after a config change."""
 import dataclasses
+import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,21 +18,16 @@ HELPER = Path(__file__).resolve().parent / "sweep_helpers.py"
 
 
 def _count(path):
-    con = sqlite3.connect(str(path), timeout=10)
     try:
-        return con.execute("SELECT COUNT(*) FROM results").fetchone()[0]
-    except sqlite3.OperationalError:
+        return len(path.read_text().splitlines())
+    except FileNotFoundError:
         return 0
-    finally:
-        con.close()
 
 
 def _rows(path):
-    con = sqlite3.connect(str(path))
-    try:
-        return con.execute("SELECT key, sweep, config, result, status FROM results ORDER BY key").fetchall()
-    finally:
-        con.close()
+    """The stored lines without the environment (host, timings differ between runs)."""
+    return [{k: v for k, v in json.loads(line).items() if k != "environment"}
+            for line in path.read_text().splitlines()]
 
 
 def test_one_registry_line_adds_a_chapter(toy_registry):
@@ -78,24 +73,65 @@ def test_measurements_are_memoized_and_dependencies_share_a_batch(only_toy, monk
     assert len([c for c in sweep.points("ci") if c["measurement"] == "measure_draws"]) == 4 and parts
 
 
-def test_sweep_then_served_from_store_at_reference_scale(only_toy, tmp_path, monkeypatch, capsys):
+@pytest.fixture
+def ref_file(only_toy, tmp_path, monkeypatch):
+    """The toy chapter's reference results file, in a temporary folder."""
+    path = tmp_path / "reference.jsonl"
+    monkeypatch.setattr(only_toy.chapter("template"), "reference_file", path)
+    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path / "cache"))  # never the user's store
+    return path
+
+
+def test_sweep_then_served_from_store_at_reference_scale(only_toy, ref_file, monkeypatch, capsys):
     from lrtheory.cli import main
     import toy_chapter.measurements as tm
 
-    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path))
     assert main(["sweep", "template_measurements", "--scale", "reference"]) == 0
     assert "8 points, 0 already stored, 8 computed" in capsys.readouterr().out  # 6 parts + 2
     tm.measure_draws.cache_clear()
     monkeypatch.setattr(tm.measure_draws, "fn", lambda *a: pytest.fail("recomputed instead of read"))
     draws = tm.measure_draws("reference", "cpu")
     assert draws.shape == (6,) and capsys.readouterr().err == ""
+    lines = ref_file.read_text().splitlines()  # the committed file: sorted, one point a line
+    assert len(lines) == 8 and lines == sorted(lines, key=lambda line: json.loads(line)["key"])
+    assert all(set(json.loads(line)) == {"key", "sweep", "config", "result", "status", "code_version",
+                                         "environment"} for line in lines)
 
 
-def test_changed_config_value_makes_stored_points_stale(only_toy, tmp_path, monkeypatch, capsys):
+def test_recheck_passes_on_stored_results_and_fails_on_an_altered_value(only_toy, ref_file, capsys):
     from lrtheory.cli import main
+
+    assert main(["sweep", "template", "--scale", "reference"]) == 0
+    capsys.readouterr()
+    assert main(["sweep", "template_measurements", "--scale", "reference", "--recheck", "3", "--seed", "1"]) == 0
+    assert "3 stored points recomputed, 0 differ" in capsys.readouterr().out
+    rows = [json.loads(line) for line in ref_file.read_text().splitlines()]
+    spread = next(r for r in rows if r["config"].get("measurement") == "measure_spread")
+    from lrtheory.core.store import decode_value, encode_value
+
+    spread["result"]["value"] = encode_value(decode_value(spread["result"]["value"]) * (1 + 1e-4))
+    ref_file.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    assert main(["sweep", "template_measurements", "--scale", "reference", "--recheck", "8"]) == 1
+    out = capsys.readouterr().out
+    assert "1 differ" in out and "measure_spread" in out
+
+
+def test_verify_at_reference_scale_names_missing_points(only_toy, ref_file, capsys):
+    from lrtheory.cli import main
+
+    assert main(["verify", "--scale", "reference"]) == 1  # nothing stored: the claim cannot be checked
+    err = capsys.readouterr().err
+    assert "0/8 points stored, 8 missing" in err and "MissingResults" in err and "--scale reference" in err
+    assert main(["sweep", "template", "--scale", "reference"]) == 0
+    assert main(["verify", "--scale", "reference"]) == 0
+    assert "missing" not in capsys.readouterr().err
+
+
+def test_changed_config_value_makes_stored_points_stale(only_toy, ref_file, monkeypatch, capsys):
+    from lrtheory.cli import main
+    from lrtheory.core.recheck import sweep_status
     import toy_chapter.measurements as tm
 
-    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path))
     assert main(["sweep", "template_measurements", "--scale", "reference"]) == 0
     ch = only_toy.chapter("template")
     old = ch.configs["reference"]
@@ -103,11 +139,12 @@ def test_changed_config_value_makes_stored_points_stale(only_toy, tmp_path, monk
     monkeypatch.setitem(ch.configs, "reference", dataclasses.replace(old, n=old.n + 1))
     tm.measure_spread.cache_clear()
     assert tm.measure_spread.load("reference") is None  # never the stored value of the old config
-    calls = []
-    fn = tm.measure_spread.fn
-    monkeypatch.setattr(tm.measure_spread, "fn", lambda cfg, dev: calls.append(cfg.n) or fn(cfg, dev))
-    tm.measure_spread("reference", "cpu")
-    assert calls == [old.n + 1] and "not stored" in capsys.readouterr().err
+    status = sweep_status(ch.measurement_sweep(), "reference", ref_file)
+    assert status.stale == 8 and len(status.missing) == 8  # every point's config changed: all stale
+    from lrtheory.verify.chapter import MissingResults
+
+    with pytest.raises(MissingResults, match="measure_spread"):
+        tm.measure_spread("reference", "cpu")  # an error, not hours of silent computing
 
 
 def test_decomposed_measurement_equals_its_direct_computation(only_toy):
@@ -122,7 +159,7 @@ def test_decomposed_measurement_equals_its_direct_computation(only_toy):
 def test_sweep_killed_midway_then_resumed_equals_uninterrupted(tmp_path):
     """`lrtheory sweep` of the toy chapter's decomposed measurement, SIGKILLed after some parts."""
     env = dict(os.environ, OMP_NUM_THREADS="1", LRTHEORY_TOY_DELAY="0.3")
-    killed, whole = tmp_path / "killed.sqlite", tmp_path / "whole.sqlite"
+    killed, whole = tmp_path / "killed.jsonl", tmp_path / "whole.jsonl"  # the committed text store
     argv = [sys.executable, str(HELPER), "cli", "sweep", "template_measurements", "--scale", "reference"]
     proc = subprocess.Popen(argv + ["--store", str(killed)], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
 __all__ = ["ENV_CACHE", "STATUSES", "canonical_json", "encode_value", "decode_value", "default_store_path",
-           "StoredRow", "ResultStore"]
+           "StoredRow", "ResultStore", "TextStore", "open_store"]
 
 #: Environment variable naming the folder of the default store.
 ENV_CACHE = "LRTHEORY_CACHE"
@@ -152,8 +152,6 @@ def decode_value(obj: Any) -> Any:
             cls = getattr(cls, part)
         return cls(**{k: decode_value(v) for k, v in obj["fields"].items()})
     return {k: decode_value(v) for k, v in obj.items()}
-
-
 
 
 def default_store_path() -> Path:
@@ -322,3 +320,111 @@ class ResultStore:
 def _decode(r) -> StoredRow:
     return StoredRow(key=r[0], sweep=r[1], config=json.loads(r[2]), result=json.loads(r[3]), status=r[4],
                      code_version=r[5], environment=json.loads(r[6]), created=r[7])
+
+
+class TextStore:
+    """A results store as one small, sorted, diffable text file: a JSON object per line.
+
+    The same interface as :class:`ResultStore` (``keys``, ``rows``, ``count``, ``put``,
+    ``delete``, a context manager). Each line is the canonical JSON of one point: ``key``,
+    ``sweep``, ``config``, ``result``, ``status``, ``code_version``, ``environment``; lines are
+    sorted by key and carry no timestamp, so recomputing a point with the same code gives the
+    same line and a changed result is a one-line diff. Meant to be committed (a chapter's
+    reference results); one writer at a time, every write atomic (a temporary file renamed
+    over the old one).
+
+    Example
+    -------
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "reference.jsonl")
+    >>> with TextStore(path) as st:
+    ...     st.count()
+    0
+    """
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = Path(path).expanduser()
+        if self.path.is_dir():
+            raise ValueError(f"store: {str(self.path)!r} is a folder; expected a file path")
+        self._rows: Dict[str, StoredRow] = {}
+        if self.path.is_file():
+            for n, line in enumerate(self.path.read_text().splitlines(), 1):
+                if not line.strip():
+                    continue
+                try:
+                    d = json.loads(line)
+                    row = StoredRow(key=d["key"], sweep=d["sweep"], config=d["config"], result=d["result"],
+                                    status=d["status"], code_version=d["code_version"],
+                                    environment=d["environment"], created=0.0)
+                except (ValueError, KeyError, TypeError) as exc:
+                    raise ValueError(f"store: {self.path}:{n} is not a stored point ({exc})") from exc
+                self._rows[row.key] = row
+
+    def close(self) -> None:
+        """Nothing to release (every write is already on disk)."""
+
+    def __enter__(self) -> "TextStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def keys(self, keys: Iterable[str]) -> Dict[str, StoredRow]:
+        """The stored rows among ``keys``."""
+        return {k: self._rows[k] for k in keys if k in self._rows}
+
+    def rows(self, sweep: Optional[str] = None) -> List[StoredRow]:
+        """Every stored row (of one sweep if given), ordered by key."""
+        return [r for k, r in sorted(self._rows.items()) if sweep is None or r.sweep == sweep]
+
+    def count(self, sweep: Optional[str] = None) -> int:
+        """Number of stored rows (of one sweep if given)."""
+        return len(self.rows(sweep))
+
+    def put(self, entries: Sequence[Tuple[Any, Mapping[str, Any]]], *, code_version: str,
+            environment: Mapping[str, Any], replace: bool = False) -> int:
+        """Store ``(point, result)`` pairs and rewrite the file; see :meth:`ResultStore.put`."""
+        env = json.loads(canonical_json({k: v for k, v in environment.items() if k != "batch_seconds"}))
+        written = 0
+        for point, result in entries:
+            if not isinstance(result, Mapping):
+                raise TypeError(f"result of {point.config!r}: expected a dict, got {type(result).__name__}")
+            if point.key in self._rows and not replace:
+                continue
+            self._rows[point.key] = StoredRow(
+                key=point.key, sweep=point.sweep, config=json.loads(canonical_json(point.config)),
+                result=json.loads(canonical_json(result)),
+                status="diverged" if bool(result.get("diverged", False)) else "ok",
+                code_version=code_version, environment=env, created=0.0)
+            written += 1
+        if written:
+            self._write()
+        return written
+
+    def delete(self, sweep: str) -> int:
+        """Delete every row of ``sweep``; return how many."""
+        gone = [k for k, r in self._rows.items() if r.sweep == sweep]
+        for k in gone:
+            del self._rows[k]
+        if gone:
+            self._write()
+        return len(gone)
+
+    def _write(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [canonical_json({"key": r.key, "sweep": r.sweep, "config": r.config, "result": r.result,
+                                 "status": r.status, "code_version": r.code_version,
+                                 "environment": r.environment}) for _, r in sorted(self._rows.items())]
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text("".join(line + "\n" for line in lines))
+        os.replace(tmp, self.path)
+
+
+def open_store(store: Any = None):
+    """A store object for ``store``: a store as it is; a path ending in ``.jsonl`` a
+    :class:`TextStore`; any other path (or None, the default path) a :class:`ResultStore`."""
+    if hasattr(store, "keys") and hasattr(store, "put"):
+        return store
+    if store is not None and str(store).endswith(".jsonl"):
+        return TextStore(store)
+    return ResultStore(store)

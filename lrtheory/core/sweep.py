@@ -79,8 +79,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
-from lrtheory.core.store import (ENV_CACHE, STATUSES, ResultStore, StoredRow, canonical_json, decode_value,
-                                 default_store_path, encode_value)
+from lrtheory.core.store import (ENV_CACHE, STATUSES, ResultStore, StoredRow, TextStore, canonical_json,
+                                 decode_value, default_store_path, encode_value, open_store)
 
 __all__ = [
     "ENV_CACHE",
@@ -91,6 +91,8 @@ __all__ = [
     "SweepReport",
     "StoredRow",
     "ResultStore",
+    "TextStore",
+    "open_store",
     "InlineExecutor",
     "default_store_path",
     "canonical_json",
@@ -526,8 +528,9 @@ def run_sweep(
         Where batches run. Default: in-process, one batch at a time. A Dask
         cluster: ``distributed.Client(...).get_executor()``. The caller owns it
         (it is not shut down here).
-    store : str, Path or ResultStore, optional
-        The SQLite results store (default :func:`default_store_path`).
+    store : str, Path, ResultStore or TextStore, optional
+        The results store (default :func:`default_store_path`; a ``.jsonl`` path is a
+        committed text store, :class:`~lrtheory.core.store.TextStore`).
     fresh : bool
         Recompute every point and overwrite its row (rows are replaced batch by
         batch, so an interrupted ``fresh`` run leaves old rows for the rest).
@@ -568,8 +571,8 @@ def run_sweep(
         from lrtheory.core.device import resolve_device
 
         dev_arg = str(resolve_device(device))  # fail now, in the driver, on a bad local device
-    own_store = not isinstance(store, ResultStore)
-    st = ResultStore(store) if own_store else store
+    own_store = not (hasattr(store, "keys") and hasattr(store, "put"))
+    st = open_store(store)
     own_exec = executor is None
     ex = InlineExecutor() if own_exec else executor
     if max_pending is None:
@@ -672,14 +675,27 @@ def load_results(
     """
     sweep = _as_sweep(sweep)
     points = make_points(sweep, sweep.points(scale))
-    if not isinstance(store, ResultStore):
-        path = Path(store).expanduser() if store is not None else default_store_path()
-        if not path.is_file():
-            return None
-        with ResultStore(path) as st:
-            found = st.keys(p.key for p in points)
-    else:
-        found = store.keys(p.key for p in points)
+    found = _stored(store, [p.key for p in points])
     if not found or (not partial and len(found) < len(points)):
         return None
     return [(p.config, found[p.key].result) for p in points if p.key in found]
+
+
+def _stored(store: Any, keys: List[str], sweep: Optional[str] = None) -> Dict[str, StoredRow]:
+    """Stored rows among ``keys`` (every row of ``sweep`` too, under the key ``"*"``); a
+    missing store file holds nothing."""
+    if hasattr(store, "keys") and hasattr(store, "put"):
+        st, own = store, False
+    else:
+        path = Path(store).expanduser() if store is not None else default_store_path()
+        if not path.is_file():
+            return {}
+        st, own = open_store(path), True
+    try:
+        out = dict(st.keys(keys))
+        if sweep is not None:
+            out["*"] = st.rows(sweep)
+        return out
+    finally:
+        if own:
+            st.close()

@@ -40,10 +40,17 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from lrtheory.verify.claims import CURRENT_SCALE as _SCALE
 from lrtheory.verify.claims import SCALES, Claim, Tolerance, check_scale
 
-__all__ = ["Chapter", "Measurement", "STORED_SCALES", "config_json"]
+__all__ = ["Chapter", "Measurement", "MissingResults", "STORED_SCALES", "config_json"]
 
-#: Scales whose measurements are served from the results store when stored there.
+#: Scales whose measurements are served from the results store when stored there. At
+#: "reference" the store is the chapter's committed text file (``reference.jsonl`` beside its
+#: package) and a missing point is an error (hours of computing are never started silently);
+#: at "full" it is the local SQLite store and a missing point is computed here.
 STORED_SCALES = ("reference", "full")
+
+
+class MissingResults(ValueError):
+    """A measurement at the reference scale is not (completely) in the chapter's stored file."""
 
 #: True while the sweep engine computes a point: measurements then never read the store
 #: (so ``--fresh`` really recomputes) and dependencies come from the memo.
@@ -119,6 +126,15 @@ class Measurement:
         scale = _SCALE.get()
         if scale in STORED_SCALES and not _COMPUTING.get():
             value = self.load(scale, cfg)
+            if value is None and scale == "reference":
+                from lrtheory.core.recheck import sweep_status
+
+                status = sweep_status(self.chapter.measurement_sweep(), scale, self.chapter.store_for(scale))
+                mine = [c for c in status.missing if c["measurement"] == self.name]
+                raise MissingResults(
+                    f"{self.chapter.key}.{self.name}: {len(mine)} of its points are not in "
+                    f"{self.chapter.reference_path} (parts: {[c['part'] or 'whole' for c in mine][:8]}); "
+                    f"`lrtheory sweep {self.chapter.key} --scale reference` computes them")
             if value is None:
                 print(f"lrtheory: {self.chapter.key}.{self.name} at scale={scale} is not stored; computing it "
                       f"here. `lrtheory sweep {self.chapter.key} --scale {scale}` computes and stores it "
@@ -152,23 +168,14 @@ class Measurement:
 
     def load(self, scale: str, cfg: Any = None, store: Any = None) -> Any:
         """The stored value at ``scale``, or None when the store lacks it (or any of its parts)."""
-        from lrtheory.core.sweep import ResultStore, decode_value, default_store_path, make_points
+        from lrtheory.core.sweep import _stored, decode_value, make_points
 
         cfgs = self.point_configs(scale)
         if cfg is not None and config_json(cfg) != cfgs[0]["config"]:
             return None  # not this scale's config: nothing stored can be it
         points = make_points(self.chapter.measurement_sweep(), cfgs)
         keys = [p.key for p in points]
-        if isinstance(store, ResultStore):
-            rows = store.keys(keys)
-        else:
-            path = store if store is not None else default_store_path()
-            from pathlib import Path
-
-            if not Path(path).expanduser().is_file():
-                return None
-            with ResultStore(path) as st:
-                rows = st.keys(keys)
+        rows = _stored(store if store is not None else self.chapter.store_for(scale), keys)
         if any(k not in rows for k in keys):
             return None
         values = [decode_value(rows[k].result["value"]) for k in keys]
@@ -276,9 +283,28 @@ class Chapter:
         self.claims: List[Claim] = []
         self._sweeps: List[Any] = []
         self._measurement_sweep = None
+        #: Overrides :attr:`reference_path` when set (tests write elsewhere than the package).
+        self.reference_file = None
 
     def __repr__(self) -> str:
         return f"<Chapter {self.key}: {len(self.measurements)} measurements, {len(self.claims)} claims>"
+
+    @property
+    def reference_path(self):
+        """The committed results file of the reference scale: ``reference.jsonl`` beside the
+        chapter's package (so it ships with the package and needs nothing under ~/.cache)."""
+        import importlib
+        from pathlib import Path
+
+        if self.reference_file is not None:
+            return Path(self.reference_file)
+        mod = importlib.import_module(self.module)
+        return Path(mod.__file__).resolve().parent / "reference.jsonl"
+
+    def store_for(self, scale: str):
+        """Where stored results of ``scale`` live: the reference file, else the local store
+        (:func:`lrtheory.core.store.default_store_path`)."""
+        return self.reference_path if scale == "reference" else None
 
     @property
     def scales(self) -> Tuple[str, ...]:

@@ -17,11 +17,11 @@ TOY_SCHEMA = {
 
 
 def toy_points(scale: str = "ci") -> List[Dict[str, Any]]:
-    """``ci``: 2 seeds x 12 values of x in [-1, 2] plus x = 150 (diverges): 26 points;
-    ``full``: 4 seeds x 100 values (+ the diverging one)."""
-    if scale not in ("ci", "full"):
-        raise ValueError(f"scale: expected 'ci' or 'full', got {scale!r}")
-    n, seeds = (12, (0, 1)) if scale == "ci" else (100, (0, 1, 2, 3))
+    """``ci`` and ``reference``: 2 seeds x 12 values of x in [-1, 2] plus x = 150 (diverges):
+    26 points; ``full``: 4 seeds x 100 values (+ the diverging one)."""
+    if scale not in ("ci", "reference", "full"):
+        raise ValueError(f"scale: expected 'ci', 'reference' or 'full', got {scale!r}")
+    n, seeds = (100, (0, 1, 2, 3)) if scale == "full" else (12, (0, 1))
     xs = [round(-1.0 + 3.0 * i / (n - 1), 6) for i in range(n)] + [150.0]
     return [{"x": x, "seed": s} for s in seeds for x in xs]
 
