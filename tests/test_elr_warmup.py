@@ -60,14 +60,17 @@ def test_first_lr_is_critical_lr_of_extreme_layers():
 
 
 def test_step_uses_previous_norm_and_new_norm():
+    # the gradient is the one the optimizer step used (read by a step hook), the norms those
+    # before and after that step
     w1, w2, opt, gen = _two_layers(lr=100.0)
     sched = ELRWarmup(opt)
     for _ in range(3):
         prev = [float(w.detach().norm()) for w in (w1, w2)]
-        opt.step()
-        for w, s in ((w1, 0.3), (w2, 0.02)):  # new gradients, orthogonal to the new weights
+        for w, s in ((w1, 0.3), (w2, 0.02)):  # new gradients, orthogonal to the current weights
             w.grad = _orth(w.detach(), torch.randn(w.shape, generator=gen, dtype=torch.float64)) * s
-        pairs = [(float(w.grad.norm()), n0, float(w.detach().norm())) for w, n0 in zip((w1, w2), prev)]
+        gnorms = [float(w.grad.norm()) for w in (w1, w2)]
+        opt.step()
+        pairs = [(g, n0, float(w.detach().norm())) for w, g, n0 in zip((w1, w2), gnorms, prev)]
         sched.step()
         assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 1.0, pairs), rel=1e-12)
 
@@ -80,10 +83,28 @@ def test_momentum_gain_enters_the_critical_lr():
     assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 10.0, pairs), rel=1e-9)
 
 
-def test_no_gradients_means_probe_step_at_zero_lr():
-    _, _, opt, _ = _two_layers(grads=False)
+def test_no_gradients_at_construction_first_step_sets_the_critical_lr():
+    # before: the first step ran at lr = 0 (and the state could not be restored at step 0)
+    w1, w2, opt, gen = _two_layers(grads=False)
     sched = ELRWarmup(opt)
-    assert sched.get_last_lr() == [0.0]
+    assert sched.get_last_lr() == [100.0] and not sched.done  # nothing measured yet: the target
+    for w, s in ((w1, 0.3), (w2, 0.02)):
+        w.grad = _orth(w.detach(), torch.randn(w.shape, generator=gen, dtype=torch.float64)) * s
+    pairs = [(float(w.grad.norm()), float(w.detach().norm()), float(w.detach().norm())) for w in (w1, w2)]
+    lr1 = 100.0 * _expected_factor(100.0, 1.0, pairs)
+    w0 = w1.detach().clone()
+    opt.step()  # the step hook sets the first LR from these gradients before the update
+    assert torch.allclose(w1.detach(), w0 - lr1 * w1.grad, rtol=1e-13, atol=0)
+    assert sched.get_last_lr()[0] == pytest.approx(lr1, rel=1e-12)
+
+
+def test_no_gradient_at_the_first_step_is_an_error():
+    w1, w2, opt, _ = _two_layers(grads=False)
+    sched = ELRWarmup(opt)
+    w1.grad = torch.zeros_like(w1)
+    with pytest.raises(ValueError, match="params: tracked tensor 1 has no gradient at the first optimizer.step"):
+        opt.step()
+    assert sched.get_last_lr() == [100.0]
 
 
 def test_reaches_target_and_stays():
@@ -100,9 +121,11 @@ def test_missing_gradients_keep_the_lr():
     w1, w2, opt, _ = _two_layers(lr=100.0)
     sched = ELRWarmup(opt)
     lr0 = sched.get_last_lr()[0]
-    opt.step()
     opt.zero_grad(set_to_none=True)
+    opt.step()  # no gradients: SGD skips every tensor, nothing is measured
     sched.step()
+    assert sched.get_last_lr()[0] == lr0
+    sched.step()  # a scheduler step without an optimizer step changes nothing either
     assert sched.get_last_lr()[0] == lr0
 
 
@@ -216,3 +239,200 @@ def test_param_groups_with_different_target_lrs():
     assert lam < 1.0
     # one common factor, each group keeps its ratio to its target (round-off only)
     assert sched.get_last_lr() == pytest.approx([100.0 * lam, 1000.0 * lam], rel=1e-12)
+
+
+# ---------------------------------------------------------------- torch's scheduler contract (issue 19)
+def _fresh(seed=0, lr=50.0, momentum=0.9, backward_first=True):
+    net, x, y = _net_and_data(seed)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=momentum)
+    if backward_first:
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+    return net, x, y, opt
+
+
+def _loop(net, x, y, opt, sched, steps, order="standard"):
+    lrs = []
+    for _ in range(steps):
+        if order == "standard":  # zero_grad, backward, step, sched.step
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+        else:  # backward, step, zero_grad, sched.step: gradients gone when the scheduler steps
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            opt.zero_grad()
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    return lrs
+
+
+def test_get_lr_has_no_side_effects():
+    # before: calling get_lr() changed the schedule
+    runs = []
+    for peek in (False, True):
+        net, x, y, opt = _fresh()
+        sched = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
+        lrs = []
+        for _ in range(6):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            if peek:
+                a, b = sched.get_lr(), sched.get_lr()
+                assert a == b
+            sched.step()
+            lrs.append(sched.get_last_lr()[0])
+            if peek:
+                assert a[0] == lrs[-1]  # get_lr() announced what step() then set
+        runs.append(lrs)
+    assert runs[0] == runs[1]
+
+
+@pytest.mark.parametrize("backward_first", [True, False])
+def test_loop_order_does_not_matter(backward_first):
+    # before: opt.step(); opt.zero_grad(); sched.step() kept the LR at 0 forever
+    out = []
+    for order in ("standard", "zero_grad_before_sched"):
+        net, x, y, opt = _fresh(backward_first=backward_first)
+        sched = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
+        if order != "standard":
+            opt.zero_grad()  # this loop clears the gradients after each step
+        out.append(_loop(net, x, y, opt, sched, 8, order))
+    assert out[0] == out[1]
+    assert all(0 < v < 50.0 for v in out[1]) and len(set(out[1])) > 1
+
+
+def test_chained_with_cosine_keeps_the_cosine():
+    # before: in ChainedScheduler with CosineAnnealingLR the cosine was erased
+    net, x, y, opt = _fresh()
+    warm = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
+    T = 20
+    cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=T)
+    sched = torch.optim.lr_scheduler.ChainedScheduler([warm, cos])
+    for t in range(1, 12):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        sched.step()
+        c = 0.5 * (1 + math.cos(math.pi * t / T))
+        assert opt.param_groups[0]["lr"] == pytest.approx(50.0 * warm.factor * c, rel=1e-12)
+    assert warm.factor < 1  # the warm-up was active throughout
+
+
+def test_chained_in_either_order_and_with_linear_lr():
+    lrs = {}
+    for first in ("warm", "linear"):
+        net, x, y, opt = _fresh()
+        ws = [net[i].weight for i in (0, 3, 6)]
+        if first == "warm":
+            warm = ELRWarmup(opt, params=ws)
+            lin = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=4)
+            sched = torch.optim.lr_scheduler.ChainedScheduler([warm, lin])
+        else:
+            lin = torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.5, total_iters=4)
+            warm = ELRWarmup(opt, params=ws)
+            sched = torch.optim.lr_scheduler.ChainedScheduler([lin, warm])
+        seq = []
+        for t in range(1, 7):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(x), y).backward()
+            opt.step()
+            sched.step()
+            lin_f = 0.5 + 0.5 * min(t, 4) / 4
+            assert opt.param_groups[0]["lr"] == pytest.approx(50.0 * warm.factor * lin_f, rel=1e-12)
+            seq.append(opt.param_groups[0]["lr"])
+        lrs[first] = seq
+    assert lrs["warm"] == pytest.approx(lrs["linear"], rel=1e-12)
+
+
+def test_sequential_lr_hands_over_at_the_milestone():
+    net, x, y, opt = _fresh()
+    warm = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
+    f0 = warm.factor
+    expo = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=0.9)
+    sched = torch.optim.lr_scheduler.SequentialLR(opt, [warm, expo], milestones=[5])
+    assert opt.param_groups[0]["lr"] == pytest.approx(50.0 * f0, rel=1e-12)  # the warm-up's first LR
+    for t in range(1, 9):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        sched.step()
+        want = 50.0 * warm.factor if t < 5 else 50.0 * 0.9 ** (t - 5)
+        assert opt.param_groups[0]["lr"] == pytest.approx(want, rel=1e-12), t
+
+
+def _checkpoint(net, opt, sched):
+    buf = io.BytesIO()
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, buf)
+    buf.seek(0)
+    return buf
+
+
+@pytest.mark.parametrize("optimizer_first", [True, False])
+@pytest.mark.parametrize("backward_first", [True, False])
+@pytest.mark.parametrize("k", [0, 1, 5])
+def test_resume_from_any_step(k, backward_first, optimizer_first):
+    # before: the documented restore order failed for a checkpoint taken at step 0
+    net, x, y, opt = _fresh(backward_first=backward_first)
+    sched = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
+    _loop(net, x, y, opt, sched, k)
+    buf = _checkpoint(net, opt, sched)
+    cont = _loop(net, x, y, opt, sched, 5)
+    ckpt = torch.load(buf, weights_only=False)
+    net2, _, _ = _net_and_data(seed=1)
+    net2.load_state_dict(ckpt["net"])
+    opt2 = torch.optim.SGD(net2.parameters(), lr=50.0, momentum=0.9)
+    if optimizer_first:  # restore the optimizer, build the scheduler on it, restore the scheduler
+        opt2.load_state_dict(ckpt["opt"])
+        sched2 = ELRWarmup(opt2, params=[net2[i].weight for i in (0, 3, 6)])
+    else:  # build everything fresh, then restore every state
+        sched2 = ELRWarmup(opt2, params=[net2[i].weight for i in (0, 3, 6)])
+        opt2.load_state_dict(ckpt["opt"])
+    sched2.load_state_dict(ckpt["sched"])
+    resumed = _loop(net2, x, y, opt2, sched2, 5)
+    assert resumed == cont  # the same float64 operations in the same order
+    for p, q in zip(net.parameters(), net2.parameters()):
+        assert torch.equal(p, q)
+
+
+def test_resume_inside_a_chained_scheduler():
+    def build(net, opt):
+        warm = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
+        return torch.optim.lr_scheduler.ChainedScheduler([warm, torch.optim.lr_scheduler.CosineAnnealingLR(opt, 30)])
+
+    net, x, y, opt = _fresh()
+    sched = build(net, opt)
+    _loop(net, x, y, opt, sched, 3)
+    buf = _checkpoint(net, opt, sched)
+    cont = _loop(net, x, y, opt, sched, 4)
+    ckpt = torch.load(buf, weights_only=False)
+    net2, _, _ = _net_and_data(seed=1)
+    net2.load_state_dict(ckpt["net"])
+    opt2 = torch.optim.SGD(net2.parameters(), lr=50.0, momentum=0.9)
+    opt2.load_state_dict(ckpt["opt"])
+    sched2 = build(net2, opt2)
+    sched2.load_state_dict(ckpt["sched"])
+    assert _loop(net2, x, y, opt2, sched2, 4) == pytest.approx(cont, rel=1e-12)
+
+
+def test_several_param_groups_train():
+    net, x, y = _net_and_data()
+    opt = torch.optim.SGD([{"params": [net[0].weight, net[3].weight], "lr": 20.0},
+                           {"params": [net[6].weight], "lr": 80.0},
+                           {"params": [net[9].weight, net[9].bias], "lr": 1.0}], momentum=0.9)
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    sched = ELRWarmup(opt, params=[net[0].weight, net[3].weight, net[6].weight])
+    for _ in range(6):
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+        sched.step()
+        assert sched.get_last_lr() == pytest.approx([20.0 * sched.factor, 80.0 * sched.factor, 1.0 * sched.factor],
+                                                    rel=1e-12)
+
+
+@pytest.mark.parametrize("cls", [torch.optim.Adam, torch.optim.AdamW, torch.optim.RMSprop])
+def test_adaptive_optimizers_get_a_clear_error(cls):
+    w = torch.randn(3, 3, requires_grad=True)
+    with pytest.raises(ValueError, match=r"optimizer: ELRWarmup's rule is derived for SGD.*no critical LR.*LinearLR"):
+        ELRWarmup(cls([w], lr=1e-3))

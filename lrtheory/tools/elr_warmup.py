@@ -1,8 +1,8 @@
-"""Learning-rate schedulers derived from the theory in the book.
+"""A hyper-parameter-free warm-up for normalized networks, as a torch LR scheduler.
 
-:class:`ELRWarmup` is the hyper-parameter-free warm-up of Mehmeti-Gopel & Wand
-(2024, "On the Weight Dynamics of Deep Normalized Networks", ICML, arXiv
-2306.00700), derived in chapter 04 (:mod:`lrtheory.results.elr`).
+:class:`ELRWarmup` follows Mehmeti-Gopel & Wand (2024, "On the Weight Dynamics of Deep
+Normalized Networks", ICML, arXiv 2306.00700) in its aim; its rule is derived here (chapter 04,
+:mod:`lrtheory.results.elr.derivation`), since only the paper's abstract could be read.
 
 The effective learning rate (ELR) of a scale-invariant weight tensor ``W`` (a
 layer followed by a normalization) is the relative size of its SGD step,
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import weakref
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 import torch
@@ -95,62 +96,76 @@ def _sgd_gain(group: dict) -> float:
     return (1.0 - d) / (1.0 - m)
 
 
+Measurement = Tuple[List[float], List[float], List[float]]  # (||g||, ||W|| before, ||W|| after) per tensor
+
+
 class ELRWarmup(LRScheduler):
     """Hyper-parameter-free warm-up that equalizes the layers' effective learning rates.
 
-    The optimizer's learning rates are the *targets*. At every step the scheduler
-    predicts each tracked layer's ELR per unit LR at the coming step,
-    ``b_l = lr_l * gain_l * ||g_l|| ||W_l^prev|| / ||W_l||^2`` (``g_l`` the gradient
-    just used, ``W_l^prev`` the weights it was taken at, ``||g|| ~ 1/||W||`` by
-    scale invariance, ``gain_l`` the steady-state momentum gain of the layer's
-    group), and scales every group's LR by
+    The optimizer's learning rates are the *targets*. At every optimizer step the scheduler
+    records, per tracked layer, the gradient norm ``||g_l||`` the step used and the weight norms
+    before and after it (optimizer step hooks, so the order of ``zero_grad`` and
+    ``scheduler.step()`` in the loop does not matter). ``scheduler.step()`` then predicts each
+    layer's ELR per unit LR at the coming step, ``b_l = lr_l * gain_l * ||g_l|| ||W_l^prev|| /
+    ||W_l||^2``, and scales every group's LR by
 
     .. math::
 
         \\lambda = \\min\\Bigl(1, \\frac{1}{\\sqrt{b_{\\max} b_{\\min}}}\\Bigr),
 
-    the critical learning rate of the two extreme layers (Mehmeti-Gopel & Wand
-    2024): it sends their ELRs to the same value in one step. Once
-    ``lambda`` reaches 1 the warm-up is over and the LRs stay at their targets.
-    The warm-up length is not a parameter; it follows from the network.
+    the critical learning rate of the two extreme layers: it sends their ELRs to the same value
+    in one step. Once ``lambda`` reaches 1 the warm-up is over and the LRs stay at their
+    targets. The warm-up length is not a parameter; it follows from the network.
+
+    **Whose rule this is.** From Mehmeti-Gopel & Wand (2024), of which only the abstract could
+    be read: the ELR ratios of normalized layers converge to 1 under a constant LR; there is a
+    critical LR that depends only on the current ELRs; a hyper-parameter-free warm-up reduces
+    the ELR spread. *Derived here* (chapter 04, from scale invariance alone): the ELR definition
+    ``E = eta ||g|| / ||W||``, the one-step map ``E -> E / (1 + E^2)``, the critical LR
+    ``1 / sqrt(a_l a_k)`` of two layers, its use for the two extreme layers, the prediction
+    ``||g|| ~ 1/||W||`` of the next gradient, the steady-state momentum gain and the cap at the
+    target. The paper's own rule may differ.
 
     Parameters
     ----------
     optimizer : torch.optim.SGD
-        With or without momentum (heavy ball or Nesterov), any number of groups.
-        The groups' ``lr`` values at construction are the target LRs.
+        With or without momentum (heavy ball or Nesterov), any number of groups, each with a
+        target ``lr``. Adam, AdamW and other adaptive optimizers are refused: their step does
+        not shrink with ``||W||``, so two layers' ELRs never cross and the critical LR the rule
+        rests on does not exist (use ``torch.optim.lr_scheduler.LinearLR`` for them).
     params : iterable of Tensor, optional
-        The scale-invariant weight tensors (layers followed by a normalization) whose
-        ELRs are equalized. Default: every tensor with 2 or more dimensions in the
-        optimizer (weight matrices, convolution kernels). Biases, normalization gains
-        and an un-normalized read-out layer are not scale-invariant: pass ``params``
-        explicitly to leave the read-out out.
+        The scale-invariant weight tensors (layers followed by a normalization) whose ELRs are
+        equalized. Default: every tensor with 2 or more dimensions in the optimizer. Biases,
+        normalization gains and an un-normalized read-out layer are not scale-invariant: pass
+        ``params`` explicitly to leave the read-out out.
     last_epoch : int
         As for every ``LRScheduler`` (``-1``: a fresh run).
 
     Raises
     ------
     ValueError
-        If ``optimizer`` is not ``torch.optim.SGD``, a group's ``lr`` is not a
-        positive finite number, no tensor is tracked, or ``params`` holds a tensor
-        that the optimizer does not train.
+        If ``optimizer`` is not ``torch.optim.SGD``, a group's ``lr`` is not a positive finite
+        number, no tensor is tracked, or ``params`` holds a tensor the optimizer does not train.
 
     Notes
     -----
-    * Call ``scheduler.step()`` after ``optimizer.step()`` and before the gradients
-      are cleared (the usual order: ``zero_grad``, ``backward``, ``optimizer.step``,
-      ``scheduler.step``). If the gradients are gone (``None``), the LR is left
-      unchanged for that step.
-    * If the tracked tensors have no gradients when the scheduler is built, the
-      first step runs at ``lr = 0``: it only measures the gradients. Call
-      ``loss.backward()`` once before building the scheduler to avoid it.
-    * The model behind the rule assumes plain SGD steps on scale-invariant weights;
-      momentum enters only through its steady-state gain, weight decay not at all.
-    * :attr:`elr_spread` is the predicted ratio ``b_max / b_min`` at the last step
-      and :attr:`factor` the current ``lambda``; both are in the state dict.
+    * The scheduler contract of ``torch.optim.lr_scheduler``: :meth:`get_lr` has no side
+      effects (state advances in :meth:`step` only); in ``ChainedScheduler`` or beside other
+      schedulers the factor multiplies whatever the others set (a cosine decay is kept); in
+      ``SequentialLR`` it runs until its milestone; :meth:`state_dict` /
+      :meth:`load_state_dict` resume identically from any step, including 0.
+    * If the tracked tensors have gradients when the scheduler is built (one ``backward()``
+      first), the first LR is the critical LR at once. Otherwise the LRs stay at their targets
+      until the first ``optimizer.step()``, whose gradients set the first LR just before the
+      update is applied; a tracked tensor without a gradient then is an error.
+    * A later step at which a tracked tensor has no gradient leaves the factor unchanged.
+    * The model behind the rule assumes SGD steps on scale-invariant weights; momentum enters
+      only through its steady-state gain, weight decay not at all.
+    * :attr:`elr_spread` is the predicted ratio ``b_max / b_min`` at the last measurement and
+      :attr:`factor` the current ``lambda``; both are in the state dict.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> torch.manual_seed(0)  # doctest: +ELLIPSIS
     <torch._C.Generator object at ...>
@@ -160,24 +175,31 @@ class ELRWarmup(LRScheduler):
     ...     torch.nn.Linear(16, 3))
     >>> x, y = torch.randn(64, 8), torch.randint(0, 3, (64,))
     >>> opt = torch.optim.SGD(net.parameters(), lr=5.0, momentum=0.9)
-    >>> sched = ELRWarmup(opt, params=[net[0].weight, net[3].weight])
+    >>> warm = ELRWarmup(opt, params=[net[0].weight, net[3].weight])
+    >>> cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+    >>> sched = torch.optim.lr_scheduler.ChainedScheduler([warm, cosine])
     >>> for _ in range(20):
-    ...     opt.zero_grad()
     ...     torch.nn.functional.cross_entropy(net(x), y).backward()
     ...     opt.step()
+    ...     opt.zero_grad()
     ...     sched.step()
-    >>> 0 < sched.get_last_lr()[0] <= 5.0
+    >>> 0 < sched.get_last_lr()[0] < 5.0
     True
-    >>> state = sched.state_dict()   # save with the optimizer's state; restore with
-    >>> sched.load_state_dict(state)  # a scheduler built on the restored optimizer
+    >>> state = sched.state_dict()   # save with the model's and the optimizer's state; restore
+    >>> sched.load_state_dict(state)  # into schedulers built on the restored optimizer
     """
+
+    _NOT_STATE = ("optimizer", "_hooks", "_lr_at_build", "_lr_after_build")
 
     def __init__(self, optimizer: torch.optim.Optimizer, params: Optional[Iterable[torch.Tensor]] = None,
                  last_epoch: int = -1) -> None:
         if not isinstance(optimizer, torch.optim.SGD):
-            raise ValueError(
-                f"optimizer: ELRWarmup models plain or momentum SGD steps; got {type(optimizer).__name__}"
-            )
+            kind = type(optimizer).__name__
+            why = (" (its step does not shrink with the weight norm, so two layers' ELRs never cross and "
+                   "there is no critical LR; use torch.optim.lr_scheduler.LinearLR for a warm-up)"
+                   if isinstance(optimizer, torch.optim.Optimizer) else "")
+            raise ValueError(f"optimizer: ELRWarmup's rule is derived for SGD steps (plain or momentum); "
+                             f"got {kind}{why}")
         if isinstance(last_epoch, bool) or not isinstance(last_epoch, numbers.Integral) or last_epoch < -1:
             raise ValueError(f"last_epoch: expected an integer >= -1, got {last_epoch!r}")
         for gi, group in enumerate(optimizer.param_groups):
@@ -189,14 +211,26 @@ class ELRWarmup(LRScheduler):
             if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not math.isfinite(lr) or lr <= 0:
                 raise ValueError(f"optimizer: param_groups[{gi}]['lr'] (the target LR) must be a positive "
                                  f"finite number, got {lr!r}")
+        self.optimizer = optimizer
         self._index: List[Tuple[int, int]] = self._resolve(optimizer, params)
         self._gains: List[float] = [_sgd_gain(g) for g in optimizer.param_groups]
-        self._prev_norms: Optional[List[float]] = None
-        self.factor: float = 0.0
+        self.factor: float = 1.0
         self.elr_spread: float = math.nan
         self._done: bool = False
+        self._before: Optional[Tuple[List[float], List[float]]] = None  # set by the pre-step hook
+        now = self._grad_and_weight_norms()
+        # measured at construction: the first LR is the critical one at once; else wait for a step
+        self._measurement: Optional[Measurement] = None if now is None else (now[0], now[1], now[1])
+        self._pending: bool = now is None
+        self._scale: List[float] = [1.0] * len(optimizer.param_groups)  # other schedulers' factors
+        self._set: List[float] = []  # the LRs this scheduler set last
+        self._initial = False
+        self._lr_at_build = [float(g["lr"]) for g in optimizer.param_groups]
         super().__init__(optimizer, last_epoch)
+        self._lr_after_build = [float(g["lr"]) for g in optimizer.param_groups]
+        self._register_hooks()
 
+    # ------------------------------------------------------------------ tracked tensors
     @staticmethod
     def _resolve(optimizer, params) -> List[Tuple[int, int]]:
         where = {}
@@ -226,43 +260,141 @@ class ELRWarmup(LRScheduler):
         groups = self.optimizer.param_groups
         return [(gi, groups[gi]["params"][pi]) for gi, pi in self._index]
 
-    def get_lr(self) -> List[float]:
-        """Learning rates for the coming step (called by :meth:`step`)."""
-        base = [float(b) for b in self.base_lrs]
-        tracked = self._tracked()
+    def _weight_norms(self) -> List[float]:
         with torch.no_grad():
-            norms = [float(p.detach().double().norm()) for _, p in tracked]
+            return [float(p.detach().double().norm()) for _, p in self._tracked()]
+
+    def _grad_and_weight_norms(self) -> Optional[Tuple[List[float], List[float]]]:
+        grads = [p.grad for _, p in self._tracked()]
+        if any(g is None for g in grads):
+            return None
+        with torch.no_grad():
+            return [float(g.detach().double().norm()) for g in grads], self._weight_norms()
+
+    # ------------------------------------------------------------------ optimizer step hooks
+    def _register_hooks(self) -> None:
+        me = weakref.ref(self)
+
+        def pre(optimizer, args, kwargs):
+            s = me()
+            if s is not None:
+                s._pre_step()
+
+        def post(optimizer, args, kwargs):
+            s = me()
+            if s is not None:
+                s._post_step()
+
+        self._hooks = (self.optimizer.register_step_pre_hook(pre), self.optimizer.register_step_post_hook(post))
+
+    def _pre_step(self) -> None:
         if self._done:
-            self._prev_norms = norms
-            return base
-        factor = self.factor
-        grads = [p.grad for _, p in tracked]
-        if all(g is not None for g in grads):
-            prev = norms if self._prev_norms is None else self._prev_norms
-            b = []
-            with torch.no_grad():
-                for (gi, _), g, n, n0 in zip(tracked, grads, norms, prev):
-                    gn = float(g.detach().double().norm())
-                    val = base[gi] * self._gains[gi] * gn * n0 / (n * n) if n > 0 else math.nan
-                    if math.isfinite(val) and val > 0:
-                        b.append(val)
-            if b:
-                bmax, bmin = max(b), min(b)
-                self.elr_spread = bmax / bmin
-                factor = min(1.0, 1.0 / math.sqrt(bmax * bmin))
-        self._prev_norms = norms
-        if factor >= 1.0:
-            factor, self._done = 1.0, True
-        self.factor = factor
-        return [factor * b for b in base]
+            return
+        self._before = self._grad_and_weight_norms()
+        if not self._pending:
+            return
+        if self._before is None:
+            missing = [i for i, (_, p) in enumerate(self._tracked()) if p.grad is None]
+            raise ValueError(f"params: tracked tensor {missing[0]} has no gradient at the first optimizer.step(); "
+                             "ELRWarmup needs a gradient for every tracked tensor (pass params= to track only "
+                             "the normalized layers that get one)")
+        # the first step's LR, set from its own gradients before the update is applied
+        g, n = self._before
+        f = self._factor_from((g, n, n))
+        for gi, group in enumerate(self.optimizer.param_groups):
+            group["lr"] = float(group["lr"]) * f
+        self._commit(f)
+        self._pending = False
+        self._last_lr = [float(group["lr"]) for group in self.optimizer.param_groups]
+        self._set = list(self._last_lr)
+
+    def _post_step(self) -> None:
+        if self._done or self._before is None:
+            self._before = None
+            return
+        g, n0 = self._before
+        self._measurement = (g, n0, self._weight_norms())
+        self._before = None
+
+    # ------------------------------------------------------------------ the rule
+    def _spread_and_factor(self, m: Measurement) -> Tuple[float, float]:
+        base = [float(b) for b in self.base_lrs]
+        b = []
+        for (gi, _), gn, n0, n in zip(self._index, *m):
+            val = base[gi] * self._gains[gi] * gn * n0 / (n * n) if n > 0 else math.nan
+            if math.isfinite(val) and val > 0:
+                b.append(val)
+        if not b:
+            return math.nan, self.factor
+        bmax, bmin = max(b), min(b)
+        return bmax / bmin, min(1.0, 1.0 / math.sqrt(bmax * bmin))
+
+    def _factor_from(self, m: Measurement) -> float:
+        return self._spread_and_factor(m)[1]
+
+    def _next_factor(self) -> float:
+        if self._done or self._pending or self._measurement is None:
+            return self.factor
+        return self._factor_from(self._measurement)
+
+    def _commit(self, f: float) -> None:
+        if self._measurement is not None:
+            spread, _ = self._spread_and_factor(self._measurement)
+            if math.isfinite(spread):
+                self.elr_spread = spread
+        elif self._before is not None:
+            g, n = self._before
+            spread, _ = self._spread_and_factor((g, n, n))
+            if math.isfinite(spread):
+                self.elr_spread = spread
+        self._measurement = None
+        if f >= 1.0:
+            f, self._done = 1.0, True
+        self.factor = f
+
+    def _others(self, initial: bool) -> List[float]:
+        """Per group, the product of the other schedulers' factors (exactly 1.0 when alone)."""
+        groups = self.optimizer.param_groups
+        if initial or not self._set:  # an initial step: the LRs carry no factor of ours
+            return [float(g["lr"]) / float(b) for g, b in zip(groups, self.base_lrs)]
+        out = []
+        for s, g, mine in zip(self._scale, groups, self._set):
+            cur = float(g["lr"])
+            out.append(s if cur == mine else s * (cur / mine))
+        return out
+
+    def get_lr(self) -> List[float]:
+        """The learning rates :meth:`step` will set (no side effects)."""
+        f = self._next_factor()
+        return [f * float(b) * s for b, s in zip(self.base_lrs, self._others(self._initial))]
+
+    def step(self, epoch: Optional[int] = None) -> None:
+        """Advance the schedule: apply the factor measured at the last optimizer step."""
+        f = self._next_factor()
+        # an initial step (construction, SequentialLR's start) finds LRs without our factor
+        self._initial = (self.last_epoch == -1) if epoch is None else (epoch == 0)
+        scale = self._others(self._initial)
+        try:
+            super().step(epoch)
+        finally:
+            self._initial = False
+        self._scale = scale
+        if not self._pending:
+            self._commit(f)
+        self._set = [float(g["lr"]) for g in self.optimizer.param_groups]
 
     @property
     def done(self) -> bool:
         """True once the warm-up has reached the target LRs (they then stay there)."""
         return self._done
 
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """The scheduler's state (everything but the optimizer and the hook handles)."""
+        return {k: v for k, v in self.__dict__.items() if k not in self._NOT_STATE}
+
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore a state saved by :meth:`state_dict`.
+        """Restore a state saved by :meth:`state_dict` into a scheduler built on the restored optimizer.
 
         Raises
         ------
@@ -277,9 +409,11 @@ class ELRWarmup(LRScheduler):
             gi >= len(groups) or pi >= len(groups[gi]["params"]) for gi, pi in index
         ):
             raise ValueError("state_dict: saved for an optimizer with other parameter groups")
-        super().load_state_dict(state_dict)
+        self.__dict__.update({k: v for k, v in state_dict.items() if k not in self._NOT_STATE})
         self._index = index
-        # building a scheduler on a restored optimizer ran an initial step that set the LRs;
-        # put back the ones in force when the state was saved
-        for group, lr in zip(groups, self._last_lr):
-            group["lr"] = lr
+        # Built on an optimizer restored first, this scheduler's initial step changed the restored
+        # LRs (those in force at the save): put them back. An optimizer restored after the build
+        # changed the LRs since: they are the saved ones already and stay.
+        for group, before, after in zip(groups, self._lr_at_build, self._lr_after_build):
+            if float(group["lr"]) == after:
+                group["lr"] = before
