@@ -1,0 +1,301 @@
+"""lrtheory.core.gd: the masked batched GD loop against torch.optim.SGD, and its documented contracts
+(divergence freezes at the last finite parameters, never leaks, what is recorded at the divergence
+step, convergence freeze, records)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lrtheory.core.gd import GDResult, GDStatus, run_gd
+
+DT = torch.float64
+# batched vs a per-model torch.optim loop: the same float64 operations in another order
+# (torch.optim adds weight decay and momentum with fused kernels): 1e-12 relative after 25 steps.
+RTOL = 1e-12
+
+
+def _problem(K=4, d=5, n=12, seed=0):
+    """K independent nonlinear least-squares models: loss_k = mean((tanh(X w_k) v_k - y)^2) / 2."""
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, d, generator=g, dtype=DT)
+    y = torch.randn(n, generator=g, dtype=DT)
+    w = torch.randn(K, d, generator=g, dtype=DT) * 0.5
+    v = torch.randn(K, 1, generator=g, dtype=DT)
+
+    def loss_fn(p):
+        w, v = p
+        f = torch.tanh(w @ X.T) * v  # (K, n)
+        return 0.5 * (f - y).pow(2).mean(-1)
+
+    return loss_fn, [w, v], X, y
+
+
+def _torch_sgd(loss_fn, params, k, eta, steps, mults=(1.0, 1.0), momentum=0.0, weight_decay=0.0):
+    """Model k alone, trained by torch.optim.SGD (one param group per tensor, lr = eta * mult)."""
+    ps = [p[k:k + 1].detach().clone().requires_grad_(True) for p in params]
+    opt = torch.optim.SGD([{"params": [p], "lr": eta * m} for p, m in zip(ps, mults)], lr=eta,
+                          momentum=momentum, weight_decay=weight_decay, dampening=0.0)
+    losses, traj = [], [[p.detach().clone() for p in ps]]
+    for _ in range(steps):
+        opt.zero_grad()
+        L = loss_fn(ps)[0]
+        losses.append(L.item())
+        L.backward()
+        opt.step()
+        traj.append([p.detach().clone() for p in ps])
+    losses.append(loss_fn(ps)[0].item())
+    return np.array(losses), traj
+
+
+@pytest.mark.parametrize("momentum, weight_decay, mults", [
+    (0.0, 0.0, (1.0, 1.0)), (0.9, 0.0, (1.0, 1.0)), (0.0, 0.05, (1.0, 1.0)), (0.7, 0.01, (0.5, 2.0)),
+])
+def test_matches_torch_optim_sgd(momentum, weight_decay, mults):
+    loss_fn, P, _, _ = _problem()
+    etas = [0.05, 0.1, 0.2, 0.4]
+    res = run_gd(loss_fn, P, etas, 25, momentum=momentum, weight_decay=weight_decay, lr_mults=list(mults),
+                 record=lambda s: {"w": s.params[0]})
+    assert isinstance(res, GDResult) and (res.status == GDStatus.BOUNDED).all()
+    assert res.step.tolist() == list(range(26)) and res.steps_run == 25 and (res.stop_step == 25).all()
+    for k, eta in enumerate(etas):
+        losses, traj = _torch_sgd(loss_fn, P, k, eta, 25, mults, momentum, weight_decay)
+        np.testing.assert_allclose(res.loss[:, k], losses, rtol=RTOL)
+        np.testing.assert_allclose(res.records["w"][:, k], np.stack([t[0][0].numpy() for t in traj]), rtol=RTOL,
+                                   atol=1e-15)
+        torch.testing.assert_close(res.params[1][k], traj[-1][1][0], rtol=RTOL, atol=1e-15)
+
+
+def test_closed_form_grad_equals_autograd():
+    loss_fn, P, X, y = _problem()
+
+    def grad_fn(p):
+        w, v = p
+        h = torch.tanh(w @ X.T)
+        r = (h * v - y) / X.shape[0]
+        return [(r * v * (1 - h ** 2)) @ X, (r * h).sum(-1, keepdim=True)]
+
+    a = run_gd(loss_fn, P, [0.1, 0.2, 0.3, 0.4], 20, momentum=0.5)
+    b = run_gd(loss_fn, P, [0.1, 0.2, 0.3, 0.4], 20, momentum=0.5, grad_fn=grad_fn)
+    np.testing.assert_allclose(a.loss, b.loss, rtol=1e-12)
+    for p, q in zip(a.params, b.params):
+        torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-15)
+
+
+def _solo(loss_fn, P, k, eta, steps, **kw):
+    return run_gd(loss_fn, [p[k:k + 1] for p in P], [eta], steps, **kw)
+
+
+# batched vs solo: the same operations, but a K-row matmul may take another BLAS path than a 1-row one
+SOLO_RTOL = 1e-12
+
+
+def test_nan_of_one_model_never_reaches_another():
+    """Model 1 has a NaN parameter and model 2 a huge LR: both stop; 0 and 3 are their solo runs."""
+    loss_fn, P, _, _ = _problem()
+    P = [p.clone() for p in P]
+    P[0][1, 0] = float("nan")
+    etas = [0.1, 0.1, 1e8, 0.3]
+    res = run_gd(loss_fn, P, etas, 30, record=lambda s: {"v": s.params[1][:, 0]})
+    assert res.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED, GDStatus.DIVERGED, GDStatus.BOUNDED]
+    assert res.stop_step[1] == 0
+    for k in (0, 3):
+        solo = _solo(loss_fn, P, k, etas[k], 30)
+        np.testing.assert_allclose(res.loss[:, k], solo.loss[:, 0], rtol=SOLO_RTOL)
+        for p, q in zip(res.params, solo.params):
+            torch.testing.assert_close(p[k], q[0], rtol=SOLO_RTOL, atol=1e-15)
+    assert torch.isfinite(res.params[1][2]).all() and torch.isfinite(res.params[0][2]).all()
+    assert np.isfinite(res.records["v"][:, [0, 3]]).all()
+
+
+def test_diverged_model_is_frozen_at_its_last_finite_parameters():
+    loss_fn, P, _, _ = _problem()
+    etas = [0.1, 50.0, 1e4, 0.2]
+    res = run_gd(loss_fn, P, etas, 40, divergence_factor=10.0)
+    assert res.diverged.tolist() == [False, True, True, False]
+    for k in (1, 2):
+        s = int(res.stop_step[k])
+        # frozen at theta_s: the solo run of s steps ends at the same parameters (and diverges at its
+        # last step s too, the same loss check)
+        solo = _solo(loss_fn, P, k, etas[k], s, divergence_factor=10.0)
+        assert solo.stop_step[0] == s and solo.loss[-1, 0] == pytest.approx(res.loss[s, k], rel=SOLO_RTOL)
+        for p, q in zip(res.params, solo.params):
+            torch.testing.assert_close(p[k], q[0], rtol=SOLO_RTOL, atol=1e-15)
+        assert np.isfinite(res.loss[s, k]) and all(torch.isfinite(p[k]).all() for p in res.params)
+        assert np.isnan(res.loss[s + 1:, k]).all()
+
+
+def test_record_at_the_divergence_step_loss_check():
+    """Caught by the loss check at step s: the loss row at s holds the observed loss (here inf),
+    not NaN; NaN afterwards; record() values are NaN from s on."""
+    w = torch.tensor([[1.0], [1.0], [1.0]], dtype=DT)
+    target = torch.tensor([0.0, 0.0, 0.0], dtype=DT)
+
+    def loss_fn(p):  # model 1 blows up to inf at its step 3 (loss finite and growing before)
+        (w,) = p
+        L = 0.5 * (w[:, 0] - target) ** 2
+        return L
+
+    etas = [0.5, 2.5, 0.1]  # eta = 2.5: |w| grows by 1.5 per step
+    res = run_gd(loss_fn, [w], etas, 10, divergence_factor=4.0, record=lambda s: {"w": s.params[0][:, 0]})
+    # L_0 = 0.5, threshold 4 * max(0.5, 1) = 4; model 1: w_t = (-1.5)^t, L_t = 0.5 * 1.5^(2t): 0.5, 1.125,
+    # 2.53, 5.70 > 4 -> diverges at t = 3 with the observed loss 5.695...
+    assert res.status[1] == GDStatus.DIVERGED and res.stop_step[1] == 3
+    assert res.loss[3, 1] == pytest.approx(0.5 * 1.5 ** 6, rel=1e-14)
+    assert np.isnan(res.loss[4:, 1]).all() and np.isfinite(res.loss[:4, 1]).all()
+    assert np.isnan(res.records["w"][3:, 1]).all() and res.records["w"][2, 1] == pytest.approx(1.5 ** 2)
+    assert res.params[0][1, 0].item() == pytest.approx((-1.5) ** 3)  # theta_3, not updated
+    assert np.isfinite(res.loss[:, [0, 2]]).all()
+
+    # an infinite loss is recorded as inf at the divergence step
+    def inf_loss(p):
+        (w,) = p
+        L = 0.5 * w[:, 0] ** 2
+        return torch.where(w[:, 0].abs() > 2, torch.full_like(L, math.inf), L)
+
+    r2 = run_gd(inf_loss, [w], etas, 10, divergence_factor=None)
+    assert r2.stop_step[1] == 2 and r2.loss[2, 1] == math.inf and np.isnan(r2.loss[3:, 1]).all()
+
+
+def test_record_at_the_divergence_step_update_check():
+    """An update that would leave param_bound (or be non-finite) is refused: the model stops at step s with
+    theta_s, its loss and records at s are the finite values at theta_s, NaN from s + 1."""
+    x0 = torch.tensor([1.0, 1.0], dtype=DT)
+
+    def loss_fn(p):
+        return 0.5 * p[0] ** 2
+
+    res = run_gd(loss_fn, [x0], [3.0, 0.5], 6, divergence_factor=None, param_bound=5.0,
+                 record=lambda s: {"x": s.params[0]})
+    # model 0: x_t = (-2)^t: 1, -2, 4, then -8 would leave the bound -> stops at step 2 with x = 4
+    assert res.stop_step[0] == 2 and res.status[0] == GDStatus.DIVERGED
+    assert res.params[0][0].item() == 4.0
+    assert res.loss[2, 0] == 8.0 and res.records["x"][2, 0] == 4.0
+    assert np.isnan(res.loss[3:, 0]).all() and np.isnan(res.records["x"][3:, 0]).all()
+    assert res.status[1] == GDStatus.BOUNDED and res.params[0][1].item() == pytest.approx(0.5 ** 6)
+
+
+def test_converged_freeze_and_all():
+    x0 = torch.ones(3, dtype=DT)
+
+    def loss_fn(p):
+        return 0.5 * p[0] ** 2
+
+    etas = [0.5, 0.9, 0.1]  # x_t = (1 - eta)^t
+    res = run_gd(loss_fn, [x0], etas, 100, converged=lambda s: s.loss <= 1e-6, record=lambda s: {"x": s.params[0]})
+    for k, eta in enumerate(etas):
+        first = next(t for t in range(101) if 0.5 * (1 - eta) ** (2 * t) <= 1e-6)
+        assert res.status[k] == GDStatus.CONVERGED and res.stop_step[k] == first
+        assert res.params[0][k].item() == pytest.approx((1 - eta) ** first, rel=1e-12)
+    # a converged model keeps being recorded at its frozen parameters (not NaN)
+    k, s = 1, int(res.stop_step[1])
+    assert np.all(res.records["x"][s:, 1] == res.params[0][1].item())
+    assert res.steps_run == int(res.stop_step.max())  # everything stopped: the loop ends there
+    # "all": nothing freezes until every model is converged at once
+    al = run_gd(loss_fn, [x0], etas, 200, converged=lambda s: s.loss <= 1e-6, on_converged="all")
+    T = int(res.stop_step.max())
+    assert (al.stop_step == T).all() and (al.status == GDStatus.CONVERGED).all() and al.steps_run == T
+    assert al.params[0][0].item() == pytest.approx(0.5 ** T)
+    # "all" with a diverged model: the others stop once they are all converged
+    bad = run_gd(loss_fn, [x0], [0.5, 3.0, 0.1], 200, converged=lambda s: s.loss <= 1e-6, on_converged="all",
+                 divergence_factor=10.0)
+    assert bad.status.tolist() == [GDStatus.CONVERGED, GDStatus.DIVERGED, GDStatus.CONVERGED]
+
+
+def test_batch_shape_scalar_eta_and_hooks():
+    # (E, S) = (3, 2) grid of models, scalar params per model: f = u v, loss (u v)^2 / 2
+    u = torch.tensor([[1.0, 1.2], [1.0, 1.2], [1.0, 1.2]], dtype=DT)
+    v = u.clone() * 0.5
+    etas = torch.tensor([[0.1, 0.1], [1.0, 1.0], [6.0, 6.0]], dtype=DT)  # eta lambda_0 > 4: divergent
+
+    def loss_fn(p):
+        f = p[0] * p[1]
+        return 0.5 * f ** 2, f
+
+    seen = []
+    res = run_gd(loss_fn, [u, v], etas, 30, divergence_factor=None,
+                 diverged=lambda s: s.etas ** 2 * s.aux ** 2 > 100.0,
+                 record=lambda s: {"f": s.aux}, callback=lambda s: seen.append(s.step))
+    assert res.status.shape == (3, 2) and res.loss.shape[1:] == (3, 2) and res.records["f"].shape[1:] == (3, 2)
+    assert (res.status[2] == GDStatus.DIVERGED).all() and (res.status[:2] == GDStatus.BOUNDED).all()
+    assert seen == list(range(30))
+    # a scalar eta, one per model along the leading axis
+    x = torch.tensor([1.0, 2.0], dtype=DT)
+    r = run_gd(lambda p: 0.5 * p[0] ** 2, x, 0.5, 3)
+    assert r.etas.tolist() == [0.5, 0.5] and r.params[0].tolist() == [0.125, 0.25]
+
+
+def test_lr_schedule_max_loss_and_tensor_multipliers():
+    x = torch.ones(2, 3, dtype=DT)
+
+    def loss_fn(p):
+        return 0.5 * p[0].pow(2).sum(-1)
+
+    r = run_gd(loss_fn, [x], [0.1, 0.2], 3, lr_schedule=lambda t: 1.0 + t)
+    f = [(1 - 0.1 * 1) * (1 - 0.1 * 2) * (1 - 0.1 * 3), (1 - 0.2) * (1 - 0.4) * (1 - 0.6)]
+    np.testing.assert_allclose(r.params[0][:, 0].numpy(), f, rtol=1e-14)
+    m = run_gd(loss_fn, [x], [0.1, 0.2], 1, lr_mults=[torch.tensor([0.0, 1.0, 2.0], dtype=DT)])
+    np.testing.assert_allclose(m.params[0].numpy(), [[1, 0.9, 0.8], [1, 0.8, 0.6]], rtol=1e-14)
+    g = run_gd(lambda p: 0.5 * p[0].pow(2).sum(-1) * 0 + p[0].sum(-1) ** 2, [x], [0.1, 5.0], 5, max_loss=100.0,
+               divergence_factor=None)
+    assert g.diverged.tolist() == [False, True]
+
+
+def test_sgd_batches_eval_fn_and_final_grads():
+    loss_fn, P, X, y = _problem(K=2)
+    rng = torch.Generator().manual_seed(3)
+    order = [torch.randperm(12, generator=rng)[:4] for _ in range(10)]
+    draws = []
+
+    def batches(t):
+        draws.append(t)
+        return order[t]
+
+    def batch_loss(p, idx):
+        w, v = p
+        f = torch.tanh(w @ X[idx].T) * v
+        return 0.5 * (f - y[idx]).pow(2).mean(-1)
+
+    res = run_gd(batch_loss, P, [0.1, 0.2], 10, batches=batches, eval_fn=loss_fn, record_every=5,
+                 final_grads=True, record=lambda s: {"gnorm": s.grads[0].norm(dim=-1)})
+    assert draws == list(range(10))  # no batch drawn at the last step: it is evaluated by eval_fn
+    assert res.step.tolist() == [0, 5, 10]
+    np.testing.assert_allclose(res.loss[-1], loss_fn(res.params).numpy(), rtol=1e-14)  # the eval loss
+    wr = res.params[0].clone().requires_grad_(True)
+    (gw,) = torch.autograd.grad(loss_fn([wr, res.params[1]]).sum(), wr)
+    np.testing.assert_allclose(res.records["gnorm"][-1], gw.norm(dim=-1).numpy(), rtol=1e-12)
+    # the same SGD by hand
+    w, v = (p.clone() for p in P)
+    for t in range(10):
+        wr, vr = w.clone().requires_grad_(True), v.clone().requires_grad_(True)
+        gw, gv = torch.autograd.grad(batch_loss([wr, vr], order[t]).sum(), [wr, vr])
+        e = torch.tensor([[0.1], [0.2]], dtype=DT)
+        w, v = w - e * gw, v - e * gv
+    torch.testing.assert_close(res.params[0], w, rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(etas=[0.1, -1.0]), "etas"), (dict(etas=[0.1, float("nan")]), "etas"), (dict(etas=[0.1, 0.1, 0.1]), "params"),
+    (dict(steps=-1), "steps"), (dict(momentum=1.0), "momentum"), (dict(weight_decay=-1.0), "weight_decay"),
+    (dict(record_every=0), "record_every"), (dict(divergence_factor=1.0), "divergence_factor"),
+    (dict(param_bound=0.0), "param_bound"), (dict(on_converged="first"), "on_converged"),
+    (dict(lr_mults=[1.0]), "lr_mults"), (dict(lr_mults=[1.0, -1.0]), "lr_mults"),
+    (dict(record=lambda s: {"loss": s.loss}), "record"), (dict(record=lambda s: {"x": s.loss[:1]}), "record"),
+    (dict(converged=lambda s: s.loss[:1] < 0), "converged"), (dict(grad_fn=lambda p: [p[0]]), "grad_fn"),
+    (dict(record=3), "record"),
+])
+def test_validation(kwargs, name):
+    loss_fn, P, _, _ = _problem(K=2)
+    args = dict(etas=[0.1, 0.1], steps=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=name):
+        run_gd(loss_fn, P, **args)
+
+
+def test_params_validation():
+    with pytest.raises(ValueError, match="params"):
+        run_gd(lambda p: p[0], [], [0.1], 1)
+    with pytest.raises(ValueError, match="params"):
+        run_gd(lambda p: p[0], [torch.zeros(2, dtype=torch.int64)], [0.1, 0.1], 1)
+    with pytest.raises(ValueError, match="loss_fn"):
+        run_gd(lambda p: p[0].sum(), [torch.zeros(2, dtype=DT)], [0.1, 0.1], 1)
