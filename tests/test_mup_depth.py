@@ -119,3 +119,13 @@ def test_tools_are_exported():
 def test_bad_inputs_raise(call, name):
     with pytest.raises(ValueError, match=f"^{name}: "):
         call()
+
+
+def test_update_parts_add_up():
+    ls = np.arange(1, 20)
+    np.testing.assert_allclose(D.update_variance(ls, part="coherent"), ls ** 2 / 2, rtol=1e-14)  # round-off
+    np.testing.assert_allclose(D.update_variance(ls, part="coherent") + D.update_variance(ls, part="incoherent"),
+                               D.update_variance(ls), rtol=1e-14)
+    np.testing.assert_allclose(D.max_update_lr(ls, asymptote=True), math.sqrt(3) * ls ** -1.5, rtol=1e-14)
+    with pytest.raises(ValueError, match="^part: "):
+        D.update_variance(2, part="leading")

@@ -364,16 +364,22 @@ def derive_output_update() -> OutputUpdate:
 
 
 # ----------------------------------------------------------------------------- numbers
-@functools.lru_cache(maxsize=None)
-def _V_fn():
-    s = symbols()
-    return sp.lambdify((s.l, s.eta, s.y), derive_update_variance().V_uniform, "numpy")
+_PARTS = ("total", "coherent", "incoherent")
 
 
 @functools.lru_cache(maxsize=None)
-def _eta_fn():
+def _V_fn(part: str = "total"):
     s = symbols()
-    return sp.lambdify((s.L, s.tau, s.y), derive_max_update_lr().eta_star, "numpy")
+    v = derive_update_variance()
+    expr = {"total": v.V_uniform, "coherent": v.coherent, "incoherent": v.incoherent}[part]
+    return sp.lambdify((s.l, s.eta, s.y), expr.subs({s.lam: 1, s.q: 1}), "numpy")
+
+
+@functools.lru_cache(maxsize=None)
+def _eta_fn(asymptote: bool = False):
+    s = symbols()
+    m = derive_max_update_lr()
+    return sp.lambdify((s.L, s.tau, s.y), m.asymptote if asymptote else m.eta_star, "numpy")
 
 
 def _positive_ints(value, name: str) -> np.ndarray:
@@ -383,7 +389,7 @@ def _positive_ints(value, name: str) -> np.ndarray:
     return arr.astype(np.float64)
 
 
-def update_variance(layer, eta: float = 1.0, y: float = 1.0) -> np.ndarray:
+def update_variance(layer, eta: float = 1.0, y: float = 1.0, part: str = "total") -> np.ndarray:
     """Derived large-``n`` mean squared one-step change ``E[(Delta z^{(l)}_i)^2]`` (first order in eta).
 
     Parameters
@@ -394,29 +400,34 @@ def update_variance(layer, eta: float = 1.0, y: float = 1.0) -> np.ndarray:
         Learning rate (> 0), the same on every hidden layer.
     y : float
         Target of the one datum (finite).
+    part : {"total", "coherent", "incoherent"}
+        The whole change, or its coherent part ``eta^2 y^2 l^2 / 2`` (along the back-propagated
+        gradient) or incoherent part (the noise injected by the layers below).
 
     Returns
     -------
     ndarray
-        ``eta^2 y^2 l (2 l^2 + 1) / 6``, same shape as ``layer``.
+        ``eta^2 y^2 l (2 l^2 + 1) / 6`` (``part="total"``), same shape as ``layer``.
 
     Raises
     ------
     ValueError
-        If a layer is not a positive integer, ``eta <= 0`` or ``y`` is not finite.
+        If a layer is not a positive integer, ``eta <= 0``, ``y`` is not finite or ``part``
+        is unknown.
 
     Examples
     --------
-    >>> float(update_variance(16, eta=1.0))
-    1368.0
+    >>> float(update_variance(16, eta=1.0)), float(update_variance(16, part="coherent"))
+    (1368.0, 128.0)
     """
     arr = _positive_ints(layer, "layer")
     eta = validate.positive_real(eta, "eta")
     y = validate.finite_real(y, "y")
-    return np.asarray(_V_fn()(arr, eta, y), dtype=np.float64)
+    part = validate.choice(part, "part", _PARTS)
+    return np.asarray(_V_fn(part)(arr, eta, y), dtype=np.float64)
 
 
-def max_update_lr(depth, tau: float = 1.0, y: float = 1.0) -> np.ndarray:
+def max_update_lr(depth, tau: float = 1.0, y: float = 1.0, asymptote: bool = False) -> np.ndarray:
     """Derived maximal-update LR ``eta*(L)``: ``V_L(eta*) = tau``.
 
     Parameters
@@ -427,6 +438,8 @@ def max_update_lr(depth, tau: float = 1.0, y: float = 1.0) -> np.ndarray:
         Target mean squared change (> 0).
     y : float
         Target of the datum (non-zero, finite).
+    asymptote : bool
+        Return the large-``L`` asymptote ``sqrt(3 tau) / |y| L^{-3/2}`` instead.
 
     Returns
     -------
@@ -440,15 +453,15 @@ def max_update_lr(depth, tau: float = 1.0, y: float = 1.0) -> np.ndarray:
 
     Examples
     --------
-    >>> round(float(max_update_lr(2)), 4)
-    0.5774
+    >>> round(float(max_update_lr(2)), 4), round(float(max_update_lr(2, asymptote=True)), 4)
+    (0.5774, 0.6124)
     """
     arr = _positive_ints(depth, "depth")
     tau = validate.positive_real(tau, "tau")
     y = validate.finite_real(y, "y")
     if y == 0:
         raise ValueError(f"y: expected a non-zero finite number, got {y!r}")
-    return np.asarray(_eta_fn()(arr, tau, abs(y)), dtype=np.float64)
+    return np.asarray(_eta_fn(bool(asymptote))(arr, tau, abs(y)), dtype=np.float64)
 
 
 def grid_depth_exponent(depths, tau: float = 1.0, y: float = 1.0) -> float:
