@@ -156,3 +156,96 @@ def test_bad_models_and_data_raise(small_digits):
         max_initial_lr(make_linear, (X, Y[:5], X, Y), threshold=1.0, steps=2, metric="loss")
     with pytest.raises(ValueError, match="data"):
         max_initial_lr(MLPSpec(d_in=3, width=4, depth=1, d_out=10), small_digits, threshold=0.5, steps=2)
+
+
+# ---------------------------------------------------------------- any module, DataLoaders, progress (issue 19)
+def _image_data(n=120, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 1, 6, 6, generator=g, dtype=torch.float64)
+    y = (x[:, 0, :3].sum((1, 2)) > x[:, 0, 3:].sum((1, 2))).long()  # which half is brighter
+    return x[:80], y[:80], x[80:], y[80:]
+
+
+def make_cnn():
+    return torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                               torch.nn.Linear(4 * 4 * 4, 2)).double()
+
+
+def test_a_cnn_on_images_is_accepted():
+    # before: "data: x_train and x_val must be (N, d)"
+    r = max_initial_lr(make_cnn, _image_data(), threshold=0.8, steps=30, seeds=2, grid=[0.01, 0.1, 1.0, 10.0],
+                       rounds=1, eval_every=5)
+    assert r.found and r.bracket[0] <= r.eta_star < r.bracket[1]
+    with pytest.raises(ValueError, match="data: x_train and x_val must be"):
+        xt, yt, xv, yv = _image_data()
+        max_initial_lr(make_cnn, (xt, yt, xv[:, :, :5], yv), threshold=0.8, steps=2)
+
+
+class _ModeRecorder(torch.nn.Module):
+    """A linear model that records, at each forward, whether it is in training mode and whether
+    gradients are being recorded (training steps) or not (validation)."""
+
+    log = []
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(1, 1, bias=False).double()
+        torch.nn.init.zeros_(self.lin.weight)
+
+    def forward(self, x):
+        _ModeRecorder.log.append((self.training, torch.is_grad_enabled()))
+        return self.lin(x)
+
+
+def test_validation_runs_in_eval_mode_and_training_in_train_mode():
+    # before: validation ran in train mode (Dropout active, BatchNorm on batch statistics)
+    _ModeRecorder.log = []
+    max_initial_lr(_ModeRecorder, (X, Y, X, Y), threshold=THR, steps=T, seeds=1, metric="loss", rounds=0,
+                   grid=[0.5, 1.0])
+    train = [m for m, grad in _ModeRecorder.log if grad]
+    val = [m for m, grad in _ModeRecorder.log if not grad]
+    assert train and val and all(train) and not any(val)
+
+
+def test_dataloaders_give_the_same_search_as_tensors():
+    xt, yt, xv, yv = _image_data()
+    TD, DL = torch.utils.data.TensorDataset, torch.utils.data.DataLoader
+    kw = dict(threshold=0.8, steps=20, seeds=[0, 1], grid=[0.01, 0.1, 1.0, 10.0], rounds=1, eval_every=5)
+    a = max_initial_lr(make_cnn, (xt, yt, xv, yv), **kw)
+    loaders = (DL(TD(xt, yt), batch_size=80), DL(TD(xv, yv), batch_size=16))  # full batch; val in 3 batches
+    b = max_initial_lr(make_cnn, loaders, **kw)
+    assert [(r.eta, r.success) for r in a.runs] == [(r.eta, r.success) for r in b.runs]
+    np.testing.assert_allclose([r.best_metric for r in a.runs], [r.best_metric for r in b.runs], atol=1e-12)
+    # minibatches from a shuffling loader: the same batch order for every candidate, reproducible
+    shuf = (DL(TD(xt, yt), batch_size=16, shuffle=True), DL(TD(xv, yv), batch_size=40))
+    c1, c2 = (max_initial_lr(make_cnn, shuf, **kw) for _ in range(2))
+    assert c1.runs == c2.runs
+    with pytest.raises(ValueError, match="batch_size"):
+        max_initial_lr(make_cnn, shuf, batch_size=8, **kw)
+    with pytest.raises(ValueError, match="one-shot"):
+        max_initial_lr(make_cnn, (iter([(xt, yt)]), [(xv, yv)]), **kw)
+
+
+def test_spec_path_accepts_dataloaders(small_digits):
+    d = small_digits
+    TD, DL = torch.utils.data.TensorDataset, torch.utils.data.DataLoader
+    spec = MLPSpec(d_in=64, width=8, depth=1, d_out=10)
+    kw = dict(threshold=0.5, steps=15, seeds=[0], grid=[0.05, 0.2, 0.8, 3.2], rounds=0, eval_every=5)
+    a = max_initial_lr(spec, d, **kw)
+    b = max_initial_lr(spec, (DL(TD(d.x_train, d.y_train), batch_size=64), DL(TD(d.x_test, d.y_test), batch_size=64)),
+                       **kw)
+    assert a.runs == b.runs
+
+
+def test_progress_and_callback(capsys):
+    # before: the search ran silently, with no way to follow it
+    seen = []
+    r = max_initial_lr(make_linear, (X, Y, X, Y), threshold=THR, steps=T, seeds=1, metric="loss", rounds=2,
+                       progress=True, callback=seen.append)
+    err = capsys.readouterr().err
+    assert "max_initial_lr: round 0/2" in err and "round 2/2" in err and "largest successful eta" in err
+    assert tuple(seen) == r.runs
+    max_initial_lr(make_linear, (X, Y, X, Y), threshold=THR, steps=T, seeds=1, metric="loss", rounds=0)
+    assert capsys.readouterr().err == ""  # default: only on a terminal
+    with pytest.raises(ValueError, match="callback"):
+        max_initial_lr(make_linear, (X, Y, X, Y), threshold=THR, steps=T, metric="loss", callback=3)

@@ -43,7 +43,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from lrtheory.core.device import DeviceLike, make_generator, resolve_device
+from lrtheory.core.device import DeviceLike, resolve_device
+from lrtheory.tools._module_runs import Loaders, Progress, gather, train_module
 
 __all__ = ["LRRun", "MaxLRResult", "max_initial_lr", "DEFAULT_GRID", "METRICS"]
 
@@ -136,20 +137,34 @@ def _is_int(v) -> bool:
     return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
 
 
-def _check_data(data):
-    """-> (x_train, y_train, x_val, y_val)."""
+def _check_data(data, any_shape: bool):
+    """-> (x_train, y_train, x_val, y_val), or Loaders for a pair of iterables of batches."""
     if hasattr(data, "x_train") and hasattr(data, "x_test"):
         parts = (data.x_train, data.y_train, data.x_test, data.y_test)
     elif isinstance(data, (tuple, list)) and len(data) == 4:
         parts = tuple(data)
+    elif (isinstance(data, (tuple, list)) and len(data) == 2 and not any(isinstance(d, Tensor) for d in data)
+          and all(hasattr(d, "__iter__") for d in data)):
+        if not any_shape:  # the batched trainer samples its own minibatches from tensors
+            return _check_data((*gather(data[0], "training"), *gather(data[1], "validation")), any_shape)
+        for name, d in zip(("training", "validation"), data):
+            if iter(d) is d:
+                raise ValueError(f"data: the {name} data is a one-shot iterator; pass a DataLoader or a list "
+                                 "(every candidate iterates it again)")
+        return Loaders(data[0], data[1])
     else:
-        raise ValueError("data: expected a lrtheory.core.data.Dataset or a tuple (x_train, y_train, x_val, y_val)")
+        raise ValueError("data: expected a lrtheory.core.data.Dataset, a tuple (x_train, y_train, x_val, y_val) "
+                         "or a pair (train_loader, val_loader) of iterables of (inputs, targets) batches")
     names = ("x_train", "y_train", "x_val", "y_val")
     for name, t in zip(names, parts):
         if not isinstance(t, Tensor):
             raise ValueError(f"data: {name} must be a torch.Tensor, got {type(t).__name__}")
     xt, yt, xv, yv = parts
-    if xt.dim() != 2 or xv.dim() != 2 or xt.shape[1] != xv.shape[1]:
+    if any_shape:
+        if xt.dim() < 1 or xv.dim() < 1 or xt.shape[1:] != xv.shape[1:]:
+            raise ValueError(f"data: x_train and x_val must be (N, ...) with the same example shape, got "
+                             f"{tuple(xt.shape)}, {tuple(xv.shape)}")
+    elif xt.dim() != 2 or xv.dim() != 2 or xt.shape[1] != xv.shape[1]:
         raise ValueError(f"data: x_train and x_val must be (N, d) with the same d, got {tuple(xt.shape)}, {tuple(xv.shape)}")
     if yt.shape[0] != xt.shape[0] or yv.shape[0] != xv.shape[0]:
         raise ValueError("data: x and y must have the same number of examples")
@@ -241,87 +256,6 @@ def _train_spec(spec, parts, etas, seeds, *, steps, loss, metric, threshold, bat
     return success, best, first, res.diverged
 
 
-def _loss_fn(loss: str):
-    if loss == "ce":
-        return lambda out, y: nn.functional.cross_entropy(out, y)
-    return lambda out, y: 0.5 * ((out - y.reshape(out.shape)) ** 2).sum(-1).mean() if out.dim() > 1 else \
-        0.5 * ((out - y) ** 2).mean()
-
-
-def _train_module(factory, parts, etas, seeds, *, steps, loss, metric, threshold, batch_size, eval_every,
-                  data_seed, device):
-    """Plain per-candidate SGD loop for a user's model factory."""
-    xt, yt, xv, yv = parts
-    lf = _loss_fn(loss)
-    N = xt.shape[0]
-    K = len(etas)
-    success = np.zeros(K, dtype=bool)
-    best = np.full(K, np.nan)
-    first = np.full(K, -1, dtype=np.int64)
-    diverged = np.zeros(K, dtype=bool)
-    for k, (eta, s) in enumerate(zip(etas, seeds)):
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(int(s))
-            model = factory()
-        if not isinstance(model, nn.Module):
-            raise ValueError(f"make_model_or_spec: the factory must return a torch.nn.Module, got {type(model).__name__}")
-        model = model.to(device)
-        ps = [p for p in model.parameters() if p.requires_grad]
-        if not ps:
-            raise ValueError("make_model_or_spec: the model has no trainable parameters")
-        dt = ps[0].dtype
-        xt_, xv_ = xt.to(device=device, dtype=dt), xv.to(device=device, dtype=dt)
-        yt_ = yt.to(device) if loss == "ce" else yt.to(device=device, dtype=dt)
-        yv_ = yv.to(device) if loss == "ce" else yv.to(device=device, dtype=dt)
-        gen = make_generator(data_seed, "cpu")
-        perm: List[Tensor] = []
-        thresh_div = None
-        vals: List[float] = []
-        for t in range(1, steps + 1):
-            if batch_size is None:
-                xb, yb = xt_, yt_
-            else:
-                if not perm:
-                    order = torch.randperm(N, generator=gen)
-                    perm = [order[i * batch_size:(i + 1) * batch_size] for i in range(N // batch_size)][::-1]
-                idx = perm.pop().to(device)
-                xb, yb = xt_.index_select(0, idx), yt_.index_select(0, idx)
-            model.zero_grad(set_to_none=True)
-            lval = lf(model(xb), yb)
-            lv = float(lval.detach())
-            if thresh_div is None:
-                thresh_div = 1e6 * max(lv if math.isfinite(lv) else 1.0, 1.0)
-            if not math.isfinite(lv) or lv > thresh_div:
-                diverged[k] = True
-                break
-            lval.backward()
-            with torch.no_grad():
-                for p in ps:
-                    if p.grad is not None:
-                        p.sub_(float(eta) * p.grad)
-                if not all(torch.isfinite(p).all() for p in ps):
-                    diverged[k] = True
-                    break
-            if t % eval_every == 0 or t == steps:
-                with torch.no_grad():
-                    out = model(xv_)
-                    if metric == "accuracy":
-                        v = float((out.argmax(-1) == yv_.reshape(-1)).to(torch.float64).mean()) if loss == "ce" or \
-                            yv_.dim() == 1 else float((out.argmax(-1) == yv_.argmax(-1)).to(torch.float64).mean())
-                        ok = v >= threshold
-                    else:
-                        v = float(lf(out, yv_))
-                        ok = math.isfinite(v) and v <= threshold
-                vals.append(v)
-                if ok and not success[k]:
-                    success[k] = True
-                    first[k] = t
-        fin = [v for v in vals if math.isfinite(v)]
-        if fin:
-            best[k] = max(fin) if metric == "accuracy" else min(fin)
-    return success, best, first, diverged
-
-
 # ----------------------------------------------------------------------------------------------
 # the search
 # ----------------------------------------------------------------------------------------------
@@ -341,6 +275,8 @@ def max_initial_lr(
     metric: str = "accuracy",
     seed: int = 0,
     device: DeviceLike = None,
+    progress: Optional[bool] = None,
+    callback: Optional[Callable[[LRRun], None]] = None,
 ) -> MaxLRResult:
     """Estimate the maximal initial learning rate ``eta*`` (Iyer, Hanin & Rolnick 2023).
 
@@ -354,12 +290,17 @@ def max_initial_lr(
     make_model_or_spec : MLPSpec or callable
         A :class:`lrtheory.core.mlp.MLPSpec` (He init etc. as the spec says; its
         ``input_lr_mult`` gives condition (ii)), trained batched; or a zero-argument callable
-        returning a *fresh* ``torch.nn.Module`` (called under ``torch.manual_seed(seed_s)``
-        for seed ``s``, so default inits are reproducible), trained one candidate at a time.
-    data : Dataset or tuple
-        A :class:`lrtheory.core.data.Dataset` (its test split is the validation set) or
-        ``(x_train (N, d), y_train, x_val (M, d), y_val)``. Targets: int64 labels for "ce",
-        floats ``(N, d_out)`` for "mse".
+        returning a *fresh* ``torch.nn.Module`` of any architecture (a CNN, a Transformer;
+        called under ``torch.manual_seed(seed_s)`` for seed ``s``, so default inits are
+        reproducible), trained one candidate at a time by plain SGD and validated in eval mode
+        (Dropout off, BatchNorm on its running statistics).
+    data : Dataset, tuple of 4 tensors, or pair of DataLoaders
+        A :class:`lrtheory.core.data.Dataset` (its test split is the validation set);
+        ``(x_train, y_train, x_val, y_val)`` with inputs of any shape ``(N, ...)`` for a factory
+        (``(N, d)`` for an MLPSpec); or ``(train_loader, val_loader)``, two re-iterable sources
+        of ``(inputs, targets)`` batches: a factory trains on the loader's batches (cycled,
+        in the same order for every candidate), an MLPSpec on their examples gathered into
+        tensors. Targets: int64 labels for "ce", floats ``(N, d_out)`` for "mse".
     threshold : float
         In (0, 1] for ``metric="accuracy"``; > 0 for ``metric="loss"``.
     steps : int
@@ -374,7 +315,7 @@ def max_initial_lr(
     points_per_round : int
         Candidates per seed per refinement round (>= 1).
     batch_size : int or None
-        SGD minibatch size (None: full-batch GD).
+        SGD minibatch size (None: full-batch GD; with DataLoaders, their batches).
     eval_every : int or None
         Evaluate the metric every this many steps (and at the last); default ``max(1, steps // 10)``.
     loss : {"ce", "mse"} or None
@@ -383,6 +324,11 @@ def max_initial_lr(
     seed : int
         Seed of the minibatch order (shared by all candidates).
     device : str, torch.device or None
+    progress : bool or None
+        Report progress on stderr (runs done in the round, largest successful eta so far);
+        None: only when stderr is a terminal.
+    callback : callable, optional
+        ``callback(run)`` with each finished :class:`LRRun`, in order (e.g. to log or plot live).
 
     Returns
     -------
@@ -394,8 +340,8 @@ def max_initial_lr(
         On a bad argument (the message names it): threshold outside its range, steps < 1,
         empty or non-positive grid, a model instance instead of a factory, mismatched data.
 
-    Example
-    -------
+    Examples
+    --------
     >>> import torch
     >>> x = torch.linspace(-1, 1, 32, dtype=torch.float64).reshape(-1, 1); y = 3 * x
     >>> def make():
@@ -412,17 +358,26 @@ def max_initial_lr(
     is_spec = isinstance(make_model_or_spec, MLPSpec)
     if not is_spec and not callable(make_model_or_spec):
         raise ValueError(f"make_model_or_spec: expected an MLPSpec or a callable, got {type(make_model_or_spec).__name__}")
-    parts = _check_data(data)
+    parts = _check_data(data, any_shape=not is_spec)
+    if isinstance(parts, Loaders):
+        if batch_size is not None:
+            raise ValueError("batch_size: leave it None with DataLoaders (their own batches are used)")
+        x0, y0 = gather([next(iter(parts.train))], "training")
+        n_train = x0.shape[0]
+    else:
+        y0, n_train = parts[1], parts[0].shape[0]
     seed_list, g = _check_args(threshold, steps, seeds, grid, rounds, points_per_round, metric, loss, eval_every,
-                               batch_size, parts[0].shape[0])
+                               batch_size, n_train)
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback: expected a callable callback(run), got {type(callback).__name__}")
     if not _is_int(seed) or seed < 0:
         raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
     dev = resolve_device(device)
     seed_list = list(range(int(seeds))) if seed_list is None else [int(s) for s in seed_list]
     S = len(seed_list)
     if loss is None:
-        loss = "ce" if parts[1].dtype == torch.int64 else "mse"
-    if loss == "ce" and (parts[1].dtype != torch.int64 or parts[1].dim() != 1):
+        loss = "ce" if y0.dtype == torch.int64 else "mse"
+    if loss == "ce" and (y0.dtype != torch.int64 or y0.dim() != 1):
         raise ValueError("data: cross-entropy needs int64 labels of shape (N,)")
     eval_every = int(eval_every) if eval_every is not None else max(1, int(steps) // 10)
     if is_spec:
@@ -434,26 +389,37 @@ def max_initial_lr(
         parts = (xt.to(device=dev, dtype=dt), yt, xv.to(device=dev, dtype=dt), yv)
         if parts[0].shape[1] != spec.d_in:
             raise ValueError(f"data: inputs have dimension {parts[0].shape[1]}, the spec expects {spec.d_in}")
-        runner = lambda e, s: _train_spec(spec, parts, e, s, steps=int(steps), loss=loss, metric=metric,  # noqa: E731
-                                          threshold=float(threshold), batch_size=batch_size,
-                                          eval_every=eval_every, data_seed=int(seed), device=dev)
+        def runner(e, s, on_run):
+            return _train_spec(spec, parts, e, s, steps=int(steps), loss=loss, metric=metric,
+                               threshold=float(threshold), batch_size=batch_size, eval_every=eval_every,
+                               data_seed=int(seed), device=dev)
     else:
-        runner = lambda e, s: _train_module(make_model_or_spec, parts, e, s, steps=int(steps), loss=loss,  # noqa: E731
-                                            metric=metric, threshold=float(threshold), batch_size=batch_size,
-                                            eval_every=eval_every, data_seed=int(seed), device=dev)
+        def runner(e, s, on_run):
+            return train_module(make_model_or_spec, parts, e, s, steps=int(steps), loss=loss, metric=metric,
+                                threshold=float(threshold), batch_size=batch_size, eval_every=eval_every,
+                                data_seed=int(seed), device=dev, on_run=on_run)
 
     runs: List[LRRun] = []
     tried = [dict() for _ in range(S)]  # per seed: eta -> success
+    bar = Progress(progress, int(rounds))
+
+    def best_so_far() -> float:
+        ok = [r.eta for r in runs if r.success]
+        return max(ok) if ok else math.nan
 
     def run_round(r: int, cand: List[Tuple[int, float]]):
         if not cand:
             return
         etas = [e for _, e in cand]
         sds = [seed_list[j] for j, _ in cand]
-        success, best, first, div = runner(etas, sds)
+        bar.update(r, 0, len(cand), best_so_far())
+        success, best, first, div = runner(etas, sds, lambda k: bar.update(r, k + 1, len(cand), best_so_far()))
         for (j, e), ok, b, f, d in zip(cand, success, best, first, div):
             tried[j][float(e)] = bool(ok)
             runs.append(LRRun(float(e), seed_list[j], r, bool(ok), bool(d), float(b), int(f)))
+            if callback is not None:
+                callback(runs[-1])
+        bar.update(r, len(cand), len(cand), best_so_far())
 
     def bracket(j: int) -> Tuple[float, float]:
         items = sorted(tried[j].items())
