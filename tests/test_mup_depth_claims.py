@@ -79,3 +79,24 @@ def test_no_two_networks_share_a_seed():
     assert len(seeds) == n_mc + n_tr  # one seed_for call per network
     assert len(set(seeds)) == len(seeds)
     assert all(keys[0] == "mup_depth" for keys, _ in calls)
+
+
+def test_measurements_round_trip_through_the_store_encoding():
+    # what `lrtheory sweep mup_depth` stores must decode to the same measurement, bit for bit
+    import json
+
+    import numpy as np
+
+    from lrtheory.core.sweep import decode_value, encode_value
+
+    cfg = CHAPTER.config("ci")
+    for m in (M.measure_update_grid, M.measure_transfer):
+        value = m.of(cfg, "cpu")
+        back = decode_value(json.loads(json.dumps(encode_value(value))))
+        assert type(back) is type(value)
+        for f in dataclasses.fields(value):
+            a, b = getattr(value, f.name), getattr(back, f.name)
+            if isinstance(a, dict):
+                assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+            else:
+                assert np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray) else a == b

@@ -1,7 +1,7 @@
 """What chapter 03 measures: the one-step Monte Carlo grid and the transfer training.
 
 Every network has its own seed, ``seed_for("mup_depth", <measurement>, width, depth, index...)``:
-no two networks of any measurement share one (``tests/test_mup_depth.py`` checks it).
+no two networks of any measurement share one (``tests/test_mup_depth_claims.py`` checks it).
 """
 from __future__ import annotations
 
