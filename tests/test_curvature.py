@@ -1,10 +1,16 @@
-"""Tests of lrtheory.core.curvature against independent references (dense autograd Hessians,
-explicit Jacobians, numpy eigvalsh)."""
+"""Tests of lrtheory.core.curvature, lanczos and ntk against independent references (dense autograd
+Hessians, explicit Jacobians, numpy eigvalsh).
+
+The user-facing ``sharpness`` lives in lrtheory.tools.hessian (tests/test_hessian.py); here the same
+checks run on the core pieces it is built from: ``module_hvp`` fed to Lanczos, power iteration and
+ARPACK, and ``dense_hessian``."""
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from types import SimpleNamespace
 
 from lrtheory.core.curvature import (
     batched_sharpness,
@@ -12,10 +18,11 @@ from lrtheory.core.curvature import (
     gauss_newton_top_eig,
     hvp,
     lanczos_top_eig,
+    module_hvp,
     ntk_top_eig,
     power_iteration_top_eig,
-    sharpness,
 )
+from lrtheory.core.lanczos import eigsh_top_eig
 from lrtheory.core.mlp import MLPSpec, forward, init_params, select_models, to_module
 
 DT = torch.float64
@@ -71,6 +78,23 @@ def _reference_top_eig(model, loss_fn, x, y):
 
 
 CASES = _cases()
+
+
+def sharpness(model, loss_fn, x, y, *, method="lanczos", tol=1e-10, max_iter=None, seed=0):
+    """Top algebraic Hessian eigenvalue from the core pieces (what lrtheory.tools.hessian.sharpness
+    does for one batch): module_hvp fed to an algorithm, or the dense Hessian."""
+    if method == "dense":
+        H = dense_hessian(model, loss_fn, x, y)
+        ev = torch.linalg.eigvalsh(H)
+        return SimpleNamespace(value=float(ev[-1]), n_hvp=H.shape[0], method="dense",
+                               converged=bool(torch.isfinite(ev[-1])))
+    op = module_hvp(model, loss_fn, x, y)
+    v0 = torch.randn(op.n, generator=torch.Generator().manual_seed(seed), dtype=DT).to(op.dtype)
+    fn = {"lanczos": lanczos_top_eig, "power": power_iteration_top_eig, "eigsh": eigsh_top_eig}[method]
+    default = {"lanczos": 300, "power": 5000, "eigsh": None}[method]
+    r = fn(op.matvec, v0, tol=tol, max_iter=max_iter or default)
+    assert op.count == r.n_matvec  # the operator counts what the algorithm reports
+    return SimpleNamespace(value=r.value, n_hvp=r.n_matvec, method=method, converged=r.converged)
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -237,11 +261,17 @@ def test_gauss_newton_ce_matches_explicit():
 def test_curvature_validation():
     model, loss_fn, x, y = CASES["tanh_mse"]
     with pytest.raises(ValueError, match="method"):
-        sharpness(model, loss_fn, x, y, method="hutchinson")
+        ntk_top_eig(model, x, method="hutchinson")
     with pytest.raises(ValueError, match="tol"):
-        sharpness(model, loss_fn, x, y, tol=0.0)
+        lanczos_top_eig(module_hvp(model, loss_fn, x, y).matvec, 5, tol=0.0)
+    with pytest.raises(ValueError, match="tol"):
+        eigsh_top_eig(lambda v: v, 5, tol=0.0)
     with pytest.raises(ValueError, match="model"):
-        sharpness(lambda t: t, loss_fn, x, y)
+        module_hvp(lambda t: t, loss_fn, x, y)
+    with pytest.raises(ValueError, match="model"):
+        dense_hessian(lambda t: t, loss_fn, x, y)
+    with pytest.raises(ValueError, match="loss_fn"):
+        module_hvp(model, lambda out, t: out, x, y)
     spec = MLPSpec(3, 4, 1, 2)
     P = init_params(spec, 2)
     with pytest.raises(ValueError, match="x"):
