@@ -61,6 +61,7 @@ __all__ = [
     "critical_lr",
     "model_spread_trace",
     "model_warmup_trace",
+    "warmup_spread_bound",
     "ratio_times",
     "norm_prediction",
     "ratio_prediction",
@@ -446,6 +447,22 @@ def model_warmup_trace(a0, lr: float, steps: int):
         spreads.append(a.max() / a.min())
         lrs.append(eta)
     return np.asarray(spreads), np.asarray(lrs)
+
+
+def warmup_spread_bound(s0: float, steps: int) -> list:
+    """The worst-case spread under the warm-up, ``warmup_spread`` of :func:`derive_elr_model`
+    iterated ``steps`` times from ``s0`` (exact sympy numbers, ``steps + 1`` of them).
+
+    Example
+    -------
+    >>> [round(float(v), 3) for v in warmup_spread_bound(100, 3)]
+    [100.0, 5.05, 1.346, 1.011]
+    """
+    d = derive_elr_model()
+    out = [sp.nsimplify(V.positive_real(s0, "s0")) if not isinstance(s0, sp.Basic) else s0]
+    for _ in range(V.nonneg_int(steps, "steps")):
+        out.append(d.warmup_spread.subs(d.symbols["s"], out[-1]))
+    return out
 
 
 # --------------------------------------------------------------------------- the claims' predictions
