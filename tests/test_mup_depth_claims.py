@@ -100,3 +100,19 @@ def test_measurements_round_trip_through_the_store_encoding():
                 assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
             else:
                 assert np.array_equal(a, b, equal_nan=True) if isinstance(a, np.ndarray) else a == b
+
+
+def test_measurements_are_points_per_grid_point_and_depth():
+    import json
+
+    from lrtheory.core.sweep import decode_value, encode_value
+
+    cfg = CHAPTER.config("ci")
+    grid_points = M.measure_update_grid.point_configs("ci")
+    assert len(grid_points) == sum(cfg.mc.runs(n, L) for n in cfg.mc.widths for L in cfg.mc.depths)
+    assert len(M.measure_transfer.point_configs("ci")) == len(cfg.transfer.depths)
+    # a part (what one sweep point stores), None fields included, survives the store encoding
+    part = M.measure_update_grid.fn(cfg, "cpu", {"width": 64, "depth": 2})
+    assert part.layers is None and part.exact_top is None
+    back = decode_value(json.loads(json.dumps(encode_value(part))))
+    assert back.layers is None and (back.top == part.top).all() and back.out_lin == part.out_lin

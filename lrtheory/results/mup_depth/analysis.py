@@ -8,15 +8,35 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, Sequence, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
 from lrtheory.core import validate
 from lrtheory.core.stats import argmin_on_grid, loglog_fit, ols_lines
 
-__all__ = ["UpdateGrid", "DepthFit", "fit_depth_exponent", "top_layer_fit", "width_slopes", "readout_slopes",
+__all__ = ["GridPoint", "UpdateGrid", "DepthFit", "fit_depth_exponent", "top_layer_fit", "width_slopes", "readout_slopes",
            "TransferResult", "best_lr"]
+
+
+@dataclass(frozen=True)
+class GridPoint:
+    """The Monte Carlo of one (width, depth) point: one part of :class:`UpdateGrid`.
+
+    ``top`` (K,) the top-layer first-order coefficient per network; ``out_lin``,
+    ``out_lin_scaled`` the mean output coefficients (readout LR multiplier 1 and ``1/n``);
+    ``exact_top``, ``exact_top_se`` (G,) the exact step's mean and standard error, and
+    ``layers`` (K, depth) every layer's coefficient, where recorded (else None).
+    """
+
+    width: int
+    depth: int
+    top: np.ndarray
+    out_lin: float
+    out_lin_scaled: float
+    exact_top: Optional[np.ndarray] = None
+    exact_top_se: Optional[np.ndarray] = None
+    layers: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,28 @@ class UpdateGrid:
     n_seeds: int
     n_boot: int
     tau: float = 1.0
+
+    @classmethod
+    def from_points(cls, widths: Sequence[int], depths: Sequence[int], etas, points: Sequence[GridPoint],
+                    n_seeds: int, n_boot: int, tau: float = 1.0) -> "UpdateGrid":
+        """Assemble the grid from its points (NaN where a (width, depth) was not run)."""
+        W_, D_ = len(widths), len(depths)
+        top = np.full((W_, D_, n_seeds), np.nan)
+        out_lin = np.full((W_, D_), np.nan)
+        out_lin_scaled = np.full((W_, D_), np.nan)
+        exact_top = np.full((D_, len(etas)), np.nan)
+        exact_top_se = np.full((D_, len(etas)), np.nan)
+        layers = None
+        for p in points:
+            i, j = list(widths).index(p.width), list(depths).index(p.depth)
+            top[i, j] = p.top
+            out_lin[i, j], out_lin_scaled[i, j] = p.out_lin, p.out_lin_scaled
+            if p.exact_top is not None:
+                exact_top[j], exact_top_se[j] = p.exact_top, p.exact_top_se
+            if p.layers is not None:
+                layers = p.layers
+        return cls(tuple(widths), tuple(depths), np.asarray(etas, dtype=np.float64), top, layers, exact_top,
+                   exact_top_se, out_lin, out_lin_scaled, int(n_seeds), int(n_boot), float(tau))
 
     def mean_se(self) -> Tuple[np.ndarray, np.ndarray]:
         """Mean and standard error over networks of ``top``: two ``(W, D)`` arrays."""
