@@ -282,3 +282,225 @@ def test_curvature_validation():
         ntk_top_eig(spec, P, torch.zeros(5, 3, dtype=DT), normalize="trace")
     with pytest.raises(ValueError, match="v0"):
         lanczos_top_eig(lambda v: v, 0)
+
+
+# ----------------------------------------------------------------------------- ntk_top_eig: one entry point
+# The references below build the Jacobian explicitly (torch.autograd.functional.jacobian of the full batch)
+# and take numpy/torch eigvalsh of J diag(c) J^T / m: independent of ntk_top_eig's per-example vmap(jacrev)
+# and of its JVP/VJP Lanczos. Dense vs reference: round-off only (1e-10 relative); Lanczos at tol 1e-10
+# (1e-8 relative).
+
+
+def _module_jacobian(mod, x):
+    names = [n for n, p in mod.named_parameters() if p.requires_grad]
+    params = tuple(p.detach() for n, p in mod.named_parameters() if p.requires_grad)
+    J = torch.autograd.functional.jacobian(
+        lambda *ps: torch.func.functional_call(mod, dict(zip(names, ps)), (x,)).reshape(-1), params)
+    return [j.reshape(j.shape[0], -1) for j in J]
+
+
+def _ref_top(blocks, weights, m):
+    J = torch.cat([b * float(np.sqrt(c)) for b, c in zip(blocks, weights)], dim=1)
+    return torch.linalg.eigvalsh(J @ J.T / m)[-1].item()
+
+
+@pytest.mark.parametrize("case", ["mlp_bias_mse", "tanh_mse", "cnn_mse"])
+def test_ntk_module_matches_explicit_jacobian(case):
+    model, _, x, _ = CASES[case]
+    blocks = _module_jacobian(model, x)
+    m = x.shape[0]
+    ref = _ref_top(blocks, [1.0] * len(blocks), m)
+    assert ntk_top_eig(model, x, method="dense") == pytest.approx(ref, rel=1e-10)
+    assert ntk_top_eig(model, x, method="lanczos") == pytest.approx(ref, rel=1e-8)
+    assert ntk_top_eig(model, x) == pytest.approx(ref, rel=1e-10)  # auto: dense at this size
+    assert ntk_top_eig(model, x, normalize="none") == pytest.approx(ref * m, rel=1e-10)
+    # per-tensor LR weights: the kernel J diag(c) J^T of GD with per-layer learning rates
+    names = [n for n, _ in model.named_parameters()]
+    c = [0.5 + i for i in range(len(names))]
+    ref_w = _ref_top(blocks, c, m)
+    assert ntk_top_eig(model, x, lr_weights=c, method="dense") == pytest.approx(ref_w, rel=1e-10)
+    assert ntk_top_eig(model, x, lr_weights=c, method="lanczos") == pytest.approx(ref_w, rel=1e-8)
+    assert ntk_top_eig(model, x, lr_weights=dict(zip(names, c))) == pytest.approx(ref_w, rel=1e-10)
+    # a dict may omit names (weight 1); a zero weight drops a tensor from the kernel
+    only_first = {names[0]: 1.0, **{n: 0.0 for n in names[1:]}}
+    assert ntk_top_eig(model, x, lr_weights=only_first) == pytest.approx(_ref_top(blocks[:1], [1.0], m), rel=1e-10)
+    assert ntk_top_eig(model, x, lr_weights={names[0]: 1.0}) == pytest.approx(ref, rel=1e-10)
+
+
+@pytest.mark.parametrize("parametrization", ["ntk", "mup"])
+def test_ntk_spec_lr_weights_match_explicit_jacobian(parametrization):
+    spec = MLPSpec(4, 12, 2, 2, bias=True, parametrization=parametrization, input_lr_mult=0.5)
+    P = init_params(spec, 3, seed=7)
+    x = torch.randn(9, 4, generator=torch.Generator().manual_seed(8), dtype=DT)
+    from lrtheory.core.mlp import lr_multipliers
+
+    c = lr_multipliers(spec)
+    assert len(set(c)) > 1 or parametrization == "ntk"  # mup: the multipliers are not all equal
+    spec_w = ntk_top_eig(spec, P, x, lr_weights="spec")
+    np.testing.assert_allclose(ntk_top_eig(spec, P, x, lr_weights=c, method="lanczos"), spec_w, rtol=1e-8)
+    for k in range(3):
+        blocks = _module_jacobian(to_module(spec, P, k), x)
+        assert spec_w[k] == pytest.approx(_ref_top(blocks, c, x.shape[0]), rel=1e-10)
+        # the module form with the same weights gives the same kernel
+        assert ntk_top_eig(to_module(spec, P, k), x, lr_weights=c) == pytest.approx(spec_w[k], rel=1e-10)
+
+
+def test_ntk_spec_weights_equal_the_layerwise_kernel():
+    """The layer-wise NTK formula of chapter 02 (scalar output, no bias, no norm):
+    Theta(x, x') = sum_l c_l m_l^2 (delta_l(x).delta_l(x')) (h_{l-1}(x).h_{l-1}(x')), computed here from
+    back-propagated deltas: an independent route to lambda_max(J diag(c) J^T / N)."""
+    from lrtheory.core.mlp import forward_multipliers, lr_multipliers, param_layers
+
+    spec = MLPSpec(5, 16, 3, 1, parametrization="mup")
+    P = init_params(spec, 2, seed=9)
+    x = torch.randn(11, 5, generator=torch.Generator().manual_seed(10), dtype=DT)
+    ps = [p.detach().clone().requires_grad_(True) for p in P]
+    out, pre = forward(spec, ps, x, return_preacts=True)
+    deltas = torch.autograd.grad(out.sum(), pre)
+    mults, lrm, layer_of = forward_multipliers(spec), lr_multipliers(spec), param_layers(spec)
+    c = {layer_of[i]: lrm[i] for i in range(len(ps))}
+    K, N = 2, x.shape[0]
+    theta = torch.zeros(K, N, N, dtype=DT)
+    for l in range(spec.n_layers):
+        h = x.unsqueeze(0).expand(K, N, 5) if l == 0 else torch.relu(pre[l - 1]).detach()
+        dd = (torch.bmm(deltas[l], deltas[l].transpose(1, 2)) if l < spec.depth else torch.ones(K, N, N, dtype=DT))
+        theta += c[l] * mults[l] ** 2 * dd.detach() * torch.bmm(h, h.transpose(1, 2))
+    ref = torch.linalg.eigvalsh(theta / N)[:, -1].numpy()
+    np.testing.assert_allclose(ntk_top_eig(spec, P, x, lr_weights="spec"), ref, rtol=1e-10)
+
+
+def test_ntk_nonfinite_and_validation():
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2)
+    x = torch.randn(5, 3, dtype=DT)
+    mod = to_module(spec, P, 0)
+    bad = to_module(spec, P, 1)
+    with torch.no_grad():
+        bad.linears[0].weight[0, 0] = float("nan")
+    assert np.isnan(ntk_top_eig(bad, x, method="dense")) and np.isnan(ntk_top_eig(bad, x, method="lanczos"))
+    for kwargs, match in [(dict(lr_weights=[1.0]), "lr_weights"), (dict(lr_weights=[1.0, -1.0]), "lr_weights"),
+                          (dict(lr_weights={"nope": 1.0}), "lr_weights"), (dict(lr_weights="spec"), "lr_weights"),
+                          (dict(normalize="trace"), "normalize"), (dict(max_iter=0), "max_iter")]:
+        with pytest.raises(ValueError, match=match):
+            ntk_top_eig(mod, x, **kwargs)
+    with pytest.raises(ValueError, match="lr_weights"):
+        ntk_top_eig(spec, P, x, lr_weights={"W0": 1.0})
+    with pytest.raises(ValueError, match="x"):
+        ntk_top_eig(spec, P)
+    with pytest.raises(ValueError, match="x"):
+        ntk_top_eig(mod, x, x)
+    with pytest.raises(ValueError, match="inputs"):
+        ntk_top_eig(mod, torch.zeros(0, 3, dtype=DT))
+    with pytest.raises(ValueError, match="model"):
+        ntk_top_eig("mlp", x)
+    frozen = to_module(spec, P, 0).requires_grad_(False)
+    with pytest.raises(ValueError, match="model"):
+        ntk_top_eig(frozen, x)
+
+
+# ----------------------------------------------------------------------------- documented Krylov contracts
+def _rotated(d, seed=0):
+    n = d.numel()
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(seed), dtype=DT))
+    return Q @ torch.diag(d) @ Q.T, Q
+
+
+def test_lanczos_reorthogonalization_with_a_converged_outlier():
+    """A far negative outlier converges in a few steps while the top eigenvalue (gap 1%) needs ~50:
+    without reorthogonalization the basis loses orthogonality against the outlier's eigenvector, ghost
+    copies appear, and Lanczos needs more products (66-74 measured) and returns a Ritz vector whose norm is
+    off by 1e-11..1e-10 and a value off by up to 6e-12. With full reorthogonalization the outlier changes
+    nothing: the same product count as without it (54/55 measured; +-2 allowed), a unit Ritz vector to 1e-13
+    (measured <= 5e-16), the value to 1e-10 (round-off is eps ||A|| ~ 2e-11 with the 1e5 outlier; measured
+    <= 1e-13). A single reorthogonalization pass is as good here (round-off level): not distinguished."""
+    n = 400
+    rest = torch.linspace(-0.5, 0.9, n - 3, dtype=DT)
+    v0 = torch.randn(n, generator=torch.Generator().manual_seed(1), dtype=DT)
+    counts = {}
+    for out in (0.0, -1e3, -1e5):
+        A, Q = _rotated(torch.cat([torch.tensor([1.0, 0.99, out], dtype=DT), rest]))
+        r = lanczos_top_eig(lambda v: A @ v, v0, tol=1e-10, max_iter=n)
+        assert r.converged and abs(r.value - 1.0) <= 1e-10
+        assert abs(r.vector.norm().item() - 1.0) <= 1e-13  # orthonormal basis -> unit Ritz vector
+        assert abs(abs(Q[:, 0] @ r.vector).item() - 1.0) <= 1e-12  # it is the top eigenvector
+        assert (A @ r.vector - r.value * r.vector).norm().item() <= 1e-9
+        counts[out] = r.n_matvec
+    assert max(counts.values()) - min(counts.values()) <= 2, counts
+
+
+def test_lanczos_matvec_count_one_outlier_and_exact_at_n():
+    """A spectrum with one outlier at 100 above [0, 1]: the outlier is found in a handful of products (6
+    measured, at most 10 allowed), far fewer than power iteration. A Krylov space of dimension n is exact:
+    max_iter >= n stops at n products with the exact value."""
+    n = 300
+    A, _ = _rotated(torch.cat([torch.tensor([100.0], dtype=DT), torch.linspace(0, 1, n - 1, dtype=DT)]))
+    v0 = torch.randn(n, generator=torch.Generator().manual_seed(2), dtype=DT)
+    r = lanczos_top_eig(lambda v: A @ v, v0, tol=1e-10)
+    assert r.converged and r.value == pytest.approx(100.0, rel=1e-12) and r.n_matvec <= 10
+    pw = power_iteration_top_eig(lambda v: A @ v, v0, tol=1e-10)
+    assert pw.n_matvec > r.n_matvec
+    small = torch.diag(torch.tensor([2.0, 1.0, 1.0 - 1e-9, -3.0], dtype=DT))
+    e = lanczos_top_eig(lambda v: small @ v, torch.ones(4, dtype=DT), tol=1e-300, max_iter=50)
+    assert e.n_matvec <= 4 and e.value == pytest.approx(2.0, rel=1e-14)
+
+
+def test_lanczos_batched_rows_are_independent_and_unit():
+    """K operators in lock step: each row's value and Ritz vector equal its solo run; a non-finite row
+    gives NaN for itself only."""
+    g = torch.Generator().manual_seed(5)
+    K, n = 3, 40
+    B = torch.randn(K, n, n, generator=g, dtype=DT)
+    A = (B + B.transpose(1, 2)) / 2
+    A[1, 0, 0] = float("nan")
+    V0 = torch.randn(K, n, generator=g, dtype=DT)
+    r = lanczos_top_eig(lambda V: torch.einsum("kij,kj->ki", A, V), V0, tol=1e-10, max_iter=n)
+    assert np.isnan(r.value[1]) and not r.converged[1] and r.converged[[0, 2]].all()
+    for k in (0, 2):
+        solo = lanczos_top_eig(lambda v: A[k] @ v, V0[k], tol=1e-10, max_iter=n)
+        assert r.value[k] == pytest.approx(solo.value, rel=1e-10)
+        assert abs(r.vector[k].norm().item() - 1.0) <= 1e-12
+
+
+def test_power_negative_shift_all_negative_spectrum():
+    """Every eigenvalue negative: the dominant one (-10) is the most negative; the shifted rerun on
+    A + 10 I = diag(9, 8, 0) finds 9, and the shift back gives the top algebraic -1 (not -10, not 9, not 19)."""
+    A = torch.diag(torch.tensor([-1.0, -2.0, -10.0], dtype=DT))
+    v0 = torch.ones(3, dtype=DT)
+    plain = power_iteration_top_eig(lambda v: A @ v, v0, algebraic=False)
+    fixed = power_iteration_top_eig(lambda v: A @ v, v0)
+    assert plain.value == pytest.approx(-10.0, rel=1e-9)
+    assert fixed.value == pytest.approx(-1.0, rel=1e-8) and fixed.converged
+    assert abs(abs(fixed.vector[0].item()) - 1.0) < 1e-6  # the eigenvector of -1
+    # the count covers both phases: the plain run, then the run on the shifted operator
+    shifted = power_iteration_top_eig(lambda v: A @ v - plain.value * v, v0, algebraic=False)
+    assert shifted.value == pytest.approx(9.0, rel=1e-8)
+    assert fixed.n_matvec == plain.n_matvec + shifted.n_matvec
+
+
+def test_power_negative_shift_only_where_needed_batched():
+    """Batched rows: row 0 has a positive dominant eigenvalue (no shift), row 1 a negative one (shifted),
+    row 2 a negative dominant and a positive top; each row gets its own top algebraic eigenvalue, and the
+    unshifted row is identical to its plain run."""
+    D = torch.tensor([[5.0, 1.0, -2.0], [0.5, -1.0, -6.0], [2.0, 0.1, -7.0]], dtype=DT)
+    V0 = torch.tensor([[1.0, 0.7, 0.3], [0.2, 1.0, 0.9], [0.6, 0.5, 1.0]], dtype=DT)
+    mv = lambda V: D * V  # noqa: E731 - three diagonal operators
+    r = power_iteration_top_eig(mv, V0, tol=1e-12, max_iter=5000)
+    np.testing.assert_allclose(r.value, [5.0, 0.5, 2.0], rtol=1e-9)
+    assert r.converged.all()
+    plain = power_iteration_top_eig(mv, V0, tol=1e-12, max_iter=5000, algebraic=False)
+    np.testing.assert_allclose(plain.value, [5.0, -6.0, -7.0], rtol=1e-9)
+    assert r.value[0] == plain.value[0]
+    # each row as a solo operator gives the same answer
+    for k in range(3):
+        solo = power_iteration_top_eig(lambda v: D[k] * v, V0[k], tol=1e-12, max_iter=5000)
+        assert solo.value == pytest.approx(r.value[k], rel=1e-9)
+
+
+def test_eigsh_reference():
+    A, _ = _rotated(torch.cat([torch.tensor([3.0, -7.0], dtype=DT), torch.linspace(-1, 1, 48, dtype=DT)]))
+    r = eigsh_top_eig(lambda v: A @ v, 50, tol=1e-12)
+    assert r.converged and r.value == pytest.approx(3.0, rel=1e-10) and r.n_matvec > 0
+    assert (A @ r.vector - 3.0 * r.vector).norm().item() < 1e-8
+    assert eigsh_top_eig(lambda v: 4.0 * v, 1).value == 4.0
+    with pytest.raises(ValueError, match="v0"):
+        eigsh_top_eig(lambda v: v, torch.ones(2, 3, dtype=DT))
