@@ -1,8 +1,9 @@
 """Chapter 05 experiments (torch, float64): batched GD on the scalar and the matrix problem.
 
 ``scalar_gd`` steps ``K`` runs of ``(mu - x y)^2/2`` (one ``eta`` per run) together,
-``matrix_gd`` ``K`` runs of ``||A - X Y^T||_F^2/2`` with batched matmuls. A run that leaves
-the bound is frozen at its last state inside it and never touches another; the end state
+``matrix_gd`` ``K`` runs of ``||A - X Y^T||_F^2/2`` with batched matmuls, both on the one
+masked GD loop :func:`lrtheory.core.gd.run_gd` with the closed-form gradients. A run that
+leaves the bound is frozen at its last state inside it and never touches another; the end state
 (converged / periodic orbit / bounded / diverged) is decided by
 :func:`~lrtheory.results.balancing.analysis.classify_end_states`.
 
@@ -22,6 +23,7 @@ import torch
 
 from lrtheory.core import validate
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device
+from lrtheory.core.gd import run_gd
 from lrtheory.results.balancing.analysis import EndState, classify_end_states
 from lrtheory.results.balancing.config import EndStateRule
 
@@ -68,7 +70,7 @@ class ScalarRun:
     steps_to_converge : (K,) first step with ``loss <= loss_tol``, checked every ``check_every`` steps (-1 if never).
     diverged_at : (K,) step at which the run left the bound (-1 if never).
     tail_x, tail_y : (max_period + 1, K) the last states (the orbit of a periodic run).
-    traj_x, traj_y : (T+1, K) trajectories, or None when not recorded.
+    traj_x, traj_y : (T+1, K) trajectories (NaN after a run's divergence), or None when not recorded.
     """
 
     eta: np.ndarray
@@ -90,9 +92,52 @@ class ScalarRun:
                             for k in self.__dataclass_fields__})
 
 
+def _run(loss_fn, grad_fn, params, eta: torch.Tensor, steps: int, rule: EndStateRule, trajectory: bool):
+    """:func:`~lrtheory.core.gd.run_gd` with a parameter bound and no loss-based divergence rule, every step run.
+
+    Returns ``(res, final_loss, tails, first_conv, traj)``: ``final_loss`` at the final parameters
+    (finite for a diverged model, frozen inside the bound), ``tails`` the last ``max_period + 1`` states of
+    each parameter (numpy, oldest first, the final one last), ``first_conv`` the first multiple of
+    ``check_every`` (or the last step) at which a model still inside the bound had
+    ``loss <= loss_tol`` (-1: never), ``traj`` the recorded parameters ``(T+1, K, ...)`` or None.
+    """
+    keep = rule.max_period + 1
+    first = max(1, steps - keep + 1)
+    hist: list = []
+    K = eta.shape[0]
+    first_conv = torch.full((K,), -1, dtype=torch.int64, device=eta.device)
+
+    def callback(st):  # sees theta_t before the update of step t (t < steps)
+        nonlocal first_conv
+        if st.step >= first:
+            hist.append([p.detach().clone() for p in st.params])
+        if st.step and st.step % rule.check_every == 0:
+            hit = (first_conv < 0) & st.active & (st.loss <= rule.loss_tol)
+            first_conv = torch.where(hit, torch.full_like(first_conv, st.step), first_conv)
+
+    record = (lambda st: {f"p{i}": p for i, p in enumerate(st.params)}) if trajectory else None
+    res = run_gd(loss_fn, params, eta, steps, grad_fn=grad_fn, divergence_factor=None, param_bound=rule.bound,
+                 record=record, record_every=1 if trajectory else max(steps, 1), callback=callback)
+    alive = torch.as_tensor(~res.diverged, device=eta.device)
+    with torch.no_grad():
+        final_loss = loss_fn(res.params)
+    hit = (first_conv < 0) & alive & (final_loss <= rule.loss_tol)
+    first_conv = torch.where(hit, torch.full_like(first_conv, steps), first_conv)
+    hist.append(res.params)
+    while len(hist) < keep:  # fewer steps than the classification window (or every model diverged early)
+        hist.insert(0, hist[0])
+    tails = [torch.stack([h[i] for h in hist]).cpu().numpy() for i in range(len(params))]
+    traj = None
+    if trajectory:
+        traj = [res.records[f"p{i}"] for i in range(len(params))]
+        short = steps + 1 - traj[0].shape[0]  # every model diverged before the end: nothing left to record
+        traj = [np.concatenate([t, np.full((short,) + t.shape[1:], np.nan)]) if short else t for t in traj]
+    return res, final_loss, tails, first_conv, traj
+
+
 def scalar_gd(x0, y0, eta, mu: float = 2.0, steps: int = 10000, *, rule: EndStateRule = _RULE,
               record: bool = False, device: DeviceLike = None) -> ScalarRun:
-    """GD on ``(mu - x y)^2 / 2`` for ``K`` step sizes at once, float64.
+    """GD on ``(mu - x y)^2 / 2`` for ``K`` step sizes at once, float64, on :func:`~lrtheory.core.gd.run_gd`.
 
     Parameters
     ----------
@@ -125,7 +170,7 @@ def scalar_gd(x0, y0, eta, mu: float = 2.0, steps: int = 10000, *, rule: EndStat
     dt = torch.float64
     mu = validate.positive_real(mu, "mu")
     steps = validate.positive_int(steps, "steps")
-    bound = validate.positive_real(rule.bound, "rule.bound")
+    validate.positive_real(rule.bound, "rule.bound")
     eta_t = _etas(eta, dev, dt)
     starts = [torch.as_tensor(validate.finite_array(v, name, nonempty=True).reshape(-1)).to(device=dev, dtype=dt)
               for v, name in ((x0, "x0"), (y0, "y0"))]
@@ -134,52 +179,26 @@ def scalar_gd(x0, y0, eta, mu: float = 2.0, steps: int = 10000, *, rule: EndStat
     except RuntimeError as exc:
         raise ValueError(f"x0, y0, eta: shapes {tuple(starts[0].shape)}, {tuple(starts[1].shape)}, "
                          f"{tuple(eta_t.shape)} do not broadcast") from exc
-    x, y, h = x.clone(), y.clone(), h.clone()
-    K = x.shape[0]
-    alive = torch.ones(K, dtype=torch.bool, device=dev)
-    diverged_at = torch.full((K,), -1, dtype=torch.int64, device=dev)
-    first_conv = torch.full((K,), -1, dtype=torch.int64, device=dev)
-    h_eff = h.clone()  # a diverged run gets step 0: it stays frozen at its last state
-    keep = rule.max_period + 1
-    hist_x, hist_y = [], []
-    traj_x = [x.clone()] if record else None
-    traj_y = [y.clone()] if record else None
-    for t in range(steps):
-        res = mu - x * y
-        # hand-written gradient of (mu - x y)^2 / 2: d/dx = -(mu - x y) y, d/dy = -(mu - x y) x
-        xn = x + h_eff * res * y
-        yn = y + h_eff * res * x
-        ok = torch.maximum(xn.abs(), yn.abs()) <= bound  # False for NaN and inf
-        if not bool(ok.all()):  # only runs that leave the bound at this step
-            diverged_at = torch.where(ok, diverged_at, torch.full_like(diverged_at, t + 1))
-            alive = alive & ok
-            h_eff = torch.where(alive, h_eff, torch.zeros_like(h_eff))
-            xn = torch.where(ok, xn, x)
-            yn = torch.where(ok, yn, y)
-        x, y = xn, yn
-        if (t + 1) % rule.check_every == 0 or t == steps - 1:
-            loss = 0.5 * (mu - x * y) ** 2
-            first_conv = torch.where((first_conv < 0) & alive & (loss <= rule.loss_tol),
-                                     torch.full_like(first_conv, t + 1), first_conv)
-        if t >= steps - keep:
-            hist_x.append(x.clone())
-            hist_y.append(y.clone())
-        if record:
-            traj_x.append(x.clone())
-            traj_y.append(y.clone())
-    while len(hist_x) < keep:  # fewer steps than the classification window
-        hist_x.insert(0, hist_x[0] if hist_x else x.clone())
-        hist_y.insert(0, hist_y[0] if hist_y else y.clone())
-    loss = 0.5 * (mu - x * y) ** 2
-    np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
-    tail_x, tail_y = np_(torch.stack(hist_x)), np_(torch.stack(hist_y))
-    status, period = classify_end_states(tail_x, tail_y, ~np_(alive), np_(loss), rule.loss_tol, rule.max_period,
-                                         rule.orbit_tol)
-    steps_to_converge = np.where(status == int(EndState.CONVERGED), np_(first_conv), -1)
-    return ScalarRun(eta=np_(h), x=np_(x), y=np_(y), loss=np_(loss), status=status, period=period,
-                     steps_to_converge=steps_to_converge, diverged_at=np_(diverged_at), tail_x=tail_x, tail_y=tail_y,
-                     traj_x=np_(torch.stack(traj_x)) if record else None,
-                     traj_y=np_(torch.stack(traj_y)) if record else None)
+
+    def loss_fn(p):
+        return 0.5 * (mu - p[0] * p[1]) ** 2
+
+    def grad_fn(p):  # closed form: d/dx = -(mu - x y) y, d/dy = -(mu - x y) x
+        r = mu - p[0] * p[1]
+        return [-r * p[1], -r * p[0]]
+
+    res, loss, (tail_x, tail_y), first_conv, traj = _run(loss_fn, grad_fn, [x.clone(), y.clone()], h.clone(),
+                                                          steps, rule, record)
+    diverged = res.diverged
+    status, period = classify_end_states(tail_x, tail_y, diverged, loss.cpu().numpy(), rule.loss_tol,
+                                         rule.max_period, rule.orbit_tol)
+    steps_to_converge = np.where(status == int(EndState.CONVERGED), first_conv.cpu().numpy(), -1)
+    # run_gd's stop_step is the step whose update was refused; the state after it would be step + 1
+    diverged_at = np.where(diverged, res.stop_step + 1, -1)
+    xs, ys = (p.cpu().numpy() for p in res.params)
+    return ScalarRun(eta=res.etas, x=xs, y=ys, loss=loss.cpu().numpy(), status=status, period=period,
+                     steps_to_converge=steps_to_converge, diverged_at=diverged_at, tail_x=tail_x, tail_y=tail_y,
+                     traj_x=traj[0] if record else None, traj_y=traj[1] if record else None)
 
 
 # ----------------------------------------------------------------------------- matrix case
@@ -280,42 +299,27 @@ def matrix_gd(A, X0, Y0, eta, steps: int = 5000, *, rule: EndStateRule = _RULE,
     h = _etas(eta, dev, dt)
     A, X0, Y0 = _matrix_problem(A, X0, Y0, dev, dt)
     steps = validate.positive_int(steps, "steps")
-    bound = validate.positive_real(rule.bound, "rule.bound")
+    validate.positive_real(rule.bound, "rule.bound")
     K = h.shape[0]
-    hb = h[:, None, None]
-    X = X0.expand(K, *X0.shape).clone()
-    Y = Y0.expand(K, *Y0.shape).clone()
-    alive = torch.ones(K, dtype=torch.bool, device=dev)
-    h_eff = hb.clone()  # a diverged run gets step 0: it stays frozen at its last state
-    keep = rule.max_period + 1
-    hist_x, hist_y = [], []
-    for t in range(steps):
-        R = A - X @ Y.transpose(1, 2)
-        # hand-written gradient: grad_X = -R Y, grad_Y = -R^T X
-        Xn = torch.baddbmm(X, R, Y, alpha=1.0).sub_(X).mul_(h_eff).add_(X)  # X + eta R Y
-        Yn = torch.baddbmm(Y, R.transpose(1, 2), X, alpha=1.0).sub_(Y).mul_(h_eff).add_(Y)
-        ok = torch.maximum(Xn.abs().amax(dim=(1, 2)), Yn.abs().amax(dim=(1, 2))) <= bound  # False for NaN/inf
-        if not bool(ok.all()):
-            alive = alive & ok
-            h_eff = torch.where(alive[:, None, None], h_eff, torch.zeros_like(h_eff))
-            Xn = torch.where(ok[:, None, None], Xn, X)
-            Yn = torch.where(ok[:, None, None], Yn, Y)
-        X, Y = Xn, Yn
-        if t >= steps - keep:
-            hist_x.append(X.clone())
-            hist_y.append(Y.clone())
-    while len(hist_x) < keep:
-        hist_x.insert(0, hist_x[0])
-        hist_y.insert(0, hist_y[0])
-    loss = 0.5 * ((A - X @ Y.transpose(1, 2)) ** 2).sum(dim=(1, 2))
-    np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
-    status, period = classify_end_states(np_(torch.stack(hist_x)), np_(torch.stack(hist_y)), ~np_(alive), np_(loss),
-                                         rule.loss_tol, rule.max_period, rule.orbit_tol)
+
+    def loss_fn(p):
+        return 0.5 * ((A - p[0] @ p[1].transpose(1, 2)) ** 2).sum(dim=(1, 2))
+
+    def grad_fn(p):  # closed form (derive_matrix_gd): grad_X = -R Y, grad_Y = -R^T X
+        R = A - p[0] @ p[1].transpose(1, 2)
+        return [-(R @ p[1]), -(R.transpose(1, 2) @ p[0])]
+
+    params = [X0.expand(K, *X0.shape).clone(), Y0.expand(K, *Y0.shape).clone()]
+    res, loss, (tail_x, tail_y), _, _ = _run(loss_fn, grad_fn, params, h, steps, rule, False)
+    status, period = classify_end_states(tail_x, tail_y, res.diverged, loss.cpu().numpy(), rule.loss_tol,
+                                         rule.max_period, rule.orbit_tol)
+    X, Y = res.params
     XtX, YtY = X.transpose(1, 2) @ X, Y.transpose(1, 2) @ Y
     ratio = torch.linalg.matrix_norm(X) / torch.linalg.matrix_norm(Y)
     imb = torch.linalg.matrix_norm(XtX - YtY)
     lam = torch.linalg.eigvalsh(XtX + YtY)[:, -1]
-    return MatrixRun(eta=np_(h), X=np_(X), Y=np_(Y), loss=np_(loss), status=status, period=period,
+    np_ = lambda t: t.detach().cpu().numpy()  # noqa: E731
+    return MatrixRun(eta=res.etas, X=np_(X), Y=np_(Y), loss=np_(loss), status=status, period=period,
                      norm_ratio=np_(ratio), imbalance=np_(imb), lam_gram=np_(lam))
 
 
