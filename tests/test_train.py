@@ -177,3 +177,24 @@ def test_train_shape_validation():
         train(spec, P, x, y, [0.1, 0.1], 2, loss="ce")
     with pytest.raises(ValueError, match="x_test"):
         train(spec, P, x, y, [0.1, 0.1], 2, x_test=x)
+
+
+def test_loss_recorded_at_the_divergence_step_is_the_observed_one():
+    """The documented record: at its divergence step t a model's train loss is the loss observed there
+    (huge, inf or NaN: why it diverged), never replaced by NaN; NaN only afterwards; other records are NaN
+    from t on. When every model has diverged the history keeps its full length (NaN rows)."""
+    spec = MLPSpec(4, 16, 2, 3, bias=True)
+    x, y = _data()
+    P = init_params(spec, 2, seed=2)
+    res = train(spec, P, x, y, [0.02, 1e3], 30, diagnostics={"w": weight_norms(spec)})
+    s = int(res.diverged_step[1])
+    L0 = res.history["loss"][0, 1]
+    observed = res.history["loss"][s, 1]
+    assert not np.isnan(observed) and (observed > 1e6 * max(L0, 1.0) or np.isinf(observed))
+    assert np.isnan(res.history["loss"][s + 1:, 1]).all() and np.isfinite(res.history["loss"][:s, 1]).all()
+    assert np.isnan(res.history["w"][s:, 1]).all() and np.isfinite(res.history["w"][:s, 1]).all()
+    # the observed loss is the loss of the frozen parameters theta_s
+    assert observed == pytest.approx(per_model_loss(spec, res.params, x, y)[1].item(), rel=1e-12)
+    every = train(spec, P, x, y, [1e9, 1e9], 20, record_every=5)
+    assert every.history["step"].tolist() == [0, 5, 10, 15, 20] and every.history["loss"].shape == (5, 2)
+    assert every.diverged.all() and np.isnan(every.history["loss"][-1]).all()

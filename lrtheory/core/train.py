@@ -163,7 +163,10 @@ def weight_norms(spec: MLPSpec) -> Diagnostic:
 
     Example
     -------
-    >>> diag = {"wnorm": weight_norms(spec)}   # doctest: +SKIP
+    >>> from lrtheory.core.mlp import MLPSpec, init_params
+    >>> spec = MLPSpec(d_in=2, width=4, depth=2, d_out=1)
+    >>> weight_norms(spec)(init_params(spec, 3), 0).shape   # as diagnostics={"wnorm": weight_norms(spec)}
+    torch.Size([3, 3])
     """
     idx = [i for i, layer in enumerate(param_layers(spec)) if i == 0 or param_layers(spec)[i - 1] != layer]
 
