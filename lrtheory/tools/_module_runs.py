@@ -174,13 +174,14 @@ class Progress:
         self.rounds = rounds
         self.tty = bool(getattr(stream, "isatty", lambda: False)())
 
-    def update(self, r: int, done: int, total: int, best: float) -> None:
-        if not self.enabled:
+    def update(self, r: int, done: int, total: int, best: float, final: bool = False) -> None:
+        """Show the state of round ``r``; off a terminal only the ``final`` report of a round is written."""
+        if not self.enabled or (not self.tty and not final):
             return
         best_s = f"{best:.4g}" if math.isfinite(best) else "none yet"
         msg = f"max_initial_lr: round {r}/{self.rounds}: {done}/{total} runs, largest successful eta {best_s}"
         if self.tty:
-            sys.stderr.write("\r" + msg + ("\n" if done == total else ""))
-        elif done == total:
+            sys.stderr.write("\r" + msg + ("\n" if final else ""))
+        else:
             sys.stderr.write(msg + "\n")
         sys.stderr.flush()

@@ -419,7 +419,7 @@ def max_initial_lr(
             runs.append(LRRun(float(e), seed_list[j], r, bool(ok), bool(d), float(b), int(f)))
             if callback is not None:
                 callback(runs[-1])
-        bar.update(r, len(cand), len(cand), best_so_far())
+        bar.update(r, len(cand), len(cand), best_so_far(), final=True)
 
     def bracket(j: int) -> Tuple[float, float]:
         items = sorted(tried[j].items())
