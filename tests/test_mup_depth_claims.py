@@ -68,7 +68,8 @@ def test_no_two_networks_share_a_seed():
     cfg = CHAPTER.config("ci")
     small = dataclasses.replace(
         cfg, mc=dataclasses.replace(cfg.mc, n_seeds=3, etas=cfg.mc.etas[:2]),
-        transfer=dataclasses.replace(cfg.transfer, n_seeds=2, steps=2, n_train=32, log2_etas=cfg.transfer.log2_etas[:3]))
+        transfer=dataclasses.replace(cfg.transfer, n_seeds=2, steps=2, n_train=32,
+                                     log2_etas=cfg.transfer.log2_etas[:3]))
     with record_seeds() as calls:
         M.measure_update_grid.compute(small, "cpu")
         M.measure_transfer.compute(small, "cpu")

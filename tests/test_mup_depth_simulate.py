@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from lrtheory.core.mlp import MLPSpec
+from lrtheory.core.mlp import MLPSpec, init_params
 from lrtheory.results.mup_depth import analysis as A
 from lrtheory.results.mup_depth import simulate as S
 
@@ -19,7 +19,7 @@ def test_one_step_matches_autograd_and_is_deterministic():
     np.testing.assert_allclose(res.exact[:, 0, :] / 1e-14, res.lin, rtol=1e-4)
     # independent check of the exact step with autograd on network 0
     spec = MLPSpec(d_in=12, width=12, depth=3, d_out=1, parametrization="mean_field")
-    P = [p[0].clone().requires_grad_(True) for p in S.init_networks(spec, [7])]
+    P = [p[0].clone().requires_grad_(True) for p in init_params(spec, 1, seeds=[7])]
     x = torch.ones(12, dtype=torch.float64)
 
     def pre(params):
@@ -37,19 +37,6 @@ def test_one_step_matches_autograd_and_is_deterministic():
         zs2, f2 = pre([p - 0.05 * g for p, g in zip(P, grads)])
         want = [float(((a - b) ** 2).mean()) for a, b in zip(zs2, zs)] + [float((f2 - f) ** 2)]
     np.testing.assert_allclose(res.exact[0, 1], want, rtol=1e-10)  # float64 round-off
-
-
-def test_init_networks_one_seed_one_network():
-    spec = MLPSpec(d_in=5, width=6, depth=2, d_out=1, parametrization="mean_field")
-    both = S.init_networks(spec, [3, 4])
-    alone = S.init_networks(spec, [4])
-    for a, b in zip(both, alone):
-        assert torch.equal(a[1], b[0])  # network k depends on its own seed only
-    assert not torch.equal(both[0][0], both[0][1])
-    # mean-field: hidden N(0, 2/fan_in), readout N(0, 1/n^2)
-    big = S.init_networks(MLPSpec(d_in=400, width=400, depth=1, d_out=400, parametrization="mean_field"), [0])
-    assert float(big[0].var()) == pytest.approx(2 / 400, rel=0.02)  # 160k draws: ~0.4% s.e.
-    assert float(big[1].var()) == pytest.approx(1 / 400 ** 2, rel=0.02)
 
 
 def test_one_cpu_thread_restores_the_thread_count():

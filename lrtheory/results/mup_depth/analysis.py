@@ -15,8 +15,8 @@ import numpy as np
 from lrtheory.core import validate
 from lrtheory.core.stats import argmin_on_grid, loglog_fit, ols_lines
 
-__all__ = ["GridPoint", "UpdateGrid", "DepthFit", "fit_depth_exponent", "top_layer_fit", "width_slopes", "readout_slopes",
-           "TransferResult", "best_lr"]
+__all__ = ["GridPoint", "UpdateGrid", "DepthFit", "fit_depth_exponent", "top_layer_fit", "width_slopes",
+           "readout_slopes", "TransferResult", "best_lr"]
 
 
 @dataclass(frozen=True)

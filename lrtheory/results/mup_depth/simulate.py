@@ -1,8 +1,9 @@
 """The experiments of chapter 03 (torch): the one-step change over random initializations, and
 LR transfer across depth on digits, trained with :func:`lrtheory.core.train.train`.
 
-Every network is drawn from its own seed (:func:`lrtheory.core.device.seed_for`, keys chosen by
-the caller in :mod:`~lrtheory.results.mup_depth.measurements`), so no two networks share one.
+Every network is drawn from its own seed (``init_params(..., seeds=...)`` with
+:func:`lrtheory.core.device.seed_for` values, keys chosen by the caller in
+:mod:`~lrtheory.results.mup_depth.measurements`), so no two networks share one.
 """
 from __future__ import annotations
 
@@ -14,32 +15,10 @@ import numpy as np
 import torch
 
 from lrtheory.core import validate
-from lrtheory.core.device import DeviceLike, make_generator, resolve_device
-from lrtheory.core.mlp import MLPSpec, init_stds, lr_multipliers
+from lrtheory.core.device import DeviceLike, resolve_device
+from lrtheory.core.mlp import MLPSpec, init_params, lr_multipliers
 
-__all__ = ["OneStepResult", "init_networks", "one_step", "TransferRuns", "train_transfer", "one_cpu_thread"]
-
-
-def init_networks(spec: MLPSpec, seeds: Sequence[int], device: DeviceLike = None) -> list:
-    """Parameters of ``len(seeds)`` networks, network ``k`` drawn from ``make_generator(seeds[k])``.
-
-    The weights of layer ``l`` are ``N(0, 1) * init_stds(spec)[l]``, drawn in layer order from
-    the network's own CPU generator (so a network does not depend on the others or on the
-    device). Only weight-only specs (no bias, no normalization), which is all this chapter uses.
-
-    Returns
-    -------
-    list of Tensor
-        ``(K, fan_out, fan_in)`` per layer, float64 on ``device``.
-    """
-    if spec.bias or spec.norm is not None:
-        raise ValueError("spec: init_networks draws weight-only MLPs (bias=False, norm=None)")
-    seeds = validate.int_sequence(seeds, "seeds", minimum=0)
-    dev = resolve_device(device)
-    gens = [make_generator(s, "cpu") for s in seeds]
-    stds = init_stds(spec)
-    return [(torch.stack([torch.randn(fo, fi, generator=g, dtype=torch.float64) for g in gens]) * stds[l]).to(dev)
-            for l, (fo, fi) in enumerate(spec.layer_dims)]
+__all__ = ["OneStepResult", "one_step", "TransferRuns", "train_transfer", "one_cpu_thread"]
 
 
 @contextlib.contextmanager
@@ -98,10 +77,10 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
              max_chunk_bytes: int = 2 ** 28) -> OneStepResult:
     """The one-step pre-activation change of ``len(seeds)`` random mean-field networks.
 
-    Network ``k`` is a mean-field MLP (:mod:`lrtheory.core.mlp`, ``d_in = width``,
-    ``d_out = 1``) drawn by :func:`init_networks` from ``seeds[k]``, fed the fixed input
-    ``x = (1, ..., 1)`` (``||x||^2 = n``; by rotation invariance of the Gaussian weights any
-    input of that norm has the same law), and given one GD step on ``(f(x) - y)^2 / 2``.
+    Network ``k`` is a mean-field MLP (``d_in = width``, ``d_out = 1``) drawn by
+    :func:`lrtheory.core.mlp.init_params` from ``seeds[k]``, fed the fixed input
+    ``x = (1, ..., 1)`` (``||x||^2 = n``; by rotation invariance of the Gaussian weights any input
+    of that norm has the same law), and given one GD step on ``(f(x) - y)^2 / 2``.
     Networks are processed in chunks (one batched matmul per layer); the result does not
     depend on the chunking.
 
@@ -162,7 +141,8 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
     out_parts = np.zeros((n_nets, 2))
     chunk = max(1, int(max_chunk_bytes // (8 * (depth + 1) * width * width)))
     for k0 in range(0, n_nets, chunk):
-        W = init_networks(spec, seeds[k0:k0 + chunk], dev)
+        part = seeds[k0:k0 + chunk]
+        W = init_params(spec, len(part), seeds=part, device=dev)
         K = W[0].shape[0]
         h = [x.expand(K, width)]
         z = []
@@ -246,7 +226,7 @@ def train_transfer(width: int, depth: int, base_depth: int, seeds: np.ndarray, l
     S, G = seeds.shape
     d_in, d_out = x.shape[1], y.shape[1]
     spec = MLPSpec(d_in=d_in, width=width, depth=depth, d_out=d_out, parametrization="mean_field")
-    params = init_networks(spec, seeds.reshape(-1).tolist(), x.device)  # model s * G + g
+    params = init_params(spec, S * G, seeds=seeds.reshape(-1).tolist(), device=x.device)  # model s * G + g
     etas = np.tile(2.0 ** np.asarray(log2_etas, dtype=np.float64), S)
     loss = {}
     for mode in ("unscaled", "scaled"):
