@@ -153,6 +153,14 @@ def test_divergence_is_frozen_and_does_not_leak():
     assert alone.x[0] == run.x[0] and alone.y[0] == run.y[0]  # bitwise: runs do not interact
 
 
+def test_a_batch_that_diverges_entirely_keeps_its_shapes():
+    # run_gd stops when no model is left: the trajectories are padded with NaN to T+1 rows
+    run = S.scalar_gd(9.0, 1.0, [10.0, 20.0], mu=2.0, steps=200, record=True, device="cpu")
+    assert run.status.tolist() == [DIVERGED, DIVERGED] and run.diverged_at.tolist() == [2, 2]
+    assert run.traj_x.shape == (201, 2) and run.tail_x.shape == (17, 2)
+    assert np.all(np.isfinite(run.x)) and np.all(np.isnan(run.traj_x[-1]))
+
+
 def test_periodic_orbits_are_classified_not_converged():
     mu = 2.0
     x0, y0 = 1.2 * math.sqrt(mu), 0.8 * math.sqrt(mu)
