@@ -11,7 +11,9 @@ Everything is measured in this one run, on this machine, in float32:
    * ``batched``: ``lrtheory.core.train.train`` on K models at once;
    * ``loop(train)``: the same K models one after the other through ``train`` with K = 1;
    * ``loop(torch)``: the same K models as plain ``nn.Module`` + ``torch.optim.SGD``;
-   and prints wall times, the speed-up of batched over each loop, and the achieved
+   * ``vmap``: the K modules ensembled the torch.func way (``stack_module_state``,
+     ``vmap(grad(functional_call))``, the SGD step on the stacked tensors);
+   and prints wall times, the speed-up of batched over each, and the achieved
    matmul FLOP/s of the batched run (``lrtheory.core.mlp.count_flops``: 2 per
    multiply-add; backward = weight gradients of every layer + input gradients of
    all but the first) as a fraction of the GEMM rate: once against the GEMM of
@@ -25,6 +27,7 @@ printed so that contention can be judged.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import time
 
@@ -71,6 +74,25 @@ def torch_loop(spec, P, x, y, eta, steps):
             opt.step()
 
 
+def vmap_ensemble(spec, P, x, y, eta, steps):
+    """The K models as torch.func ensembling does it: one vmapped gradient of the stacked modules per step."""
+    mods = [to_module(spec, P, k) for k in range(P[0].shape[0])]
+    params, buffers = torch.func.stack_module_state(mods)
+    params = {k: v.detach() for k, v in params.items()}
+    base = copy.deepcopy(mods[0]).to("meta")
+    mults = dict(zip(params, lr_multipliers(spec)))  # named_parameters order = the spec's parameter order
+
+    def loss(p, b):
+        out = torch.func.functional_call(base, (p, b), (x,))
+        return 0.5 * ((out - y) ** 2).sum(1).mean()
+
+    grad = torch.func.vmap(torch.func.grad(loss))
+    for _ in range(steps):
+        gs = grad(params, buffers)
+        params = {k: params[k] - (eta * mults[k]) * gs[k] for k in params}
+    return params
+
+
 def bench_setting(name, width, batch, K, steps, device, repeats, n_gemm):
     spec = MLPSpec(d_in=width, width=width, depth=3, d_out=10)
     g = torch.Generator().manual_seed(0)
@@ -82,6 +104,7 @@ def bench_setting(name, width, batch, K, steps, device, repeats, n_gemm):
     run_l = lambda: [train(spec, select_models(P, k), x, y, [eta], steps, record_every=steps)  # noqa: E731
                      for k in range(K)]
     run_t = lambda: torch_loop(spec, P, x, y, eta, steps)  # noqa: E731
+    run_v = lambda: vmap_ensemble(spec, P, x, y, eta, steps)  # noqa: E731
     train(spec, P, x, y, [eta] * K, 1)  # warm-up
     flops = count_flops(spec, batch) * K * steps
     # each batched repeat is paired with a GEMM measured just before it, so that the
@@ -95,8 +118,10 @@ def bench_setting(name, width, batch, K, steps, device, repeats, n_gemm):
     fracs.sort()
     tl = _best_time(run_l, device, repeats)
     tt = _best_time(run_t, device, repeats)
+    run_v()  # warm-up (vmap traces once)
+    tv = _best_time(run_v, device, repeats)
     return dict(name=name, K=K, steps=steps, width=width, batch=batch, t_batched=tb, t_loop=tl, t_torch=tt,
-                flops_per_s=flops / tb, frac_paired=fracs[len(fracs) // 2])
+                t_vmap=tv, flops_per_s=flops / tb, frac_paired=fracs[len(fracs) // 2])
 
 
 def main(argv=None):
@@ -122,11 +147,13 @@ def main(argv=None):
     if device.type == "cuda":
         settings[1] = ("large", 512, 1024, 16, 20)
     print(f"{'setting':8s} {'K':>4s} {'steps':>5s} {'batched s':>10s} {'loop(train) s':>14s} {'loop(torch) s':>14s} "
-          f"{'x train':>8s} {'x torch':>8s} {'GFLOP/s':>8s} {'/GEMM':>6s} {'/GEMM paired':>12s}")
+          f"{'vmap s':>8s} {'x train':>8s} {'x torch':>8s} {'x vmap':>7s} {'GFLOP/s':>8s} {'/GEMM':>6s} "
+          f"{'/GEMM paired':>12s}")
     for name, width, batch, K, steps in settings:
         r = bench_setting(name, width, batch, K, steps, device, repeats, n_gemm)
         print(f"{name:8s} {r['K']:4d} {r['steps']:5d} {r['t_batched']:10.3f} {r['t_loop']:14.3f} {r['t_torch']:14.3f} "
-              f"{r['t_loop'] / r['t_batched']:8.1f} {r['t_torch'] / r['t_batched']:8.1f} "
+              f"{r['t_vmap']:8.3f} {r['t_loop'] / r['t_batched']:8.1f} {r['t_torch'] / r['t_batched']:8.1f} "
+              f"{r['t_vmap'] / r['t_batched']:7.1f} "
               f"{r['flops_per_s'] / 1e9:8.1f} {r['flops_per_s'] / peak:6.2f} {r['frac_paired']:12.2f}")
     peak2 = gemm_flops(device, n_gemm)
     load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
