@@ -383,9 +383,9 @@ def _eta_fn(asymptote: bool = False):
 
 
 def _positive_ints(value, name: str) -> np.ndarray:
+    """``value`` (an int or an array of ints >= 1) as a float array of the same shape."""
     arr = np.asarray(value)
-    if arr.dtype.kind not in "iu" or np.any(arr < 1):
-        raise ValueError(f"{name}: expected positive integers, got {value!r}")
+    validate.int_sequence(arr.reshape(-1), name, minimum=1)
     return arr.astype(np.float64)
 
 
