@@ -17,6 +17,7 @@ import torch
 
 from lrtheory.core import validate as V
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, seed_for
+from lrtheory.core.gd import run_gd
 from lrtheory.results.elr.analysis import spread
 from lrtheory.tools.elr_warmup import ELRWarmup, unit_elrs
 
@@ -76,7 +77,8 @@ def simulate_scale_invariant(c: Sequence[float], eta: float, steps: int, *, S0: 
     ``v_{l,t} ~ N(0, I)``: a scale-invariant loss whose gradient, computed by
     autograd, is orthogonal to ``w_l`` with ``E ||grad||^2 = c_l^2 / ||w_l||^2``. It
     is the model's premise (fixed gradient scale, SGD-like random directions) and
-    nothing more: the recursion is not used.
+    nothing more: the recursion is not used. One layer is one model of
+    :func:`lrtheory.core.gd.run_gd`, the random directions its batches.
 
     Parameters
     ----------
@@ -121,19 +123,17 @@ def simulate_scale_invariant(c: Sequence[float], eta: float, steps: int, *, S0: 
     cs = torch.tensor(c_arr, dtype=dt, device=dev)
     w = torch.randn(L, dim, generator=gen, dtype=dt, device=dev)
     w = w / w.norm(dim=1, keepdim=True) * math.sqrt(S0)
-    S, G = [], []
     scale = 1.0 / math.sqrt(dim - 1)
-    for t in range(steps + 1):
-        v = torch.randn(L, dim, generator=gen, dtype=dt, device=dev)
-        wr = w.detach().requires_grad_(True)
-        loss = (cs * (v * (wr / wr.norm(dim=1, keepdim=True))).sum(1)).sum() * scale
-        (g,) = torch.autograd.grad(loss, wr)
-        S.append(wr.detach().pow(2).sum(1))
-        G.append(g.norm(dim=1))
-        if t < steps:
-            w = wr.detach() - eta * g
-    S_np = torch.stack(S).cpu().numpy()
-    G_np = torch.stack(G).cpu().numpy()
+
+    def loss_fn(P, v):  # one model per layer: L_l = c_l <v_l, w_l / ||w_l||> / sqrt(dim - 1)
+        wr = P[0]
+        return cs * (v * (wr / wr.norm(dim=1, keepdim=True))).sum(1) * scale
+
+    res = run_gd(loss_fn, [w], eta, steps,
+                 batches=lambda t: torch.randn(L, dim, generator=gen, dtype=dt, device=dev),
+                 record=lambda st: {"S": st.params[0].pow(2).sum(1), "G": st.grads[0].norm(dim=1)},
+                 final_grads=True, divergence_factor=None)  # a scale-invariant loss cannot diverge
+    S_np, G_np = res.records["S"], res.records["G"]
     return ScaleInvariantRun(S=S_np, grad_norm=G_np, elr=eta * G_np / np.sqrt(S_np), eta=eta, c=c_arr)
 
 
@@ -262,7 +262,8 @@ class MLPTrace:
 
 
 def train_mlp(setting: MLPSetting, etas, steps: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Full-batch GD of the hidden weights of ``setting``'s MLP, one model per LR of ``etas``.
+    """Full-batch GD of the hidden weights of ``setting``'s MLP, one model per LR of ``etas``
+    (on :func:`lrtheory.core.gd.run_gd`: a diverged model is frozen, NaN never reaches another).
 
     Returns
     -------
@@ -272,23 +273,29 @@ def train_mlp(setting: MLPSetting, etas, steps: int) -> Tuple[np.ndarray, np.nda
         Squared norms of the hidden weights.
     loss : ndarray ``(K, T + 1)``
     """
+    from lrtheory.core.train import per_model_loss
+
     etas = V.positive_array(etas, "etas", ndim=1)
     steps = V.nonneg_int(steps, "steps")
     K = len(etas)
-    dev = setting.x.device
-    params = [p.expand(K, *p.shape[1:]).clone() for p in setting.params]
-    eta_t = torch.tensor(etas, dtype=torch.float64, device=dev)
-    A, S, Ls = [], [], []
-    for t in range(steps + 1):
-        a, loss, grads, ps = mlp_unit_elrs(setting.spec, params, setting.weight_index, setting.x, setting.y)
-        A.append(a)
-        S.append(np.stack([ps[i].detach().flatten(1).pow(2).sum(1).cpu().numpy() for i in setting.weight_index], 1))
-        Ls.append(loss)
-        if t < steps:
-            with torch.no_grad():
-                for g, i in zip(grads, setting.weight_index):
-                    params[i] = ps[i].detach() - eta_t.view(-1, 1, 1) * g
-    return np.stack(A, 1), np.stack(S, 1), np.stack(Ls, 1)
+    widx = setting.weight_index
+    frozen = [p.expand(K, *p.shape[1:]).clone() for p in setting.params]
+
+    def full(P):  # the trained hidden weights in place, everything else frozen at init
+        ps = list(frozen)
+        for i, W in zip(widx, P):
+            ps[i] = W
+        return ps
+
+    def record(st):
+        a = torch.stack([g.flatten(1).norm(dim=1) / W.flatten(1).norm(dim=1) for g, W in zip(st.grads, st.params)], 1)
+        S = torch.stack([W.flatten(1).pow(2).sum(1) for W in st.params], 1)
+        return {"a": a, "S": S}
+
+    res = run_gd(lambda P: per_model_loss(setting.spec, full(P), setting.x, setting.y, "ce"),
+                 [frozen[i] for i in widx], etas, steps, record=record, final_grads=True)
+    return (np.moveaxis(res.records["a"], 0, 1), np.moveaxis(res.records["S"], 0, 1),
+            np.moveaxis(res.loss, 0, 1))
 
 
 @dataclass(frozen=True)
