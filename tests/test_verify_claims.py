@@ -48,6 +48,18 @@ def test_sigma_kind_uses_the_reported_standard_error():
         toy(predicted=-1.5, measured=-1.5, tol=k3).check()
 
 
+def test_sigma_allowance_adds_a_fixed_bias_and_only_to_sigma():
+    tol = Tolerance(3, "sigma", "3 s.e. + 0.1 finite-width bias", allowance=0.1)
+    # |0.35 - 0| = 0.35 <= 3 * 0.08 + 0.1 = 0.34? no; 0.33 <= 0.34 yes
+    assert toy(predicted={"s": 0.0}, measured={"s": 0.33, "s_se": 0.08}, tol=tol).check().passed
+    assert not toy(predicted={"s": 0.0}, measured={"s": 0.35, "s_se": 0.08}, tol=tol).check().passed
+    assert str(tol) == "3 s.e. + 0.1" and tol.to_json()["allowance"] == 0.1
+    with pytest.raises(ValueError, match="allowance"):
+        Tolerance(0.1, "abs", "x", allowance=0.1)
+    with pytest.raises(ValueError, match="allowance"):
+        Tolerance(3, "sigma", "x", allowance=-1)
+
+
 def test_dict_values_every_key_must_pass():
     v = toy(predicted={"a": 1.0, "b": 2.0}, measured={"a": 1.0, "b": 2.5}).check()
     assert not v.passed and v.details["failed"] == ["b"] and v.details["error[b]"] == pytest.approx(0.5)

@@ -86,6 +86,10 @@ class Tolerance:
     reason : str
         One sentence saying where the tolerance comes from (Monte Carlo error, finite
         width, finite steps, round-off, grid spacing).
+    allowance : float, optional
+        For ``kind="sigma"`` only: a fixed allowance added to the ``value`` standard errors,
+        ``|measured - predicted| <= value * se + allowance`` (a known bias, e.g. finite width,
+        that the standard error does not cover). Default 0.
 
     Example
     -------
@@ -98,10 +102,16 @@ class Tolerance:
     value: float
     kind: str
     reason: str
+    allowance: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind: expected one of {KINDS}, got {self.kind!r}")
+        if isinstance(self.allowance, bool) or not (isinstance(self.allowance, numbers.Real)
+                                                    and math.isfinite(self.allowance) and self.allowance >= 0):
+            raise ValueError(f"allowance: expected a finite number >= 0, got {self.allowance!r}")
+        if self.allowance and self.kind != "sigma":
+            raise ValueError(f"allowance: only a 'sigma' tolerance takes an allowance, not {self.kind!r}")
         if isinstance(self.value, bool) or not (isinstance(self.value, numbers.Real)
                                                 and math.isfinite(self.value) and self.value >= 0):
             raise ValueError(f"value: tolerance must be a finite number >= 0, got {self.value!r}")
@@ -112,7 +122,7 @@ class Tolerance:
         if self.kind == "custom":
             return self.reason
         if self.kind == "sigma":
-            return f"{self.value:.3g} s.e."
+            return f"{self.value:.3g} s.e." + (f" + {self.allowance:.3g}" if self.allowance else "")
         return f"{self.kind} {self.value:.3g}"
 
     def passes(self, predicted: float, measured: float, se: Optional[float] = None) -> bool:
@@ -141,10 +151,13 @@ class Tolerance:
         # sigma
         if se is None or not math.isfinite(float(se)) or float(se) < 0:
             return False
-        return abs(m - p) <= self.value * float(se)
+        return abs(m - p) <= self.value * float(se) + self.allowance
 
     def to_json(self) -> dict:
-        return {"value": float(self.value), "kind": self.kind, "reason": self.reason}
+        out = {"value": float(self.value), "kind": self.kind, "reason": self.reason}
+        if self.allowance:
+            out["allowance"] = float(self.allowance)
+        return out
 
 
 @dataclass(frozen=True)
