@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+from lrtheory._version import __version__
 
 # public name -> submodule of lrtheory.tools that defines it
 _TOOLS = {
@@ -33,41 +33,13 @@ _TOOLS = {
     "ELRWarmup": "elr_warmup",
 }
 
-# Transitional (issue 12): names the package exported before the tools/verify split, kept
-# until every notebook imports them from their new home; the lead deletes this map.
-_LEGACY = {
-    "Claim": "lrtheory.claims",
-    "Tolerance": "lrtheory.claims",
-    "Verdict": "lrtheory.claims",
-    "check_claims": "lrtheory.claims",
-    "select": "lrtheory.claims",
-    "verdict_table": "lrtheory.claims",
-    "resolve_device": "lrtheory.core.device",
-    "resolve_dtype": "lrtheory.core.device",
-    "seed_everything": "lrtheory.core.device",
-}
-
-# Transitional (issue 12): where a tool lived before lrtheory/tools/ held it; used only while
-# its tools module does not exist yet. The lead deletes this map with _LEGACY.
-_OLD_HOME = {"catapult": "lrtheory.results.catapult", "depth": "lrtheory.results.mup_depth"}
-
 __all__ = sorted(_TOOLS) + ["__version__"]
 
 
 def __getattr__(name: str):
-    if name in _TOOLS:
-        module = f"lrtheory.tools.{_TOOLS[name]}"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module or _TOOLS[name] not in _OLD_HOME:
-                raise
-            module = _OLD_HOME[_TOOLS[name]]
-    elif name in _LEGACY:
-        module = _LEGACY[name]
-    else:
+    if name not in _TOOLS:
         raise AttributeError(f"module 'lrtheory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(importlib.import_module(f"lrtheory.tools.{_TOOLS[name]}"), name)
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 
