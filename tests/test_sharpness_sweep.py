@@ -82,3 +82,17 @@ def test_eta_star_from_grid():
     assert strict["eta_fail"] == 0.1 and math.isnan(strict["eta_star"])
     with pytest.raises(ValueError, match="min_test_acc"):
         eta_star_from_grid(rows, min_test_acc=0.0)
+
+
+def test_ci_grid_runs_stores_and_gives_eta_star(tmp_path):
+    """The whole CI grid through the sweep engine and back: eta* at every architecture, below its first failure."""
+    from lrtheory.core.sweep import load_results
+
+    store = tmp_path / "r.sqlite"
+    report = run_sweep(MAX_LR_GRID, "ci", store=store, progress=False, device="cpu")
+    assert report.total == report.computed == 48
+    rows = load_results(MAX_LR_GRID, "ci", store=store)
+    etas = eta_star_from_grid(rows)
+    assert set(etas) == {(d, w) for d in (1, 2, 4) for w in (16, 64)}
+    for e in etas.values():
+        assert 0.05 <= e["eta_star"] < e["eta_fail"] <= 50  # the grid brackets the edge everywhere
