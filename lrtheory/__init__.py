@@ -37,6 +37,8 @@ __all__ = sorted(_TOOLS) + ["__version__"]
 
 
 def __getattr__(name: str):
+    if name in ("tools", "core"):  # the light subpackages, as attributes without an explicit import
+        return importlib.import_module(f"lrtheory.{name}")
     if name not in _TOOLS:
         raise AttributeError(f"module 'lrtheory' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"lrtheory.tools.{_TOOLS[name]}"), name)
