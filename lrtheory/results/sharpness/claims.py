@@ -37,7 +37,11 @@ CORR_MAX = -0.5
 
 
 def _scale_of(cfg) -> str:
-    return next(s for s, c in CONFIGS.items() if c == cfg)
+    """The scale whose config ``cfg`` is (the R^2 threshold is set per scale)."""
+    for scale, c in CONFIGS.items():
+        if c == cfg:
+            return scale
+    raise ValueError(f"cfg: not the config of any scale of chapter 'sharpness' ({', '.join(CONFIGS)})")
 
 
 def _arch_key(L: int, n: int) -> str:
