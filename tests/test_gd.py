@@ -299,3 +299,56 @@ def test_params_validation():
         run_gd(lambda p: p[0], [torch.zeros(2, dtype=torch.int64)], [0.1, 0.1], 1)
     with pytest.raises(ValueError, match="loss_fn"):
         run_gd(lambda p: p[0].sum(), [torch.zeros(2, dtype=DT)], [0.1, 0.1], 1)
+
+
+def test_divergence_thresholds_are_strict_and_inf_means_none():
+    """Exact arithmetic: x0 = 2, L = x^2 / 2, eta = 3 -> x_t = 2 (-2)^t, L_t = 2, 8, 32: with factor 4 the
+    threshold is 4 * max(L_0, 1) = 8; L_1 = 8 is not above it, L_2 = 32 is. max_loss = 8 the same way;
+    divergence_factor=inf is no relative check, like None."""
+    x0 = torch.tensor([2.0, 2.0], dtype=DT)
+
+    def loss_fn(p):
+        return 0.5 * p[0] ** 2
+
+    r = run_gd(loss_fn, [x0], [3.0, 0.25], 5, divergence_factor=4.0)
+    assert r.stop_step[0] == 2 and r.loss[1, 0] == 8.0 and r.loss[2, 0] == 32.0
+    m = run_gd(loss_fn, [x0], [3.0, 0.25], 5, divergence_factor=None, max_loss=8.0)
+    assert m.stop_step[0] == 2 and m.status[1] == GDStatus.BOUNDED
+    for off in (None, math.inf):
+        o = run_gd(loss_fn, [x0], [3.0, 0.25], 5, divergence_factor=off)
+        assert (o.status == GDStatus.BOUNDED).all() and o.loss[-1, 0] == 2.0 * 4.0 ** 5
+
+
+def test_eval_loss_is_checked_for_divergence():
+    """Under SGD the evaluation loss (the full data) is checked at recorded steps too: here the batch loss
+    stays finite while model 1's evaluation loss turns inf at step 2, and it stops there."""
+    x0 = torch.ones(2, dtype=DT)
+
+    def eval_fn(p):
+        return torch.where(torch.arange(2) == 1, torch.where(p[0] < 0.3, torch.full((2,), math.inf, dtype=DT),
+                                                             0.5 * p[0] ** 2), 0.5 * p[0] ** 2)
+
+    r = run_gd(lambda p, b: 0.5 * p[0] ** 2, [x0], [0.1, 0.5], 6, batches=lambda t: None, eval_fn=eval_fn,
+               divergence_factor=None)
+    # model 1: x_t = 0.5^t: 1, 0.5, 0.25 -> eval loss inf at step 2
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step[1] == 2
+    assert r.loss[2, 1] == math.inf and r.params[0][1].item() == 0.25
+
+
+def test_param_bound_per_model_with_a_grid_batch_shape():
+    """(E, S) = (2, 3) models with scalar parameters: only the model whose update leaves the bound stops."""
+    x0 = torch.ones(2, 3, dtype=DT)
+    etas = torch.tensor([[0.5, 0.5, 0.5], [0.5, 4.0, 0.5]], dtype=DT)
+    r = run_gd(lambda p: 0.5 * p[0] ** 2, [x0], etas, 4, divergence_factor=None, param_bound=10.0)
+    expect = np.full((2, 3), GDStatus.BOUNDED)
+    expect[1, 1] = GDStatus.DIVERGED
+    assert (r.status == expect).all()
+    assert r.stop_step[1, 1] == 2 and r.params[0][1, 1].item() == 9.0  # x: 1, -3, 9, then -27 is refused
+    assert (r.params[0][expect == GDStatus.BOUNDED] == 0.5 ** 4).all()
+
+
+def test_lr_schedule_per_model_tensor():
+    x0 = torch.ones(2, dtype=DT)
+    sched = lambda t: torch.tensor([1.0, 0.0], dtype=torch.float32) if t == 0 else 1.0  # noqa: E731
+    r = run_gd(lambda p: 0.5 * p[0] ** 2, [x0], [0.5, 0.5], 2, lr_schedule=sched)
+    assert r.params[0].tolist() == [0.25, 0.5] and r.params[0].dtype == DT

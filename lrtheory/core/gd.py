@@ -288,7 +288,9 @@ def run_gd(
     steps : int
         Number of updates (>= 0); steps ``0..steps`` are checked, the last is not updated.
     grad_fn : callable(params[, batch]) -> list of Tensor, optional
-        Closed-form gradients, one per parameter tensor (autograd when None).
+        Closed-form gradients, one per parameter tensor (autograd when None); called with
+        the batch whenever ``batches`` is given (at ``t = steps`` with ``eval_fn`` and
+        ``final_grads``: ``grad_fn(params)``, the gradient of the evaluation loss).
     lr_mults : sequence of float or Tensor, optional
         Per-tensor LR multipliers ``c_p`` (per-layer LRs); tensors broadcast to the parameter.
     lr_schedule : callable(t) -> float or Tensor ``B``, optional
@@ -298,7 +300,8 @@ def run_gd(
     weight_decay : float >= 0
         L2 coefficient added to the gradient.
     batches : callable(t) -> batch, optional
-        The batch (or random draw) of step ``t``, passed to ``loss_fn`` and ``grad_fn``.
+        The batch (or random draw) of step ``t``, passed to ``loss_fn`` and ``grad_fn``
+        (even when it is None).
     eval_fn : callable(params) -> Tensor ``B`` or (Tensor, aux), optional
         Evaluated (without gradient) at recorded steps: the recorded loss, and checked
         for divergence too. Its value at step 0 sets ``L_0``.
@@ -399,9 +402,9 @@ def run_gd(
             raise ValueError(f"{name}: returned shape {tuple(v.shape)}, expected the batch shape {B}")
         return v.to(torch.bool)
 
-    def call_loss(fn, batch, grad: bool):
+    def call_loss(fn, batch, grad: bool, with_batch: bool):
         with torch.set_grad_enabled(grad):
-            out = fn(P) if batch is None else fn(P, batch)
+            out = fn(P, batch) if with_batch else fn(P)
         L, aux = _split(out)
         if not isinstance(L, Tensor) or tuple(L.shape) != B:
             raise ValueError(f"loss_fn: returned shape {tuple(getattr(L, 'shape', ()))}, expected the batch "
@@ -420,14 +423,14 @@ def run_gd(
         batch = None
         ev_L = ev_aux = None
         if last and eval_fn is not None:
-            Lk, aux = call_loss(eval_fn, None, autograd and need_grad)
+            Lk, aux = call_loss(eval_fn, None, autograd and need_grad, False)
             ev_L, ev_aux = Lk.detach(), aux
         else:
             if batches is not None:
                 batch = batches(t)
-            Lk, aux = call_loss(loss_fn, batch, autograd and need_grad)
+            Lk, aux = call_loss(loss_fn, batch, autograd and need_grad, batches is not None)
             if eval_fn is not None and is_rec:
-                ev_L, ev_aux = call_loss(eval_fn, None, False)
+                ev_L, ev_aux = call_loss(eval_fn, None, False, False)
                 ev_L = ev_L.detach()
         Ld = Lk.detach()
         rec_L = ev_L if ev_L is not None else Ld
@@ -474,7 +477,8 @@ def run_gd(
                 gs = torch.autograd.grad(total, P, allow_unused=True)
                 grads = [torch.zeros_like(p) if g is None else g for p, g in zip(P, gs)]
             else:
-                gs = grad_fn(P) if batch is None else grad_fn(P, batch)
+                with_batch = batches is not None and not (last and eval_fn is not None)
+                gs = grad_fn(P, batch) if with_batch else grad_fn(P)
                 if len(gs) != len(P):
                     raise ValueError(f"grad_fn: returned {len(gs)} gradients for {len(P)} parameter tensors")
                 grads = list(gs)
