@@ -51,18 +51,38 @@ def test_cnn_kernels_are_scale_invariant():
             assert abs(cos) < 1e-4
 
 
+TINY = dataclasses.replace(CHAPTER.config("ci"), sim_dim=8, norm_steps=3, ratio_steps=8, mlp_depth=3,
+                           mlp_width=8, mlp_n=32, scan_mults=(0.5, 1.0, 2.0), scan_seeds=3, trace_mults=(0.5, 2.0),
+                           trace_steps=2, warm_steps=2, cnn_channels=2, cnn_blocks=2, cnn_n=16)
+
+
 def test_no_two_models_share_a_seed():
-    # every measurement on a tiny config: each distinct model (norm simulation, ratio simulation, the
-    # MLP, the CNN) draws from its own seed_for keys, and distinct keys give distinct seeds
-    cfg = dataclasses.replace(CHAPTER.config("ci"), sim_dim=8, norm_steps=3, ratio_steps=8, mlp_depth=3,
-                              mlp_width=8, mlp_n=32, scan_mults=(0.5, 1.0, 2.0), trace_mults=(0.5, 2.0),
-                              trace_steps=2, warm_steps=2, cnn_channels=2, cnn_blocks=2, cnn_n=16)
+    # every measurement on a tiny config: each distinct model (norm simulation, ratio simulation, each
+    # initialization of the MLP, the CNN) draws from its own seed_for keys, distinct keys give distinct seeds
     with record_seeds() as calls:
         for m in CHAPTER.measurements.values():
-            m.compute(cfg, "cpu")
+            m.compute(TINY, "cpu")
     by_key = {}
     for keys, seed in calls:
         assert by_key.setdefault(keys, seed) == seed
-    assert {k[:2] for k in by_key} == {("elr", "norm_recursion"), ("elr", "ratio_converges"), ("elr", "mlp"),
-                                       ("elr", "cnn")}
+    assert set(by_key) == {("elr", "norm_recursion", 0), ("elr", "ratio_converges", 0), ("elr", "cnn", 2, 2, 0),
+                           *[("elr", "mlp", 3, 8, k) for k in range(3)]}
     assert len(set(by_key.values())) == len(by_key)
+
+
+def test_measurements_survive_the_results_store():
+    # what `lrtheory sweep elr` stores decodes to equal values (dataclasses of arrays, bit for bit)
+    import json
+
+    from lrtheory.core.store import decode_value, encode_value
+
+    for m in CHAPTER.measurements.values():
+        value = m.compute(TINY, "cpu")
+        back = decode_value(json.loads(json.dumps(encode_value(value))))
+        assert type(back) is type(value)
+        if isinstance(value, np.ndarray):
+            assert np.array_equal(back, value, equal_nan=True)
+        else:
+            for f in dataclasses.fields(value):
+                a, b = getattr(value, f.name), getattr(back, f.name)
+                assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True), (m.name, f.name)

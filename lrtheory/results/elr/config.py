@@ -46,6 +46,9 @@ class ELRConfig:
         Normalized hidden layers, their width, training digits of the MLP.
     scan_mults : tuple of float
         LRs of the one-step scan, in units of the critical LR at init.
+    scan_seeds : int
+        Initializations of the MLP (``seed_index`` 0, 1, ...) the ``elr.critical_lr`` claim
+        scans; the figures show ``seed_index`` 0.
     trace_mults : tuple of float
         Constant LRs of the training traces, in units of the critical LR at init.
     trace_steps : int
@@ -68,6 +71,7 @@ class ELRConfig:
     mlp_width: int
     mlp_n: int
     scan_mults: Tuple[float, ...]
+    scan_seeds: int
     trace_mults: Tuple[float, ...]
     trace_steps: int
     warm_steps: int
@@ -80,12 +84,12 @@ class ELRConfig:
 
 CONFIGS = {
     "ci": ELRConfig(sim_dim=512, norm_steps=400, norm_E0=(0.05, 0.1, 0.2), ratio_steps=3000, ratio_E0=(0.5, 0.05),
-                    mlp_depth=16, mlp_width=64, mlp_n=256, scan_mults=_geomspace(1 / 16, 16, 17),
+                    mlp_depth=16, mlp_width=64, mlp_n=256, scan_mults=_geomspace(1 / 16, 16, 17), scan_seeds=8,
                     trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=40, warm_steps=20, warm_lr=30.0,
                     warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128),
     "full": ELRConfig(sim_dim=4096, norm_steps=4000, norm_E0=(0.05, 0.1, 0.2), ratio_steps=30000,
                       ratio_E0=(0.5, 0.05), mlp_depth=32, mlp_width=256, mlp_n=1347,
-                      scan_mults=_geomspace(1 / 16, 16, 33), trace_mults=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0),
+                      scan_mults=_geomspace(1 / 16, 16, 33), scan_seeds=8, trace_mults=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0),
                       trace_steps=400, warm_steps=100, warm_lr=30.0, warm_momentum=0.9, cnn_channels=64,
                       cnn_blocks=32, cnn_n=1347),
 }

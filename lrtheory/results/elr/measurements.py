@@ -2,8 +2,9 @@
 
 Each is memoized per (config, device) and served from the results store at the stored
 scales (:mod:`lrtheory.verify.chapter`); ``lrtheory sweep elr`` computes and stores them.
-The MLP measurements share one network: the init of
-``seed_for("elr", "mlp", depth, width, 0)``, trained from the same state at every LR.
+The MLP measurements share one network, the init of ``seed_for("elr", "mlp", depth, width, 0)``,
+trained from the same state at every LR; ``measure_init_elrs`` and ``measure_widening_onsets``
+also read the inits of ``seed_index`` 1 .. ``scan_seeds - 1``.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from lrtheory.core.device import seed_for
 from lrtheory.results.elr import CHAPTER
 from lrtheory.results.elr import derivation as D
 from lrtheory.results.elr import simulate as S
-from lrtheory.results.elr.analysis import spread
+from lrtheory.results.elr.analysis import spread, widening_onset
 
 __all__ = [
     "measure_norm_run",
@@ -21,6 +22,7 @@ __all__ = [
     "measure_init_elrs",
     "measure_mlp_trace",
     "measure_one_step_scan",
+    "measure_widening_onsets",
     "measure_warmup_comparison",
     "measure_cnn_warmup",
 ]
@@ -42,15 +44,16 @@ def measure_ratio_run(cfg, device) -> S.ScaleInvariantRun:
                                       seed=seed_for("elr", "ratio_converges", 0), device=device)
 
 
-def _setting(cfg, device) -> S.MLPSetting:
-    return S.mlp_setting(cfg.mlp_depth, cfg.mlp_width, cfg.mlp_n, device=device)
+def _setting(cfg, device, seed_index: int = 0) -> S.MLPSetting:
+    return S.mlp_setting(cfg.mlp_depth, cfg.mlp_width, cfg.mlp_n, device=device, seed_index=seed_index)
 
 
 @CHAPTER.measurement
 def measure_init_elrs(cfg, device) -> np.ndarray:
-    """Per-unit-LR ELRs ``||grad|| / ||W||`` of the MLP's hidden layers at init, ``(depth,)``: the
-    state the model's predictions start from (no training enters them)."""
-    return _setting(cfg, device).a0
+    """Per-unit-LR ELRs ``||grad|| / ||W||`` of the MLP's hidden layers at init, ``(scan_seeds, depth)``
+    (row ``k``: the init of ``seed_index`` k; row 0 is the network of the figures and of the
+    warm-up): the state the model's predictions start from (no training enters them)."""
+    return np.stack([_setting(cfg, device, k).a0 for k in range(cfg.scan_seeds)])
 
 
 def _eta_c(a0: np.ndarray) -> float:
@@ -68,17 +71,38 @@ def measure_mlp_trace(cfg, device) -> S.MLPTrace:
     return S.MLPTrace(etas=etas, a=a, S=S_, loss=loss, eta_c=eta_c)
 
 
-@CHAPTER.measurement
-def measure_one_step_scan(cfg, device) -> S.OneStepScan:
-    """One full-batch step of the MLP from init at each LR of ``cfg.scan_mults x eta_c``: the spread
-    before and after, measured and as the model predicts it."""
-    st = _setting(cfg, device)
+def _scan(cfg, device, seed_index: int) -> S.OneStepScan:
+    st = _setting(cfg, device, seed_index)
     eta_c = _eta_c(st.a0)
     etas = eta_c * np.asarray(cfg.scan_mults, dtype=np.float64)
     a, _, _ = S.train_mlp(st, etas, 1)
     model = np.array([D.model_spread_trace(st.a0, [e])[-1] for e in etas])
     return S.OneStepScan(etas=etas, spread_before=float(spread(st.a0)), spread_after=spread(a, axis=-1)[:, 1],
                          model_after=model, eta_c=eta_c)
+
+
+@CHAPTER.measurement
+def measure_one_step_scan(cfg, device) -> S.OneStepScan:
+    """One full-batch step of the MLP (``seed_index`` 0) from init at each LR of
+    ``cfg.scan_mults x eta_c``: the spread before and after, measured and as the model predicts it."""
+    return _scan(cfg, device, 0)
+
+
+def _onset_parts(cfg):
+    return [{"seed_index": k} for k in range(cfg.scan_seeds)]
+
+
+def _onset_combine(cfg, values) -> np.ndarray:
+    return np.asarray(values, dtype=np.float64)
+
+
+@CHAPTER.measurement(parts=_onset_parts, combine=_onset_combine)
+def measure_widening_onsets(cfg, device, part) -> float:
+    """The LR at which one step from init first widens the spread (:func:`~lrtheory.results.elr.
+    analysis.widening_onset` of the one-step scan), for each of the ``cfg.scan_seeds``
+    initializations of the MLP: one sweep point per initialization, combined into ``(scan_seeds,)``."""
+    scan = _scan(cfg, device, int(part["seed_index"]))
+    return widening_onset(scan.etas, scan.spread_before, scan.spread_after)
 
 
 def _comparison(const: S.WarmupRun, warm: S.WarmupRun, lr: float, momentum: float, steps: int):

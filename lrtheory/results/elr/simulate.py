@@ -165,12 +165,6 @@ class MLPSetting:
     a0: np.ndarray
 
 
-def _init_seed(*keys) -> int:
-    # core.mlp.init_params(seed=s) seeds model k with s * 1_000_003 + k, which must fit a signed
-    # 64-bit integer: keep the top 43 bits of the seed_for value (see the report of issue 12)
-    return seed_for(*keys) >> 20
-
-
 def mlp_setting(depth: int, width: int, n_train: int, device: DeviceLike = None, seed_index: int = 0) -> MLPSetting:
     """The chapter's deep BatchNorm MLP on digits, at initialization.
 
@@ -208,7 +202,7 @@ def mlp_setting(depth: int, width: int, n_train: int, device: DeviceLike = None,
     dev = resolve_device(device)
     data = digits(seed=DATA_SEED, device=dev, n_train=n_train)
     spec = MLPSpec(d_in=data.d_in, width=width, depth=depth, d_out=data.d_out, norm="batchnorm")
-    params = init_params(spec, 1, seed=_init_seed("elr", "mlp", depth, width, seed_index), device=dev)
+    params = init_params(spec, 1, seeds=[seed_for("elr", "mlp", depth, width, seed_index)], device=dev)
     names = param_names(spec)
     widx = tuple(i for i, n in enumerate(names) if n.startswith("W"))[: spec.depth]
     a0 = mlp_unit_elrs(spec, params, widx, data.x_train, data.y_train)[0][0]
