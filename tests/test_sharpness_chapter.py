@@ -73,11 +73,15 @@ def _claim(cid):
 
 
 def test_growth_fails_with_a_wrong_exponent(verdicts):
+    from lrtheory.verify.claims import compare_values
+
     v, c = verdicts["sharpness.lambda1_growth"], _claim("sharpness.lambda1_growth")
-    assert c.compare(v.predicted, v.measured, c.tolerance)[0]
-    assert not c.compare(v.predicted + 1.0, v.measured, c.tolerance)[0]  # e.g. lambda_1 ~ (Ln)^2
-    assert not c.compare(v.predicted - 0.9, v.measured, c.tolerance)[0]  # lambda_1 flat in Ln
-    assert not c.with_prediction(lambda p: p + 1.0).check("ci", "cpu").passed
+    assert c.tolerance.kind == "sigma" and c.compare is None  # k standard errors + an allowance, no custom compare
+    shift = lambda d: {"exponent": v.predicted["exponent"] + d}  # noqa: E731
+    assert compare_values(v.predicted, v.measured, c.tolerance)[0]
+    assert not compare_values(shift(1.0), v.measured, c.tolerance)[0]  # e.g. lambda_1 ~ (Ln)^2
+    assert not compare_values(shift(-0.9), v.measured, c.tolerance)[0]  # lambda_1 flat in Ln
+    assert not c.with_prediction(lambda p: {"exponent": p["exponent"] + 1.0}).check("ci", "cpu").passed
 
 
 def test_bounds_fail_when_tightened(verdicts):
