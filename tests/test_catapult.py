@@ -145,6 +145,25 @@ def test_simulate_uv_three_phases_and_determinism():
     assert a.final_eta_lam[0, 1].max() < 2.0
 
 
+def test_uv_trajectories_follow_the_derived_maps():
+    """GD on the full vectors (run_gd, closed-form gradient) against the sympy maps of f and
+    lambda iterated in float64, 25 steps in the lazy and early catapult phase (1e-9 relative:
+    round-off of O(n) sums, amplified at most ~e^1 by the catapult growth over these steps)."""
+    n = 64
+    tr = S.uv_trajectories([1.5, 2.5], n, 0, 25, device="cpu")
+    u, v = S.uv_init(n, 0, "traj")
+    f0, lam0 = float(u @ v) / math.sqrt(n), float(u @ u + v @ v) / n
+    upd = D.derive_uv_updates()
+    fmap = sp.lambdify((D.f_s, D.lam_s, D.eta_s, D.n_s), upd.f_next_simple)
+    lmap = sp.lambdify((D.f_s, D.lam_s, D.eta_s, D.n_s), upd.lam_next_simple)
+    for k, w in enumerate(tr.eta_lam0):
+        eta, f, lam = w / lam0, f0, lam0
+        for t in range(26):
+            assert tr.loss[t, k] == pytest.approx(0.5 * f * f, rel=1e-9)
+            assert tr.eta_lam[t, k] == pytest.approx(eta * lam, rel=1e-9)
+            f, lam = fmap(f, lam, eta, n), lmap(f, lam, eta, n)
+
+
 def test_simulate_quadratic_unit_spectrum_is_the_uv_model():
     sw = S.simulate_quadratic([1.0, 3.0, 5.0], [64], [0], 400, device="cpu")
     assert [Phase(p).name.lower() for p in sw.phase[0, :, 0]] == ["lazy", "catapult", "divergent"]

@@ -15,6 +15,7 @@ import torch
 
 from lrtheory.core import validate
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, seed_for
+from lrtheory.core.gd import run_gd
 from lrtheory.results.catapult.analysis import (Phase, PhaseSweep, ReluSweep, Trajectories, classify_runs,
                                                 frozen, phase_boundaries)
 
@@ -65,36 +66,102 @@ def _finish_sweep(model, grid, widths, seeds, steps, per_width) -> PhaseSweep:
                       steps=int(steps), phase=frozen(phase), lower=frozen(lower), upper=frozen(upper), **arr)
 
 
-def _run_scalar_model(out_fn, update_fn, lam_fn, state, eta, n_eff, steps, div_g, settle=1e-2, min_steps=20):
-    """Shared GD loop for the scalar-output models (to be replaced by lrtheory.core.gd.run_gd)."""
-    f = out_fn(state)
-    loss = 0.5 * f * f
-    loss0 = loss.clone()
-    max_loss = loss.clone()
-    diverged = torch.zeros_like(loss, dtype=torch.bool)
-    zero = torch.zeros_like(eta)
-    t = 0
-    for t in range(1, steps + 1):
-        coef = torch.where(diverged, zero, eta * f)
-        state = update_fn(state, coef)
-        f = out_fn(state)
-        new = 0.5 * f * f
-        bad = ~torch.isfinite(new) | (eta * eta * f * f / n_eff > div_g)
-        bad &= ~diverged
-        diverged |= bad
-        loss = torch.where(diverged, loss, new)
-        max_loss = torch.maximum(max_loss, torch.where(bad, torch.full_like(loss, math.inf), loss))
-        if t >= min_steps and t % 10 == 0:
-            grew = max_loss > loss0
-            settled = diverged | (loss < settle * loss0) | (~grew & (loss < loss0))
-            if bool(settled.all()):
-                break
-    lam = lam_fn(state)
-    nan = torch.full_like(loss, math.nan)
-    final_loss = torch.where(diverged, nan, loss)
-    final_w = torch.where(diverged, nan, eta * lam)
-    max_loss = torch.where(diverged, torch.full_like(loss, math.inf), max_loss)
-    return loss0, max_loss, final_loss, final_w, diverged, t
+class _Settled:
+    """``converged`` hook of :func:`~lrtheory.core.gd.run_gd` (``on_converged="all"``): every
+    run is settled once it has converged (loss below ``settle * loss0``, whichever phase), or
+    never grew (lazy) and its loss is shrinking; checked every 10th step from ``min_steps``.
+    Keeps the running peak loss of every run on the way (``max_loss``)."""
+
+    def __init__(self, settle: float = 1e-2, min_steps: int = 20, every: int = 10) -> None:
+        self.settle, self.min_steps, self.every = settle, min_steps, every
+        self.loss0 = self.max_loss = None
+
+    def __call__(self, st):
+        L = st.loss
+        if self.loss0 is None:
+            self.loss0, self.max_loss = L.clone(), L.clone()
+        else:
+            self.max_loss = torch.maximum(self.max_loss, L)
+        if st.step < self.min_steps or st.step % self.every:
+            return torch.zeros_like(st.active)
+        grew = self.max_loss > self.loss0
+        return (L < self.settle * self.loss0) | (~grew & (L < self.loss0))
+
+
+def _run_scalar_model(loss_fn, grad_fn, lam_fn, params, eta, n_eff, steps, div_g):
+    """GD on a scalar-output model (``loss_fn(params) -> (loss, f)``) with :func:`run_gd`.
+
+    A run diverges when ``eta^2 f^2 / n_eff > div_g`` (a width-free variable) or its loss is
+    not finite; the loop stops once every run is settled (:class:`_Settled`).
+    Returns ``(loss0, max_loss, final_loss, final_eta_lam, diverged, steps_run)``.
+    """
+    settled = _Settled()
+    res = run_gd(loss_fn, params, eta, steps, grad_fn=grad_fn, divergence_factor=None, record_every=steps,
+                 diverged=lambda st: st.etas * st.etas * st.aux * st.aux / n_eff > div_g,
+                 converged=settled, on_converged="all")
+    dv = res.diverged
+    with torch.no_grad():
+        lam = lam_fn(res.params).cpu().numpy()
+    final_loss = np.where(dv, np.nan, res.loss[-1])
+    final_w = np.where(dv, np.nan, res.etas * lam)
+    max_loss = np.where(dv, np.inf, settled.max_loss.cpu().numpy())
+    return res.loss[0], max_loss, final_loss, final_w, dv, res.steps_run
+
+
+def _uv_model(n: int):
+    """Loss ``(f^2 / 2, f)`` and closed-form gradient of the uv model on a ``(..., 2, n)``
+    tensor ``[u; v]`` (``x = 1, y = 0``); the gradient reuses the ``f`` of the loss just
+    computed on the same tensor (run_gd calls them in that order) and is written into one
+    buffer reused every step (run_gd reads it once, in the update; allocating ``2 E S n``
+    numbers per step costs more than the arithmetic)."""
+    sq = math.sqrt(n)
+    last = {}
+    buf = {}
+
+    def loss_fn(p):
+        w = p[0]
+        f = (w[..., 0, :] * w[..., 1, :]).sum(-1) / sq
+        last["w"], last["f"] = w, f
+        return 0.5 * f * f, f
+
+    def grad_fn(p):
+        w = p[0]
+        f = last["f"] if last.get("w") is w else (w[..., 0, :] * w[..., 1, :]).sum(-1) / sq
+        # dL/du = (f - y) x v / sqrt(n), dL/dv = (f - y) x u / sqrt(n), y = 0, x = 1
+        g = buf.get("g")
+        if g is None or g.shape != w.shape:
+            g = buf["g"] = torch.empty_like(w)
+        c = (f / sq)[..., None]
+        torch.mul(w[..., 1, :], c, out=g[..., 0, :])
+        torch.mul(w[..., 0, :], c, out=g[..., 1, :])
+        return [g]
+
+    return loss_fn, grad_fn
+
+
+def _quadratic_model(zeta: float, sv: torch.Tensor):
+    """Loss ``(z^2 / 2, z)`` and gradient ``z zeta psi theta`` of the quadratic model in the
+    eigenbasis of ``psi`` (moduli ``sv``), reusing the ``z`` of the loss and one gradient
+    buffer as in :func:`_uv_model`."""
+    last = {}
+    buf = {}
+
+    def loss_fn(p):
+        th = p[0]
+        z = 0.5 * zeta * (sv * th * th).sum(-1)
+        last["th"], last["z"] = th, z
+        return 0.5 * z * z, z
+
+    def grad_fn(p):
+        th = p[0]
+        z = last["z"] if last.get("th") is th else 0.5 * zeta * (sv * th * th).sum(-1)
+        g = buf.get("g")
+        if g is None or g.shape != th.shape:
+            g = buf["g"] = torch.empty_like(th)
+        torch.mul(sv, th, out=g)
+        return [g.mul_((z * zeta)[..., None])]  # grad = (z - y) zeta psi theta
+
+    return loss_fn, grad_fn
 
 
 def simulate_uv(eta_lam0, widths: Sequence[int], seeds: Sequence[int], steps: int, *,
@@ -152,24 +219,17 @@ def simulate_uv(eta_lam0, widths: Sequence[int], seeds: Sequence[int], steps: in
         lam0 = (u0.pow(2) + v0.pow(2)).sum(-1) / n
         eta = wt[:, None] / lam0[None, :]  # (E, S)
         E, S = eta.shape
-        state = (u0.unsqueeze(0).expand(E, S, n).clone(), v0.unsqueeze(0).expand(E, S, n).clone())
+        # one tensor (E, S, 2, n): u = [..., 0, :], v = [..., 1, :] (one update pass for both)
+        params = [torch.stack([u0, v0], 1).unsqueeze(0).expand(E, S, 2, n).clone()]
+        loss_fn, grad_fn = _uv_model(n)
 
-        def out_fn(st):
-            return (st[0] * st[1]).sum(-1) / sq
+        def lam_fn(p):
+            return p[0].pow(2).sum((-1, -2)) / n
 
-        def update_fn(st, coef):
-            c = (coef / sq).unsqueeze(-1)  # dL/du = (f - y) x v / sqrt(n), y = 0, x = 1
-            u, v = st
-            return (torch.addcmul(u, c, v, value=-1.0), torch.addcmul(v, c, u, value=-1.0))
-
-        def lam_fn(st):
-            return (st[0].pow(2) + st[1].pow(2)).sum(-1) / n
-
-        l0, mx, fl, fw, dv, ran = _run_scalar_model(out_fn, update_fn, lam_fn, state, eta, n, steps, div_g)
+        l0, mx, fl, fw, dv, ran = _run_scalar_model(loss_fn, grad_fn, lam_fn, params, eta, n, steps, div_g)
         per_width.append({
-            "f0": f0.cpu().numpy(), "lam0": lam0.cpu().numpy(), "loss0": l0[0].cpu().numpy(), "steps_run": ran,
-            "kappa0": np.ones(len(seeds)), "max_loss": mx.cpu().numpy(), "final_loss": fl.cpu().numpy(),
-            "final_eta_lam": fw.cpu().numpy(), "diverged": dv.cpu().numpy(),
+            "f0": f0.cpu().numpy(), "lam0": lam0.cpu().numpy(), "loss0": l0[0], "steps_run": ran,
+            "kappa0": np.ones(len(seeds)), "max_loss": mx, "final_loss": fl, "final_eta_lam": fw, "diverged": dv,
         })
     return _finish_sweep("uv", grid, widths, seeds, steps, per_width)
 
@@ -223,25 +283,20 @@ def simulate_quadratic(eta_lam0, widths: Sequence[int], seeds: Sequence[int], st
         kappa0 = lam0 / (zeta**2 * svals.pow(2).max(-1).values * th0.pow(2).sum(-1))
         eta = wt[:, None] / lam0[None, :]
         E, S = eta.shape
-        state = th0.unsqueeze(0).expand(E, S, N).clone()
+        params = [th0.unsqueeze(0).expand(E, S, N).clone()]
         sv = svals.unsqueeze(0)
 
-        def out_fn(th):
-            return 0.5 * zeta * (sv * th * th).sum(-1)
+        loss_fn, grad_fn = _quadratic_model(zeta, sv)
 
-        def update_fn(th, coef):
-            return th * (1.0 - (coef * zeta).unsqueeze(-1) * sv)  # grad = (z - y) zeta psi theta
-
-        def lam_fn(th):
-            return zeta**2 * (sv.pow(2) * th.pow(2)).sum(-1)
+        def lam_fn(p):
+            return zeta**2 * (sv.pow(2) * p[0].pow(2)).sum(-1)
 
         # width-free divergence variable: eta^2 z^2 zeta^2
-        l0, mx, fl, fw, dv, ran = _run_scalar_model(out_fn, update_fn, lam_fn, state, eta, 1.0 / zeta**2, steps,
+        l0, mx, fl, fw, dv, ran = _run_scalar_model(loss_fn, grad_fn, lam_fn, params, eta, 1.0 / zeta**2, steps,
                                                     div_g)
         per_width.append({
-            "f0": z0.cpu().numpy(), "lam0": lam0.cpu().numpy(), "loss0": l0[0].cpu().numpy(), "steps_run": ran,
-            "kappa0": kappa0.cpu().numpy(), "max_loss": mx.cpu().numpy(), "final_loss": fl.cpu().numpy(),
-            "final_eta_lam": fw.cpu().numpy(), "diverged": dv.cpu().numpy(),
+            "f0": z0.cpu().numpy(), "lam0": lam0.cpu().numpy(), "loss0": l0[0], "steps_run": ran,
+            "kappa0": kappa0.cpu().numpy(), "max_loss": mx, "final_loss": fl, "final_eta_lam": fw, "diverged": dv,
         })
     model = "quadratic-unit" if lo == hi == 1.0 else "quadratic-spread"
     return _finish_sweep(model, grid, widths, seeds, steps, per_width)
@@ -275,26 +330,15 @@ def uv_trajectories(eta_lam0, width: int, seed: int, steps: int, *, device: Devi
     div_g = validate.positive_real(div_g, "div_g")
     dev = resolve_device(device)
     u, v = uv_init(n, seed, "traj")
-    u, v = u.to(dev).expand(grid.size, n).clone(), v.to(dev).expand(grid.size, n).clone()
-    sq = math.sqrt(n)
-    lam0 = (u[0].pow(2) + v[0].pow(2)).sum() / n
-    eta = torch.as_tensor(grid, dtype=DT, device=dev) / lam0
-    losses, lams = [], []
-    alive = torch.ones(grid.size, dtype=torch.bool, device=dev)
-    for t in range(steps + 1):
-        f = (u * v).sum(-1) / sq
-        lam = (u.pow(2) + v.pow(2)).sum(-1) / n
-        loss = 0.5 * f.pow(2)
-        alive &= torch.isfinite(loss) & (eta.pow(2) * f.pow(2) / n <= div_g)
-        nan = torch.full_like(loss, math.nan)
-        losses.append(torch.where(alive, loss, nan))
-        lams.append(torch.where(alive, eta * lam, nan))
-        if t == steps:
-            break
-        c = torch.where(alive, eta * f / sq, torch.zeros_like(f)).unsqueeze(-1)
-        u, v = u - c * v, v - c * u
-    return Trajectories(frozen(grid), frozen(torch.stack(losses).cpu().numpy()),
-                        frozen(torch.stack(lams).cpu().numpy()), n, seed)
+    params = [torch.stack([u, v]).to(dev).expand(grid.size, 2, n).clone()]
+    lam0 = (u.pow(2) + v.pow(2)).sum() / n
+    eta = torch.as_tensor(grid, dtype=DT, device=dev) / lam0.to(dev)
+    loss_fn, grad_fn = _uv_model(n)
+    res = run_gd(loss_fn, params, eta, steps, grad_fn=grad_fn, divergence_factor=None,
+                 diverged=lambda st: st.etas * st.etas * st.aux * st.aux / n > div_g,
+                 record=lambda st: {"L": st.loss, "eta_lam": st.etas * st.params[0].pow(2).sum((-1, -2)) / n})
+    return Trajectories(frozen(grid), frozen(res.records["L"]), frozen(res.records["eta_lam"]), n, seed)
+
 
 
 # ----------------------------------------------------------------------------------------
