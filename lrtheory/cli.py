@@ -141,7 +141,8 @@ def cmd_recheck(args, sweeps) -> int:
     for s in sweeps:
         store = _store_for(args, s)
         try:
-            report = recheck(s, args.scale, args.recheck, store=store, seed=args.seed, device=args.device)
+            report = recheck(s, args.scale, args.recheck, store=store, seed=args.seed, device=args.device,
+                             max_seconds=args.max_seconds)
         finally:
             store.close()
         print(report.summary(), flush=True)
@@ -240,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recompute N stored points chosen at random and compare them with what is stored "
                         "(exit 1 if any differs); nothing is written")
     s.add_argument("--seed", type=int, default=0, help="which random points --recheck picks (default 0)")
+    s.add_argument("--max-seconds", type=float, default=None, metavar="S",
+                   help="with --recheck: only points that took at most S seconds to compute (cheap ones)")
     s.set_defaults(func=cmd_sweep)
     return p
 

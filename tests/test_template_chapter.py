@@ -114,6 +114,9 @@ def test_recheck_passes_on_stored_results_and_fails_on_an_altered_value(only_toy
     assert main(["sweep", "template_measurements", "--scale", "reference", "--recheck", "8"]) == 1
     out = capsys.readouterr().out
     assert "1 differ" in out and "measure_spread" in out
+    assert main(["sweep", "template_measurements", "--scale", "reference", "--recheck", "8",
+                 "--max-seconds", "0"]) == 0  # no point is that cheap: none recomputed
+    assert "0 stored points recomputed" in capsys.readouterr().out
 
 
 def test_verify_at_reference_scale_names_missing_points(only_toy, ref_file, capsys):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, List, Optional
 from lrtheory.core.store import canonical_json, decode_value
 from lrtheory.core.sweep import SweepDef, _as_sweep, _run_task, _stored, make_points
 
-__all__ = ["SweepStatus", "sweep_status", "results_close", "RecheckReport", "recheck"]
+__all__ = ["SweepStatus", "sweep_status", "results_close", "RecheckReport", "recheck", "point_seconds"]
 
 
 @dataclass
@@ -111,14 +111,25 @@ class RecheckReport:
         return s + "\n  " + self.status.summary()
 
 
+def point_seconds(row) -> float:
+    """What one stored point cost to compute: its batch's seconds over the batch's points
+    (inf when the store did not record it)."""
+    env = row.environment or {}
+    try:
+        return float(env["batch_seconds"]) / max(int(env.get("batch_points", 1)), 1)
+    except (KeyError, TypeError, ValueError):
+        return float("inf")
+
+
 def recheck(sweep: SweepDef, scale: str, n: int, *, store: Any = None, seed: int = 0, device: Any = None,
             rtol: float = 1e-6, atol: float = 1e-12, where: Optional[Callable[[Dict[str, Any]], bool]] = None,
-            ) -> RecheckReport:
+            max_seconds: Optional[float] = None) -> RecheckReport:
     """Recompute ``n`` stored points of ``sweep`` at ``scale`` chosen at random (``seed``) and
     compare them with what is stored (:func:`results_close` at ``rtol``/``atol``).
 
     A change to the code that changes results makes this fail until the stored run is redone.
-    ``where(config)`` restricts the choice (e.g. to cheap points). Nothing is written.
+    ``where(config)`` restricts the choice; ``max_seconds`` keeps only points whose stored
+    cost (:func:`point_seconds`) is at most that (cheap points, for CI). Nothing is written.
 
     Raises
     ------
@@ -132,7 +143,8 @@ def recheck(sweep: SweepDef, scale: str, n: int, *, store: Any = None, seed: int
         raise ValueError(f"n: expected a positive integer, got {n!r}")
     points = make_points(sweep, sweep.points(scale))
     found = _stored(store, [p.key for p in points])
-    candidates = [p for p in points if p.key in found and (where is None or where(p.config))]
+    candidates = [p for p in points if p.key in found and (where is None or where(p.config))
+                  and (max_seconds is None or point_seconds(found[p.key]) <= max_seconds)]
     chosen = random.Random(seed).sample(candidates, min(n, len(candidates)))
     mismatched = []
     for p in chosen:

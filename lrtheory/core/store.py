@@ -328,8 +328,8 @@ class TextStore:
     The same interface as :class:`ResultStore` (``keys``, ``rows``, ``count``, ``put``,
     ``delete``, a context manager). Each line is the canonical JSON of one point: ``key``,
     ``sweep``, ``config``, ``result``, ``status``, ``code_version``, ``environment``; lines are
-    sorted by key and carry no timestamp, so recomputing a point with the same code gives the
-    same line and a changed result is a one-line diff. Meant to be committed (a chapter's
+    sorted by key and carry no timestamp (the environment keeps the batch's seconds, which a
+    recheck uses to pick cheap points), so a changed result is a small diff. Meant to be committed (a chapter's
     reference results); one writer at a time, every write atomic (a temporary file renamed
     over the old one).
 
@@ -384,7 +384,7 @@ class TextStore:
     def put(self, entries: Sequence[Tuple[Any, Mapping[str, Any]]], *, code_version: str,
             environment: Mapping[str, Any], replace: bool = False) -> int:
         """Store ``(point, result)`` pairs and rewrite the file; see :meth:`ResultStore.put`."""
-        env = json.loads(canonical_json({k: v for k, v in environment.items() if k != "batch_seconds"}))
+        env = json.loads(canonical_json(environment))
         written = 0
         for point, result in entries:
             if not isinstance(result, Mapping):
