@@ -30,7 +30,7 @@ def test_catapult_range_uv_model_closed_form():
 
 def test_catapult_range_matches_core_ntk_on_an_mlp():
     """Module path (vmap(jacrev) over nn.Module) vs the core's batched NTK: 1e-10 relative (round-off)."""
-    from lrtheory.core.curvature import ntk_top_eig
+    from lrtheory.core.ntk import ntk_top_eig
     from lrtheory.core.mlp import MLPSpec, init_params, to_module
 
 

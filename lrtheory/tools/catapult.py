@@ -18,11 +18,13 @@ True
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from lrtheory.core import validate
+from lrtheory.core.ntk import ntk_top_eig
 
 __all__ = ["CatapultRange", "catapult_range"]
 
@@ -71,9 +73,9 @@ def catapult_range(model: torch.nn.Module, inputs: torch.Tensor) -> CatapultRang
 
     ``lambda_0`` is the top eigenvalue of the empirical NTK Gram matrix ``Theta / N`` on
     ``inputs``, ``Theta = J J^T`` over the ``N * d_out`` output entries (the outputs are
-    not summed) and every trainable parameter (:func:`lrtheory.core.curvature.ntk_top_eig`;
-    the normalisation by ``N`` is Lewkowycz et al.'s). Meant for the small batches the
-    catapult analysis is about: the cost is ``N * d_out`` Jacobian rows of the parameter count.
+    not summed) and every trainable parameter (:func:`lrtheory.core.ntk.ntk_top_eig`, dense
+    Jacobian for small problems, Lanczos beyond; the normalisation by ``N`` is Lewkowycz
+    et al.'s). Meant for the small batches the catapult analysis is about.
 
     Parameters
     ----------
@@ -101,24 +103,7 @@ def catapult_range(model: torch.nn.Module, inputs: torch.Tensor) -> CatapultRang
     validate.finite_tensor(inputs, "inputs")
     if not any(p.requires_grad for p in model.parameters()):
         raise ValueError("model: has no trainable parameters")
-    lam0 = _ntk_top(model, inputs)
-    if not (lam0 == lam0 and abs(lam0) != float("inf")):
+    lam0 = float(ntk_top_eig(model, inputs, normalize="batch"))
+    if not math.isfinite(lam0):
         raise ValueError("model: the NTK at these parameters is not finite")
     return CatapultRange(lam0=lam0, lazy_max=2.0 / lam0, catapult_max=4.0 / lam0, relu_literature_max=12.0 / lam0)
-
-
-def _ntk_top(model: torch.nn.Module, inputs: torch.Tensor) -> float:
-    """Top eigenvalue of ``Theta / N`` (temporary: until core.curvature.ntk_top_eig takes a module)."""
-    params = {k: v.detach() for k, v in model.named_parameters() if v.requires_grad}
-    buffers = {k: v.detach() for k, v in model.named_buffers()}
-
-    def f_single(p, x):
-        return torch.func.functional_call(model, (p, buffers), (x.unsqueeze(0),)).reshape(-1)
-
-    jac = torch.func.vmap(torch.func.jacrev(f_single), in_dims=(None, 0))(params, inputs)
-    N = inputs.shape[0]
-    J = torch.cat([j.reshape(j.shape[0] * j.shape[1], -1) for j in jac.values()], dim=1)  # (N d_out, P)
-    gram = (J @ J.T) / N
-    if not torch.isfinite(gram).all():
-        return float("nan")
-    return float(torch.linalg.eigvalsh(gram)[-1])

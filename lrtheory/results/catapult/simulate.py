@@ -372,7 +372,7 @@ def relu_sweep(eta_lam0, depth: int, width: int, seeds: Sequence[int], steps: in
     The ``E x S`` models (grid of ``eta * lambda_0`` x init seeds) are trained at once
     with :func:`lrtheory.core.train.train` on the MSE loss ``1/(2N) sum (f - y)^2``,
     ``eta = w / lambda_0`` per seed with ``lambda_0`` the top eigenvalue of the empirical
-    NTK ``Theta / N`` (:func:`lrtheory.core.curvature.ntk_top_eig`). A run whose loss
+    NTK ``Theta / N`` (:func:`lrtheory.core.ntk.ntk_top_eig`). A run whose loss
     exceeds ``divergence_factor * max(L_0, 1)`` or turns non-finite is frozen as diverged
     (the catapult peak grows with the width, so the factor is large).
 
@@ -400,7 +400,7 @@ def relu_sweep(eta_lam0, depth: int, width: int, seeds: Sequence[int], steps: in
     ValueError
         On a bad grid, depth, width, seed, step count or factor.
     """
-    from lrtheory.core.curvature import ntk_top_eig
+    from lrtheory.core.ntk import ntk_top_eig
     from lrtheory.core.mlp import MLPSpec, forward
     from lrtheory.core.train import train
 
@@ -416,7 +416,9 @@ def relu_sweep(eta_lam0, depth: int, width: int, seeds: Sequence[int], steps: in
     E, S = grid.size, len(seeds)
     spec = MLPSpec(d_in=x.shape[1], width=width, depth=depth, d_out=1, parametrization="ntk")
     p0 = relu_init(spec, seeds, dev)  # (S, ...)
-    lam0 = torch.as_tensor(ntk_top_eig(spec, p0, x, normalize="batch", method="dense"), dtype=DT, device=dev)
+    # Theta / N with the spec's LR multipliers: the kernel core.train's GD sees
+    lam0 = torch.as_tensor(ntk_top_eig(spec, p0, x, lr_weights="spec", normalize="batch", method="dense"),
+                           dtype=DT, device=dev)
     params = [p.unsqueeze(0).expand(E, *p.shape).reshape(E * S, *p.shape[1:]).clone() for p in p0]
     etas = (torch.as_tensor(grid, dtype=DT, device=dev)[:, None] / lam0[None, :]).reshape(-1)
     peak = {"v": None}
