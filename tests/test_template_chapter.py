@@ -98,9 +98,11 @@ def test_sweep_then_served_from_store_at_reference_scale(only_toy, ref_file, mon
                                          "environment"} for line in lines)
 
 
-def test_recheck_passes_on_stored_results_and_fails_on_an_altered_value(only_toy, ref_file, capsys):
+def test_recheck_passes_on_stored_results_and_fails_on_an_altered_value(only_toy, ref_file, monkeypatch, capsys):
     from lrtheory.cli import main
 
+    ch = only_toy.chapter("template")  # the six parts take >= 0.05 s each, the other two points less
+    monkeypatch.setitem(ch.configs, "reference", dataclasses.replace(ch.configs["reference"], delay=0.05))
     assert main(["sweep", "template", "--scale", "reference"]) == 0
     capsys.readouterr()
     assert main(["sweep", "template_measurements", "--scale", "reference", "--recheck", "3", "--seed", "1"]) == 0
@@ -115,8 +117,8 @@ def test_recheck_passes_on_stored_results_and_fails_on_an_altered_value(only_toy
     out = capsys.readouterr().out
     assert "1 differ" in out and "measure_spread" in out
     assert main(["sweep", "template_measurements", "--scale", "reference", "--recheck", "8",
-                 "--max-seconds", "0"]) == 0  # no point is that cheap: none recomputed
-    assert "0 stored points recomputed" in capsys.readouterr().out
+                 "--max-seconds", "0.02"]) == 1  # the cheap points only: the two undecomposed ones
+    assert "2 stored points recomputed, 1 differ" in capsys.readouterr().out
 
 
 def test_verify_at_reference_scale_names_missing_points(only_toy, ref_file, capsys):
