@@ -215,3 +215,31 @@ def test_loglog_fit_recovers_exact_power_laws(slope, logc, n, x0, ratio):
     assert fit.slope_se <= 1e-9 and fit.ci_high - fit.ci_low <= 1e-8
     if abs(slope) > 1e-3:  # a flat law has no r2 (all log y equal up to round-off)
         assert fit.r2 == pytest.approx(1.0, abs=1e-9)
+
+
+def test_propagated_intercept_error_and_interval_off_centre():
+    """Known point errors at x away from 0: slope and intercept are linear in y, (a, b) = M y with
+    M = (A^T A)^-1 A^T, so their standard errors are sqrt(sum_i M_ji^2 s_i^2) (an explicit matrix, not the
+    module's centred formulas); the normal interval is symmetric about the slope."""
+    x = np.array([2.0, 3.0, 5.0, 8.0, 9.0])
+    y = np.array([1.0, 1.8, 3.1, 5.2, 5.9])
+    s = np.array([0.1, 0.3, 0.2, 0.4, 0.1])
+    fit = linear_fit(x, y, y_se=s, level=0.9)
+    A = np.stack([x, np.ones_like(x)], 1)
+    M = np.linalg.solve(A.T @ A, A.T)
+    se_slope, se_icpt = np.sqrt((M ** 2 * s ** 2).sum(1))
+    assert fit.slope_se == pytest.approx(se_slope, rel=1e-12)
+    assert fit.intercept_se == pytest.approx(se_icpt, rel=1e-12)
+    z = st.norm.ppf(0.95)
+    assert fit.ci == pytest.approx((fit.slope - z * se_slope, fit.slope + z * se_slope), rel=1e-12)
+    # the OLS intercept error against linregress at x away from 0
+    ols = linear_fit(x, y)
+    assert ols.intercept_se == pytest.approx(st.linregress(x, y).intercept_stderr, rel=1e-10)
+
+
+def test_bootstrap_single_group_is_degenerate_free():
+    """One group holding every point: every resample is the data itself, so the bootstrap spread is 0."""
+    x, y = _data(n=6)
+    fit = linear_fit(x, y, groups=np.zeros(6), n_boot=50)
+    assert fit.slope_se == pytest.approx(0.0, abs=1e-12) and fit.n_boot == 50
+    assert fit.ci_low == pytest.approx(fit.slope, abs=1e-12) and fit.ci_high == pytest.approx(fit.slope, abs=1e-12)
