@@ -17,7 +17,7 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-browser verify clean
+.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-reference test-browser verify clean
 
 help:
 	@echo "make book          install, execute the chapters, build _build/html"
@@ -25,6 +25,7 @@ help:
 	@echo "make notebooks     re-execute chapters in place (NB=chapters/05_balancing.ipynb for one)"
 	@echo "make verify        lrtheory verify --scale ci"
 	@echo "make test-nbval-kernel  nbval under ATEN_CPU_CAPABILITY=avx2 (another CPU kernel)"
+	@echo "make test-reference  reference runs complete, passing, a sample recomputed"
 	@echo "make test-browser  build, serve and check every page in headless Chromium"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -63,6 +64,10 @@ test-nbval: $(STAMP)
 test-nbval-kernel: $(STAMP)
 	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest -q -p no:cacheprovider -n 2 \
 	  --dist loadfile --nbval-lax --nbval-current-env $(NB)
+
+# the committed reference runs: complete, passing, and a random sample of cheap points recomputed
+test-reference: $(STAMP)
+	$(PY) scripts/check_reference.py
 
 test: test-unit test-nbval book-build
 
