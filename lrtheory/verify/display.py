@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Sequence
 
-__all__ = ["show_equation", "shade_phases", "loglog"]
+__all__ = ["show_equation", "shade_phases", "loglog", "plain_log_ticks"]
 
 
 def show_equation(lhs: str, expr: Any, label: Optional[str] = None):
@@ -46,3 +46,17 @@ def loglog(ax, xlabel: str, ylabel: str) -> None:
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+
+
+def plain_log_ticks(ax, axis: str = "x", ticks: Optional[Sequence[float]] = None) -> None:
+    """Plain numbers (``16``, ``64``, ``0.5``) instead of powers of ten on a log axis, at
+    ``ticks`` (default: the axis' major ticks), no minor labels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    if axis not in ("x", "y"):
+        raise ValueError(f"axis: expected 'x' or 'y', got {axis!r}")
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    if ticks is not None:
+        target.set_ticks(list(ticks))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())

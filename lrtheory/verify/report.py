@@ -20,7 +20,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 
 from lrtheory.verify.claims import Claim, Value, Verdict, check_scale
 
-__all__ = ["run_claims", "verdict_table", "format_value", "summary_line", "html_table", "verdict_anchor"]
+__all__ = ["run_claims", "verdict_table", "verdict_summary", "format_value", "summary_line", "html_table",
+           "verdict_anchor"]
 
 
 def run_claims(claims: Sequence[Claim], scale: str = "ci", device: Any = None,
@@ -95,6 +96,24 @@ def verdict_table(verdicts: Sequence[Verdict], digits: int = 4, width: int = 76)
                                        subsequent_indent=" " * 13, break_on_hyphens=False) or [f"  {label}"])
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
+
+
+def verdict_summary(verdicts: Sequence[Verdict]) -> str:
+    """Each claim's id and verdict, then :func:`summary_line`: the checked view of a table whose
+    measured numbers are not stable across machines (e.g. bisection brackets), shown beside it.
+
+    Example
+    -------
+    >>> from lrtheory.verify.claims import Claim, Tolerance
+    >>> c = Claim(id="demo.one", chapter="demo", statement="1 = 1", source="derived here",
+    ...           tolerance=Tolerance(0, "abs", "exact"), predict=lambda s: 1.0, measure=lambda s, d: 1.0)
+    >>> print(verdict_summary(run_claims([c], "ci", "cpu")))
+    demo.one  PASS
+    1 passed, 0 failed
+    """
+    width = max((len(v.id) for v in verdicts), default=0)
+    lines = [f"{v.id.ljust(width)}  {'PASS' if v.passed else 'FAIL'}" for v in verdicts]
+    return "\n".join(lines + [summary_line(verdicts)])
 
 
 def summary_line(verdicts: Sequence[Verdict]) -> str:
