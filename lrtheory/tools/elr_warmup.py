@@ -58,8 +58,8 @@ def unit_elrs(params: Sequence[torch.Tensor], grads: Optional[Sequence[torch.Ten
         If ``params`` is empty, lengths or shapes differ, a gradient is missing, or a
         weight tensor has zero norm (its ELR is undefined).
 
-    Example
-    -------
+    Examples
+    --------
     >>> w = torch.tensor([3.0, 4.0], requires_grad=True)
     >>> (w / w.norm()).sum().backward()
     >>> round(unit_elrs([w])[0], 6)
