@@ -52,8 +52,9 @@ def test_cnn_kernels_are_scale_invariant():
 
 
 TINY = dataclasses.replace(CHAPTER.config("ci"), sim_dim=8, norm_steps=3, ratio_steps=8, mlp_depth=3,
-                           mlp_width=8, mlp_n=32, scan_mults=(0.5, 1.0, 2.0), scan_seeds=3, trace_mults=(0.5, 2.0),
-                           trace_steps=2, warm_steps=2, cnn_channels=2, cnn_blocks=2, cnn_n=16)
+                           mlp_width=8, mlp_n=32, scan_mults=(0.5, 1.0, 2.0), scan_seeds=3, ratio_pairs=2,
+                           trace_mults=(0.5, 2.0), trace_steps=2, warm_steps=2, cnn_channels=2, cnn_blocks=2,
+                           cnn_n=16)
 
 
 def test_no_two_models_share_a_seed():

@@ -96,18 +96,20 @@ def widening_onset(etas, spread_before: float, spread_after) -> float:
 
 
 def log_ratio_from_norms(S, c) -> np.ndarray:
-    """``log(E_0/E_1)`` of two scale-invariant layers from their squared norms ``S (T+1, 2)``
-    and their known gradient scales ``c (2,)`` (``E = eta c / S``): free of the per-step noise
-    of the gradient norms.
+    """``log(E_{2i}/E_{2i+1})`` of pairs of scale-invariant layers from their squared norms
+    ``S (T+1, 2P)`` and their known gradient scales ``c (2P,)`` (``E = eta c / S``), one column per
+    pair ``(T+1, P)``: free of the per-step noise of the gradient norms.
 
     Example
     -------
     >>> log_ratio_from_norms(np.array([[1.0, 1.0], [2.0, 4.0]]), [1.0, 1.0]).round(6).tolist()
-    [0.0, 0.693147]
+    [[0.0], [0.693147]]
     """
     S = np.asarray(S, dtype=np.float64)
     c = np.asarray(c, dtype=np.float64)
-    return np.log(S[:, 1] / S[:, 0]) + math.log(c[0] / c[1])
+    if S.ndim != 2 or S.shape[1] % 2 or c.shape != S.shape[1:]:
+        raise ValueError(f"S: expected (T+1, 2P) norms with c of shape (2P,), got {S.shape} and {c.shape}")
+    return np.log(S[:, 1::2] / S[:, 0::2]) + np.log(c[0::2] / c[1::2])
 
 
 def window_mean(x, t: int) -> float:

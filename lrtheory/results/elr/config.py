@@ -42,6 +42,8 @@ class ELRConfig:
         Steps of the ``elr.ratio_converges`` simulation.
     ratio_E0 : (float, float)
         Initial ELRs of its two layers (a 10x gap in gradient scale).
+    ratio_pairs : int
+        Independent pairs of such layers simulated at once; their log ratios are averaged.
     mlp_depth, mlp_width, mlp_n : int
         Normalized hidden layers, their width, training digits of the MLP.
     scan_mults : tuple of float
@@ -67,6 +69,7 @@ class ELRConfig:
     norm_E0: Tuple[float, ...]
     ratio_steps: int
     ratio_E0: Tuple[float, float]
+    ratio_pairs: int
     mlp_depth: int
     mlp_width: int
     mlp_n: int
@@ -84,12 +87,12 @@ class ELRConfig:
 
 CONFIGS = {
     "ci": ELRConfig(sim_dim=512, norm_steps=400, norm_E0=(0.05, 0.1, 0.2), ratio_steps=3000, ratio_E0=(0.5, 0.05),
-                    mlp_depth=16, mlp_width=64, mlp_n=256, scan_mults=_geomspace(1 / 16, 16, 17), scan_seeds=8,
-                    trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=40, warm_steps=20, warm_lr=30.0,
-                    warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128),
+                    ratio_pairs=8, mlp_depth=16, mlp_width=64, mlp_n=256, scan_mults=_geomspace(1 / 16, 16, 17),
+                    scan_seeds=8, trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=40, warm_steps=20,
+                    warm_lr=30.0, warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128),
     "full": ELRConfig(sim_dim=4096, norm_steps=4000, norm_E0=(0.05, 0.1, 0.2), ratio_steps=30000,
-                      ratio_E0=(0.5, 0.05), mlp_depth=32, mlp_width=256, mlp_n=1347,
-                      scan_mults=_geomspace(1 / 16, 16, 33), scan_seeds=8, trace_mults=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0),
-                      trace_steps=400, warm_steps=100, warm_lr=30.0, warm_momentum=0.9, cnn_channels=64,
-                      cnn_blocks=32, cnn_n=1347),
+                      ratio_E0=(0.5, 0.05), ratio_pairs=8, mlp_depth=32, mlp_width=256, mlp_n=1347,
+                      scan_mults=_geomspace(1 / 16, 16, 33), scan_seeds=8,
+                      trace_mults=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0), trace_steps=400, warm_steps=100,
+                      warm_lr=30.0, warm_momentum=0.9, cnn_channels=64, cnn_blocks=32, cnn_n=1347),
 }

@@ -314,7 +314,8 @@ def norm2_closed_form(S0, eta, c, t) -> np.ndarray:
     >>> float(norm2_closed_form(1.0, 1.0, 1.0, 4.0))
     3.0
     """
-    return np.asarray(_lambdified("S_closed")(V.positive_array(S0, "S0"), V.positive_array(eta, "eta"), V.positive_array(c, "c"),
+    return np.asarray(_lambdified("S_closed")(V.positive_array(S0, "S0"), V.positive_array(eta, "eta"),
+                                              V.positive_array(c, "c"),
                                               _nonneg_array(t, "t")), dtype=np.float64)
 
 
@@ -370,7 +371,8 @@ def critical_lr(a_l, a_k) -> np.ndarray:
     >>> float(critical_lr(4.0, 1.0))
     0.5
     """
-    return np.asarray(_lambdified("critical_lr")(V.positive_array(a_l, "a_l"), V.positive_array(a_k, "a_k")), dtype=np.float64)
+    return np.asarray(_lambdified("critical_lr")(V.positive_array(a_l, "a_l"), V.positive_array(a_k, "a_k")),
+                      dtype=np.float64)
 
 
 def model_spread_trace(a0, lrs) -> np.ndarray:

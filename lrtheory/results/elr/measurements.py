@@ -38,10 +38,11 @@ def measure_norm_run(cfg, device) -> S.ScaleInvariantRun:
 
 @CHAPTER.measurement
 def measure_ratio_run(cfg, device) -> S.ScaleInvariantRun:
-    """The simulation behind ``elr.ratio_converges``: two layers with initial ELRs ``cfg.ratio_E0``
-    (a 10x gap in gradient scale, standing for gradient explosion) at ``eta = 1, S0 = 1``."""
-    return S.simulate_scale_invariant(cfg.ratio_E0, eta=1.0, steps=cfg.ratio_steps, S0=1.0, dim=cfg.sim_dim,
-                                      seed=seed_for("elr", "ratio_converges", 0), device=device)
+    """The simulation behind ``elr.ratio_converges``: ``cfg.ratio_pairs`` independent pairs of layers
+    with initial ELRs ``cfg.ratio_E0`` (a 10x gap in gradient scale, standing for gradient explosion)
+    at ``eta = 1, S0 = 1``; layers ``2i, 2i + 1`` are pair ``i``."""
+    return S.simulate_scale_invariant(tuple(cfg.ratio_E0) * cfg.ratio_pairs, eta=1.0, steps=cfg.ratio_steps, S0=1.0,
+                                      dim=cfg.sim_dim, seed=seed_for("elr", "ratio_converges", 0), device=device)
 
 
 def _setting(cfg, device, seed_index: int = 0) -> S.MLPSetting:
