@@ -2,7 +2,7 @@
 
 Each takes a :class:`lrtheory.tools.operators.CurvatureOperator` (Hessian, Gauss-Newton, or
 your own subclass) and only multiplies vectors with it. Lanczos and power iteration are those of
-:mod:`lrtheory.core.curvature`; ``scipy.sparse.linalg.eigsh`` (ARPACK) finds ``k`` eigenpairs.
+:mod:`lrtheory.core.lanczos`; ``scipy.sparse.linalg.eigsh`` (ARPACK) finds ``k`` eigenpairs.
 
 Tolerances follow the dtype (:func:`default_tol`): a float32 Hessian-vector product is only
 accurate to about ``1e-6`` relative, so asking for ``1e-10`` there only buys iterations. A result
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from lrtheory.core.curvature import lanczos_top_eig, power_iteration_top_eig
+from lrtheory.core.lanczos import lanczos_top_eig, power_iteration_top_eig
 from lrtheory.core.device import make_generator
 from lrtheory.tools._batches import dense_fits
 from lrtheory.tools.operators import CurvatureOperator
