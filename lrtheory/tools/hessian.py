@@ -67,7 +67,7 @@ class SharpnessResult:
     n_hvp: int
     method: str
     converged: bool
-    vector: Optional[Tensor] = field(default=None, repr=False)
+    vector: Optional[Tensor] = field(default=None, repr=False, compare=False)
     residual: float = float("nan")
 
 

@@ -79,7 +79,7 @@ def _residual(op: CurvatureOperator, theta: float, v: Tensor) -> float:
     return float((op.matvec(v) - theta * v).norm())
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields, not results
 class EigsResult:
     """Eigenpairs of a curvature operator (see :func:`eigs`).
 
@@ -107,7 +107,7 @@ class EigsResult:
     method: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields, not results
 class TraceResult:
     """Hutchinson trace estimate: ``value`` with its standard error ``se`` over ``n_samples`` probes
     (``samples`` holds each ``z^T A z``)."""
@@ -119,7 +119,7 @@ class TraceResult:
     samples: np.ndarray = field(repr=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare fields, not results
 class DensityResult:
     """Spectral density by stochastic Lanczos quadrature, ready to plot: ``grid`` and ``density``
     (integrates to 1 over the grid); ``nodes`` and ``weights`` ``(n_probes, m)`` are the quadrature
