@@ -156,3 +156,10 @@ def test_record_seeds_nested_and_threads():
     with record_seeds() as e1, record_seeds() as e2:
         pass
     assert e1 == e2 == []  # two empty recorders leave cleanly (removed by identity)
+
+
+def test_seed_zero_and_large_seeds_are_valid():
+    for s in (0, 2 ** 63 - 1, seed_for("x")):
+        make_generator(s)
+    seed_everything(0)
+    seed_everything(2 ** 40 + 3)  # numpy's seed is taken mod 2**32

@@ -9,9 +9,10 @@ from lrtheory.core import validate as V
 
 
 @pytest.mark.parametrize("fn, good, expected", [
-    (V.positive_int, 3, 3), (V.positive_int, np.int64(2), 2),
+    (V.positive_int, 3, 3), (V.positive_int, np.int64(2), 2), (V.positive_int, 1, 1),
     (V.nonneg_int, 0, 0), (V.nonneg_int, np.int32(5), 5),
     (V.finite_real, -2, -2.0), (V.finite_real, np.float32(0.5), 0.5), (V.finite_real, torch.tensor(1.5), 1.5),
+    (V.finite_real, np.array(2.5), 2.5), (V.positive_real, torch.tensor([0.25]), 0.25),
     (V.positive_real, 1e-3, 1e-3), (V.positive_real, 2, 2.0),
     (V.nonneg_real, 0, 0.0), (V.nonneg_real, np.float64(0.25), 0.25),
 ])
@@ -25,7 +26,8 @@ def test_accepts_and_coerces(fn, good, expected):
     (V.positive_int, None),
     (V.nonneg_int, -1), (V.nonneg_int, 0.5), (V.nonneg_int, False),
     (V.finite_real, math.nan), (V.finite_real, math.inf), (V.finite_real, "1"), (V.finite_real, True),
-    (V.finite_real, torch.ones(2)), (V.finite_real, None),
+    (V.finite_real, torch.ones(2)), (V.finite_real, None), (V.finite_real, torch.tensor(True)),
+    (V.finite_real, np.array([1.0, 2.0])),
     (V.positive_real, 0), (V.positive_real, -1e-9), (V.positive_real, math.inf), (V.positive_real, math.nan),
     (V.positive_real, True),
     (V.nonneg_real, -1), (V.nonneg_real, math.inf), (V.nonneg_real, "x"),
