@@ -255,12 +255,109 @@ def test_unknown_scale_raises():
 def test_configs_are_frozen_and_complete():
     import dataclasses
 
-    assert set(CONFIGS) == {"ci", "full"} and CHAPTER.config("ci") is CONFIGS["ci"]
+    assert set(CONFIGS) == {"ci", "reference", "full"} and CHAPTER.config("ci") is CONFIGS["ci"]
     with pytest.raises(dataclasses.FrozenInstanceError):
         CONFIGS["ci"].scalar.steps = 1  # type: ignore[misc]
-    ci = CONFIGS["ci"]
-    assert ci.scalar.grid.values().size == 451 and ci.scalar.grid.values()[-1] == 5.0
+    ci, ref = CONFIGS["ci"], CONFIGS["reference"]
+    assert ci.scalar.grid.values()[0] == 0.5 and ci.scalar.grid.values()[-1] == 4.5
     assert ci.orbit.grid.values()[0] == 0.8 and ci.orbit.grid.values().size == 71
+    # the paper's scalar grid, at both scales: (9,1), (19,1), (99,1), mu = 2, eta = k h0 / 7
+    for cfg in (ci, ref):
+        assert cfg.paper.inits == ((9.0, 1.0), (19.0, 1.0), (99.0, 1.0)) and cfg.paper.mu == 2.0
+        assert np.allclose(cfg.paper.fractions, [1, 6 / 7, 5 / 7, 4 / 7, 3 / 7, 2 / 7])
+    assert ref.matrix.ns == (2, 4, 8, 16)
+
+
+# ---------------------------------------------------------------- derivation checks (were claims) --
+
+def test_imbalance_recursion_holds_along_torch_gd_runs():
+    # D' = (1 - eta^2 r^2) D along float64 torch GD from the paper's starts, at small and large steps
+    # (the last one diverges; its steps up to divergence count): round-off only, 1e-12 of x^2 + y^2
+    for x0, y0 in ((9.0, 1.0), (19.0, 1.0), (99.0, 1.0)):
+        L = S.scalar_top_eigenvalue(x0, y0, 2.0)
+        eta_L = np.array([0.5, 1.5, 2.5, 3.0, D.paper_step_size(x0, y0, 2.0) * L, 4.5])
+        run = S.scalar_gd(x0, y0, eta_L / L, 2.0, 300, record=True, device="cpu")
+        tx, ty = run.traj_x, run.traj_y
+        ok = np.isfinite(tx[1:]) & np.isfinite(tx[:-1])
+        Dk = tx ** 2 - ty ** 2
+        fac = D.imbalance_factor(tx[:-1], ty[:-1], 2.0, run.eta[None, :])
+        err = np.abs(Dk[1:] - fac * Dk[:-1]) / (tx[1:] ** 2 + ty[1:] ** 2 + np.abs(fac) * (tx[:-1] ** 2 + ty[:-1] ** 2))
+        assert ok.sum() > 1000 and np.nanmax(np.where(ok, err, 0.0)) < 1e-12
+        assert run.status[-1] == DIVERGED
+
+
+def test_reduced_map_and_its_constraint():
+    rm = D.derive_reduced_map()
+    assert sp.expand(rm.s_next - (rm.s * (1 + rm.rho ** 2) + 4 * rm.rho * (rm.m - rm.rho))) == 0
+    assert sp.expand(rm.d_next - rm.d * (1 - rm.rho ** 2)) == 0
+    # numerically, on one GD step from (9, 1): the scaled coordinates follow the derived map
+    x, y, mu, eta = 9.0, 1.0, 2.0, 0.03
+    r = mu - x * y
+    xn, yn = x + eta * y * r, y + eta * x * r
+    vals = {rm.rho: eta * r, rm.s: eta * (x * x + y * y), rm.m: eta * mu, rm.d: eta * (x * x - y * y)}
+    assert math.isclose(float(rm.rho_next.subs(vals)), eta * (mu - xn * yn), rel_tol=1e-12)
+    assert math.isclose(float(rm.s_next.subs(vals)), eta * (xn * xn + yn * yn), rel_tol=1e-12)
+    assert abs(float(rm.constraint.subs(vals))) < 1e-12
+
+
+def test_edge_invariant_is_exact_along_gd():
+    ei = D.derive_edge_invariant()
+    rm = D.derive_reduced_map()
+    assert sp.expand(ei.w - (4 - rm.s - rm.m * rm.rho)) == 0
+    assert sp.expand(ei.factor - (1 + rm.rho ** 2 - rm.m * rm.rho)) == 0
+    assert sp.expand(ei.on_curve - (rm.rho ** 3 - 3 * rm.rho)) == 0
+    assert ei.two_cycle_on_curve and str(ei.factor_positive_if) == "m < 2"
+    # along torch GD: w_{k+1} = w_k (1 + rho^2 - m rho) to round-off (1e-10 of 4 + |w|), sign never changes
+    eta = 0.9 * D.edge_eta(9.0, 1.0, 2.0)
+    run = S.scalar_gd(9.0, 1.0, [eta, 1.01 * D.edge_eta(9.0, 1.0, 2.0)], 2.0, 60, record=True, device="cpu")
+    for j in range(2):
+        tx, ty = run.traj_x[:, j], run.traj_y[:, j]
+        keep = np.isfinite(tx) & (np.abs(tx) < 1e3)
+        tx, ty = tx[keep], ty[keep]
+        h = run.eta[j]
+        w = D.edge_w(tx, ty, 2.0, h)
+        rho = h * (2.0 - tx * ty)
+        pred = w[:-1] * (1 + rho[:-1] ** 2 - h * 2.0 * rho[:-1])
+        assert np.max(np.abs(w[1:] - pred) / (4 + np.abs(w[1:]))) < 1e-10
+        assert np.all(np.sign(w) == np.sign(w[0]))
+    # the edge: the smallest positive root, exact at (4, 1) with mu = 2 (-4 eta^2 + 17 eta - 4 = 0)
+    assert math.isclose(D.edge_eta(4.0, 1.0, 2.0), 0.25, rel_tol=1e-12)
+    assert abs(D.edge_w(9.0, 1.0, 2.0, D.edge_eta(9.0, 1.0, 2.0))) < 1e-12
+
+
+def test_limit_invariant_and_prediction():
+    li = D.derive_limit_invariant()
+    rm = D.derive_reduced_map()
+    assert sp.expand(li.product_factor - (1 - rm.rho ** 2) * (1 + rm.rho ** 2 - rm.m * rm.rho)) == 0
+    # the prediction solves g(s) = |d0| w0 on the stable branch s <= 2
+    x0, y0, mu = 19.0, 1.0, 2.0
+    eta = 4 / 7 * D.paper_step_size(x0, y0, mu)
+    Dinf = D.predicted_limit_imbalance(x0, y0, mu, eta)
+    m, d = eta * mu, eta * Dinf
+    s = math.sqrt(d * d + 4 * m * m)
+    assert s <= 2 and math.isclose(d * (4 - s), eta * (x0 ** 2 - y0 ** 2) * D.edge_w(x0, y0, mu, eta), rel_tol=1e-9)
+    # beyond the edge nothing is predicted; far below it, the imbalance is (nearly) conserved
+    assert math.isnan(D.predicted_limit_imbalance(x0, y0, mu, 1.01 * D.edge_eta(x0, y0, mu)))
+    assert math.isclose(D.predicted_limit_imbalance(x0, y0, mu, 1e-4), x0 ** 2 - y0 ** 2, rel_tol=1e-3)
+    assert math.isclose(float(D.limit_ratio(x0 ** 2 - y0 ** 2, mu)), D.gradient_flow_ratio(x0, y0, mu), rel_tol=1e-12)
+
+
+def test_divergence_edge_brackets_a_threshold():
+    lo, hi, found = S.divergence_edge(lambda g: g > 0.3141, [0.0, 0.0, 0.5], [1.0, 0.2, 1.0], 11, 4)
+    assert found.tolist() == [True, False, False]
+    assert lo[0] <= 0.3141 < hi[0] and hi[0] - lo[0] < 1e-3
+    assert lo[1] == hi[1] == 0.2 and lo[2] == hi[2] == 0.5
+    with pytest.raises(ValueError, match="points"):
+        S.divergence_edge(lambda g: g > 0, [0.0], [1.0], 2, 1)
+
+
+def test_gaussian_problem_is_square_and_seeded():
+    a = S.make_gaussian_problem(4, 4, x_scale=3.0, y_scale=0.3, seed=7)
+    b = S.make_gaussian_problem(4, 4, x_scale=3.0, y_scale=0.3, seed=7)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b)) and a[0].shape == (4, 4)
+    assert np.linalg.norm(a[1]) > 3 * np.linalg.norm(a[2])
+    with pytest.raises(ValueError, match="x_scale"):
+        S.make_gaussian_problem(2, 2, x_scale=0.0, y_scale=1.0, seed=0)
 
 
 # ---------------------------------------------------------------- determinism -------

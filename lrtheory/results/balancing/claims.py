@@ -1,8 +1,9 @@
 """Chapter 05 claims: each prediction reads :mod:`derivation` only; each measurement a ``measure_*``.
 
-Ids are stable (``balancing.scalar.convergence_edge``, ...). One-sided bounds use the
-``"upper"``/``"lower"`` tolerance kinds; only the flattest-edge claim, which places two
-measured grid points on either side of one predicted edge, keeps its own comparison.
+Every claim is two-sided (it fails when its prediction is off by a factor of 2 either way);
+bounds that hold with a wide margin (the linear-stability bound on the limit's ratio, the
+paper's sufficient step ``h0``) are figures of the chapter, not claims. The exact imbalance
+recursion is a unit test of the derivation (tests/test_balancing.py), not a claim.
 """
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from lrtheory.results.balancing import CHAPTER
 from lrtheory.results.balancing import analysis as A
 from lrtheory.results.balancing import derivation as D
 from lrtheory.results.balancing import measurements as M
-from lrtheory.results.balancing.simulate import matrix_top_eigenvalue
 from lrtheory.verify.claims import Tolerance
 
-__all__ = ["init_key"]
+__all__ = ["init_key", "grid_key"]
 
 PAPER = "Wang, Chen, Zhao, Tao 2022 (arXiv 2110.03677)"
 
@@ -27,82 +27,66 @@ def init_key(x0: float, y0: float) -> str:
     return f"({x0:g},{y0:g})"
 
 
-# ----------------------------------------------------------------------------- imbalance recursion
-def _measure_recursion(cfg, device) -> float:
-    # round-off (~1e-15, its last digit set by the CPU's kernels) is reported at the config's floor
-    err = M.measure_imbalance_recursion.of(cfg, device).max_error
-    return float(max(err, cfg.recursion.floor)) if np.isfinite(err) else float(err)
+def grid_key(x0: float, y0: float, f: float) -> str:
+    """The name of a point of the paper's grid: ``"(9,1)@4/7"`` (``eta = 4/7 h0``)."""
+    return f"{init_key(x0, y0)}@{int(round(7 * f))}/7"
+
+
+# ----------------------------------------------------------------------------- limit imbalance
+def _predict_limit(cfg) -> Dict[str, float]:
+    c = cfg.paper
+    return {grid_key(x0, y0, f): float(D.predicted_limit_imbalance(x0, y0, c.mu, f * D.paper_step_size(x0, y0, c.mu)))
+            for x0, y0 in c.inits for f in c.claim_fractions}
+
+
+def _measure_limit(cfg, device) -> Dict[str, float]:
+    g = M.measure_paper_grid.of(cfg, device)
+    out = {}
+    for i, (x0, y0) in enumerate(g.inits):
+        for j, f in enumerate(g.fractions):
+            if any(abs(f - cf) < 1e-12 for cf in cfg.paper.claim_fractions):
+                conv = int(g.status[i, j]) == A.EndState.CONVERGED
+                out[grid_key(x0, y0, f)] = float(abs(g.x[i, j] ** 2 - g.y[i, j] ** 2)) if conv else float("nan")
+    return out
 
 
 CHAPTER.claim(
-    "balancing.scalar.imbalance_recursion",
-    statement="One GD step on (mu - x y)^2/2 multiplies the imbalance x^2 - y^2 exactly by "
-              "1 - eta^2 (mu - x y)^2: the max normalized per-step deviation along torch GD runs is 0 "
-              "(measured: the worst deviation, reported at a resolution floor of 1e-13).",
-    source="derived here with sympy from the GD step (an identity of our algebra; paper: "
-           f"{PAPER}, Sec. 3, studies the same imbalance)",
-    tolerance=Tolerance(1e-12, "abs", "float64 round-off: each side is a few O(1) products with relative error "
-                                      "~1e-16, normalized by x^2 + y^2; 1e-12 leaves a 1000x margin"),
-    predict=lambda cfg: 0.0,
-    measure=_measure_recursion,
+    "balancing.scalar.limit_imbalance",
+    statement="On the paper's grid at eta = 4/7, 3/7, 2/7 h0 (eta (x0^2 + y0^2) <= 2.3), GD's limit imbalance "
+              "|x^2 - y^2| is the stable root of |d| (4 - s) = |d0| w0 (the invariant |d| w, d = eta (x^2 - y^2), "
+              "s = eta (x^2 + y^2), w = 4 - s - eta^2 mu (mu - x y)): balancing at 4/7 h0, none below 2/L.",
+    source="derived here with sympy (the invariant curve w = 0 and the product |d| w; the neglected per-step "
+           f"factor is stated and measured); the setting is the paper's ({PAPER}, Sec. 5, scalar experiments)",
+    tolerance=Tolerance(0.1, "rel", "the neglected factor (1 - rho^2)(1 + rho^2 - m rho) per step: its product "
+                                    "along these runs is >= 0.96; 0.1 covers it (a factor 2 is 0.5 or 1)"),
+    predict=_predict_limit,
+    measure=_measure_limit,
 )
 
 
 # ----------------------------------------------------------------------------- convergence edge
 def _predict_edge(cfg) -> Dict[str, float]:
-    c = cfg.scalar
-    return {init_key(x0, y0): D.h0L(x0, y0, c.mu) for x0, y0 in c.inits}
+    c = cfg.edges
+    return {init_key(x0, y0): D.edge_eta(x0, y0, c.mu) / D.paper_step_size(x0, y0, c.mu) for x0, y0 in c.inits}
 
 
 def _measure_edge(cfg, device) -> Dict[str, float]:
-    sw = M.measure_scalar_sweep.of(cfg, device)
-    return {init_key(*p): A.edge_with_extra_node(sw.eta_L, run.status, h0 * L, int(at.status[0]))
-            for p, L, h0, run, at in zip(sw.inits, sw.L, sw.h0, sw.runs, sw.at_h0)}
+    e = M.measure_scalar_edges.of(cfg, device)
+    return {init_key(*p): (float(0.5 * (lo + hi) / h0) if (f and cl) else float("nan"))
+            for p, lo, hi, h0, f, cl in zip(e.inits, e.lo, e.hi, e.h0, e.found, e.converged_lo)}
 
 
 CHAPTER.claim(
     "balancing.scalar.convergence_edge",
-    statement="GD converges for every eta*L up to the paper's h0*L = 4L/(x0^2+y0^2+4mu) (well beyond 2), "
-              "i.e. the measured edge of the convergent range lies at or above h0*L.",
-    source=f"{PAPER}, Theorem 3.1 (a sufficient condition), in the setting of their scalar experiments (mu = 2)",
-    tolerance=Tolerance(0.0, "lower", "one-sided: measured edge >= proved h0*L (the theorem is sufficient only; "
-                                      "grid step 0.01 in eta*L, h0 run separately)"),
+    statement="GD from (x0, y0) converges up to, and diverges just beyond, the LR where the start lies on the "
+              "invariant curve w = 0: eta (x0^2 + y0^2) + eta^2 mu (mu - x0 y0) = 4 (in units of the paper's "
+              "h0: 1.107, 1.023, 1.001 for (9,1), (19,1), (99,1)).",
+    source="derived here with sympy (the invariant curve w = 0 of GD, through the balanced period-2 orbit; "
+           f"the paper's Theorem 3.1, {PAPER}, proves convergence up to h0, a sufficient condition)",
+    tolerance=Tolerance(1e-4, "rel", "the measured bracket is 2e-6 h0 wide (ci; 4 refinements); 1e-4 is well "
+                                     "below the gap to 4/(x0^2+y0^2) (8e-3 at (9,1)) and to h0 (0.1)"),
     predict=_predict_edge,
     measure=_measure_edge,
-)
-
-
-# ----------------------------------------------------------------------------- scalar balanced limit
-def _predict_balanced(cfg) -> Dict[str, float]:
-    c = cfg.scalar
-    out = {init_key(x0, y0): float(D.rho_bound(D.paper_step_size(x0, y0, c.mu), c.mu)) for x0, y0 in c.inits}
-    out["stab"] = D.stability_index_bound()
-    return out
-
-
-def _measure_balanced(cfg, device) -> Dict[str, float]:
-    sw = M.measure_scalar_sweep.of(cfg, device)
-    out, stab = {}, 0.0
-    for p, run, at in zip(sw.inits, sw.runs, sw.at_h0):
-        converged = int(at.status[0]) == A.EndState.CONVERGED
-        out[init_key(*p)] = float(A.imbalance_ratio(at.x, at.y)[0]) if converged else float("inf")
-        sel = (run.status == A.EndState.CONVERGED) & (sw.eta_L > 2.0)
-        if sel.any():
-            stab = max(stab, float(np.max(A.stability_index(run.eta[sel], run.x[sel] ** 2 + run.y[sel] ** 2))))
-    out["stab"] = stab
-    return out
-
-
-CHAPTER.claim(
-    "balancing.scalar.balanced_limit",
-    statement="At eta = h0 the limit's ratio max(|x|,|y|)/min(|x|,|y|) obeys the stability bound "
-              "mu(rho + 1/rho) <= 2/eta, and eta (x^2+y^2)/2 <= 1 at every converged eta*L > 2.",
-    source=f"derived here from linear stability at the limit (paper: {PAPER}, Sec. 3, proves balancing "
-           "with its own constants)",
-    tolerance=Tolerance(1e-9, "upper", "upper bounds: measured <= bound + 1e-9, the slack covering "
-                                       "round-off in the limit"),
-    predict=_predict_balanced,
-    measure=_measure_balanced,
 )
 
 
@@ -122,7 +106,7 @@ def _measure_flattest(cfg, device) -> Dict[str, float]:
 
 
 #: The flattest edge from both sides: the last converged step lies in [edge - w, edge], the first
-#: period-2 orbit in [edge, edge + w] (each is a one-sided bound on each side).
+#: period-2 orbit in [edge, edge + w] (each a window, so a prediction off by 2 either way fails).
 _SIDES = {"last_converged": (Tolerance(0.0, "upper", "at or below the edge"), "lower"),
           "first_period2": (Tolerance(0.0, "lower", "at or above the edge"), "upper")}
 
@@ -143,7 +127,7 @@ CHAPTER.claim(
               "start GD converges up to eta*mu = 1 and lands on a period-2 orbit just beyond it.",
     source=f"derived here with sympy (the flattest minimum and its stability edge; paper: {PAPER}, Sec. 3, "
            "on flat minima and periodic orbits)",
-    tolerance=Tolerance(0.02, "custom", "two CI grid steps of 0.01 in eta*mu: converged in [1 - 0.02, 1], "
+    tolerance=Tolerance(0.02, "custom", "two grid steps of 0.01 in eta*mu: converged in [1 - 0.02, 1], "
                                         "first period-2 orbit in [1, 1 + 0.02] "
                                         "(convergence at eta*mu = 1 is marginal)"),
     predict=_predict_flattest,
@@ -152,39 +136,27 @@ CHAPTER.claim(
 )
 
 
-# ----------------------------------------------------------------------------- matrix balanced limit
-def _ratio_key(cfg) -> str:
-    return f"ratio@{cfg.matrix.report_eta_L:g}/L"
+# ----------------------------------------------------------------------------- matrix edge
+def _predict_matrix_edge(cfg) -> Dict[str, float]:
+    # the scalar edge in units of 1/L0 for a strongly unbalanced start: eta_edge L0 -> 4
+    return {f"n={n}": 4.0 for n in cfg.matrix.ns}
 
 
-def _predict_matrix(cfg) -> Dict[str, float]:
-    c = cfg.matrix
-    A_, X0, Y0 = M.matrix_problem(cfg)
-    L = matrix_top_eigenvalue(A_, X0, Y0)  # of the problem instance: the setting, not a GD run
-    nuc = float(np.linalg.norm(A_, "nuc"))
-    return {_ratio_key(cfg): float(D.q_bound(c.report_eta_L / L, nuc, c.rank)), "stab": D.stability_index_bound()}
-
-
-def _measure_matrix(cfg, device) -> Dict[str, float]:
-    sw = M.measure_matrix_sweep.of(cfg, device)
-    run = sw.run
-    i = int(np.argmin(np.abs(sw.eta_L - cfg.matrix.report_eta_L)))
-    r = float(run.norm_ratio[i])
-    q = max(r, 1 / r) if run.status[i] == A.EndState.CONVERGED else float("inf")
-    sel = (run.status == A.EndState.CONVERGED) & (sw.eta_L > 2.0)
-    stab = float(np.max(A.stability_index(run.eta[sel], run.lam_gram[sel]))) if sel.any() else float("inf")
-    return {_ratio_key(cfg): q, "stab": stab}
+def _measure_matrix_edge(cfg, device) -> Dict[str, float]:
+    e = M.measure_matrix_edges.of(cfg, device)
+    return {f"n={n}": (float(0.5 * (lo + hi)) if f else float("nan")) for n, lo, hi, f in zip(e.ns, e.lo, e.hi, e.found)}
 
 
 CHAPTER.claim(
-    "balancing.matrix.balanced_limit",
-    statement="Matrix case (A of rank >= 2, start ||X||/||Y|| = 20): at a large step (eta L = 3 at CI scale) "
-              "the limit's ||X||_F/||Y||_F obeys the stability bound, and eta lambda_max(X'X+Y'Y)/2 <= 1 "
-              "at every converged eta*L > 2.",
-    source="derived here from linear stability at the limit and ||A||_* <= ||X||_F ||Y||_F (paper: "
-           f"{PAPER}, Sec. 4, matrix factorization, with its own constants)",
-    tolerance=Tolerance(1e-9, "upper", "upper bounds: measured <= bound + 1e-9, the slack covering "
-                                       "round-off in the limit"),
-    predict=_predict_matrix,
-    measure=_measure_matrix,
+    "balancing.matrix.convergence_edge",
+    statement="Square Gaussian A (n x n), random unbalanced (X0, Y0) (||X0||_F/||Y0||_F near 10): GD converges "
+              "for LRs well beyond 2/L, up to an edge near eta L = 4 (L: the top Hessian eigenvalue at the start).",
+    source="derived here for the scalar problem (the edge w = 0 gives eta L0 -> 4 for a strongly unbalanced "
+           "start) and carried over to matrices by analogy, not derived for them; the setting and the claim "
+           f"'beyond 2/L' are the paper's ({PAPER}, abstract and Sec. 5)",
+    tolerance=Tolerance(0.15, "rel", "the analogy ignores the other modes and the residual's curvature: the scalar "
+                                     "edge itself lies at eta L0 = 4.14 for (9,1); 0.15 (measured 3.6 to 4.0) "
+                                     "still fails a factor 2"),
+    predict=_predict_matrix_edge,
+    measure=_measure_matrix_edge,
 )

@@ -28,7 +28,7 @@ from lrtheory.results.balancing.analysis import EndState, classify_end_states
 from lrtheory.results.balancing.config import EndStateRule
 
 __all__ = ["ScalarRun", "MatrixRun", "scalar_top_eigenvalue", "matrix_top_eigenvalue", "scalar_gd", "matrix_gd",
-           "make_matrix_problem", "EndState"]
+           "make_matrix_problem", "make_gaussian_problem", "divergence_edge", "EndState"]
 
 _RULE = EndStateRule()
 
@@ -354,3 +354,68 @@ def make_matrix_problem(m: int = 4, n: int = 3, rank: int = 2, *, singular_value
     X0 = X0 * (x_scale / torch.linalg.matrix_norm(X0))
     Y0 = Y0 * (y_scale / torch.linalg.matrix_norm(Y0))
     return A.numpy(), X0.numpy(), Y0.numpy()
+
+
+def make_gaussian_problem(n: int, d: int, *, x_scale: float, y_scale: float, seed: int):
+    """The paper's matrix setting: ``A`` (n, n) with i.i.d. ``N(0, 1/n)`` entries, ``X0``, ``Y0`` (n, d)
+    with i.i.d. ``N(0, x_scale^2/n)`` and ``N(0, y_scale^2/n)`` entries (unbalanced when
+    ``x_scale >> y_scale``). One generator seeded with ``seed``. Returns numpy ``(A, X0, Y0)``.
+
+    Raises
+    ------
+    ValueError
+        If ``n``, ``d`` are not positive integers or a scale is not > 0.
+
+    Example
+    -------
+    >>> A, X0, Y0 = make_gaussian_problem(3, 3, x_scale=3.0, y_scale=0.3, seed=1)
+    >>> A.shape, X0.shape, Y0.shape
+    ((3, 3), (3, 3), (3, 3))
+    """
+    n, d = validate.positive_int(n, "n"), validate.positive_int(d, "d")
+    x_scale = validate.positive_real(x_scale, "x_scale")
+    y_scale = validate.positive_real(y_scale, "y_scale")
+    g = make_generator(validate.nonneg_int(seed, "seed"), "cpu")
+    A = torch.randn(n, n, generator=g, dtype=torch.float64) / np.sqrt(n)
+    X0 = torch.randn(n, d, generator=g, dtype=torch.float64) * (x_scale / np.sqrt(n))
+    Y0 = torch.randn(n, d, generator=g, dtype=torch.float64) * (y_scale / np.sqrt(n))
+    return A.numpy(), X0.numpy(), Y0.numpy()
+
+
+def divergence_edge(diverges, lo, hi, points: int, rounds: int):
+    """Bracket the first LR at which runs diverge, by ``rounds`` refinements of a ``points``-point grid.
+
+    Parameters
+    ----------
+    diverges : callable
+        ``diverges(etas)`` for an array ``(B, points)`` of LRs (one row per problem) returns a
+        bool array of the same shape (True: that run left the bound).
+    lo, hi : (B,) arrays, the starting bracket of each problem.
+    points, rounds : grid points per round (>= 3), number of rounds (>= 1).
+
+    Returns
+    -------
+    (lo, hi, found) : (B,) arrays. Each round keeps the cell ``[last non-diverged, first
+        diverged]`` of the grid; ``found`` is False where no run of the first grid diverged
+        (then ``lo = hi`` = the top of the bracket) or the first one already did (``lo = hi`` = its bottom).
+    """
+    points = validate.positive_int(points, "points")
+    rounds = validate.positive_int(rounds, "rounds")
+    if points < 3:
+        raise ValueError(f"points: expected >= 3, got {points}")
+    lo, hi = np.array(lo, dtype=np.float64).reshape(-1), np.array(hi, dtype=np.float64).reshape(-1)
+    found = np.ones(lo.shape, dtype=bool)
+    for k in range(rounds):
+        t = np.linspace(0.0, 1.0, points)
+        grid = lo[:, None] + (hi - lo)[:, None] * t[None, :]
+        div = np.asarray(diverges(grid), dtype=bool).reshape(grid.shape)
+        first = np.where(div.any(axis=1), div.argmax(axis=1), points)
+        if k == 0:
+            found = (first > 0) & (first < points)
+        idx = np.clip(first, 1, points - 1)
+        new_lo = grid[np.arange(len(lo)), idx - 1]
+        new_hi = grid[np.arange(len(lo)), idx]
+        new_lo = np.where(first == points, grid[:, -1], np.where(first == 0, grid[:, 0], new_lo))
+        new_hi = np.where(first == points, grid[:, -1], np.where(first == 0, grid[:, 0], new_hi))
+        lo, hi = new_lo, new_hi
+    return lo, hi, found
