@@ -45,6 +45,19 @@ def test_max_update_lr_exponents():
     assert D.derive_output_update().width_exponent_plain == 2
 
 
+def test_edge_layer_lrs():
+    e = D.derive_edge_layer_lr()
+    s = D.symbols()
+    assert e.first_width_exponent == 1 and e.last_width_exponent == -1
+    assert sp.simplify(e.first_lr - sp.sqrt(2 * s.tau) * s.n / (s.d * s.y)) == 0
+    assert sp.simplify(e.last_lr - sp.sqrt(s.tau) / (s.n * s.y)) == 0
+    # the same exponents as the layer-kind rule the tools use
+    w = D.derive_layer_width_exponents()
+    assert (e.first_width_exponent, e.last_width_exponent) == (w.input, w.readout)
+    assert float(D.edge_layer_lr("first", 128, 64)) == pytest.approx(2 * math.sqrt(2), rel=1e-12)  # round-off
+    assert float(D.edge_layer_lr("last", 128, 64, tau=4.0)) == pytest.approx(2 / 128, rel=1e-12)
+
+
 def test_relu_moments():
     m = D.derive_relu_moments()
     assert m.p_active == sp.Rational(1, 2)
@@ -115,6 +128,10 @@ def test_tools_are_exported():
     (lambda: D.update_variance(2, eta=-0.1), "eta"),
     (lambda: D.max_update_lr(3, tau=0.0), "tau"),
     (lambda: D.max_update_lr(3, y=0.0), "y"),
+    (lambda: D.edge_layer_lr("middle", 8, 4), "layer"),
+    (lambda: D.edge_layer_lr("first", 0, 4), "width"),
+    (lambda: D.edge_layer_lr("last", 8, 0), "input_dim"),
+    (lambda: D.edge_layer_lr("last", 8, 4, y=0.0), "y"),
 ])
 def test_bad_inputs_raise(call, name):
     with pytest.raises(ValueError, match=f"^{name}: "):

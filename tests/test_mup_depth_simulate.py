@@ -9,18 +9,20 @@ from lrtheory.results.mup_depth import analysis as A
 from lrtheory.results.mup_depth import simulate as S
 
 
-def test_one_step_matches_autograd_and_is_deterministic():
+@pytest.mark.parametrize("d_in", [12, 5])
+def test_one_step_matches_autograd_and_is_deterministic(d_in):
     seeds = [7, 8, 9]
-    res = S.one_step(12, 3, seeds, etas=[1e-7, 0.05], device="cpu")
-    again = S.one_step(12, 3, seeds, etas=[1e-7, 0.05], device="cpu", max_chunk_bytes=1)
+    kw = dict(etas=[1e-7, 0.05], device="cpu", input_dim=d_in)
+    res = S.one_step(12, 3, seeds, **kw)
+    again = S.one_step(12, 3, seeds, max_chunk_bytes=1, **kw)
     np.testing.assert_array_equal(res.lin, again.lin)  # same seeds, any chunking: bit-identical
     np.testing.assert_array_equal(res.exact, again.exact)
     # the exact step at tiny eta is the first-order change: relative error O(eta) ~ 1e-6
     np.testing.assert_allclose(res.exact[:, 0, :] / 1e-14, res.lin, rtol=1e-4)
     # independent check of the exact step with autograd on network 0
-    spec = MLPSpec(d_in=12, width=12, depth=3, d_out=1, parametrization="mean_field")
+    spec = MLPSpec(d_in=d_in, width=12, depth=3, d_out=1, parametrization="mean_field")
     P = [p[0].clone().requires_grad_(True) for p in init_params(spec, 1, seeds=[7])]
-    x = torch.ones(12, dtype=torch.float64)
+    x = torch.ones(d_in, dtype=torch.float64)
 
     def pre(params):
         h, zs = x, []
@@ -28,15 +30,25 @@ def test_one_step_matches_autograd_and_is_deterministic():
             z = W @ h
             zs.append(z)
             h = torch.relu(z)
-        return zs, (params[-1] @ h)[0]
+        return zs, (params[-1] @ h)[0], h
 
-    zs, f = pre(P)
+    zs, f, h = pre(P)
     loss = 0.5 * (f - 1.0) ** 2
     grads = torch.autograd.grad(loss, P)
     with torch.no_grad():
-        zs2, f2 = pre([p - 0.05 * g for p, g in zip(P, grads)])
+        zs2, f2, _ = pre([p - 0.05 * g for p, g in zip(P, grads)])
         want = [float(((a - b) ** 2).mean()) for a, b in zip(zs2, zs)] + [float((f2 - f) ** 2)]
+        # the readout's own change of the output per unit eta: (f - y) ||h^{(L)}||^2
+        own = float(((f - 1.0) * (h ** 2).sum()) ** 2)
     np.testing.assert_allclose(res.exact[0, 1], want, rtol=1e-10)  # float64 round-off
+    np.testing.assert_allclose(res.out_parts[0, 1] ** 2, own, rtol=1e-10)
+
+
+def test_layer_multipliers_are_linear_in_the_first_order_change():
+    # a multiplier m on the first layer alone scales its own change of z^(1) by m^2
+    a = S.one_step(10, 2, [3, 4], input_dim=4, device="cpu")
+    b = S.one_step(10, 2, [3, 4], input_dim=4, layer_lr_mults=[2.5, 1.0, 1.0], device="cpu")
+    np.testing.assert_allclose(b.lin[:, 0], 6.25 * a.lin[:, 0], rtol=1e-12)  # round-off
 
 
 def test_one_cpu_thread_restores_the_thread_count():
@@ -89,6 +101,7 @@ def test_transfer_drifts():
     (lambda: S.one_step(8, 2, [1, 2], etas=[float("nan")], device="cpu"), "etas"),
     (lambda: S.one_step(8, 2, [1, 2], layer_lr_mults=[1.0, 1.0], device="cpu"), "layer_lr_mults"),
     (lambda: S.one_step(8, 2, [1, -2], device="cpu"), "seeds"),
+    (lambda: S.one_step(8, 2, [1, 2], input_dim=0, device="cpu"), "input_dim"),
     (lambda: A.best_lr([0.0, 1.0], [1.0, 2.0]), "y"),
     (lambda: A.best_lr([0.0, 1.0, 2.0], [np.inf, np.nan, np.inf]), "y"),
     (lambda: A.fit_depth_exponent([2], np.ones((1, 4))), "samples"),

@@ -15,112 +15,100 @@ import numpy as np
 from lrtheory.core import validate
 from lrtheory.core.stats import argmin_on_grid, loglog_fit, ols_lines
 
-__all__ = ["GridPoint", "UpdateGrid", "DepthFit", "fit_depth_exponent", "top_layer_fit", "width_slopes",
-           "readout_slopes", "TransferResult", "best_lr"]
+__all__ = ["GridPoint", "UpdateGrid", "DepthFit", "fit_depth_exponent", "top_layer_fit", "LayerPoint",
+           "LayerWidths", "TransferResult", "best_lr"]
 
 
 @dataclass(frozen=True)
 class GridPoint:
     """The Monte Carlo of one (width, depth) point: one part of :class:`UpdateGrid`.
 
-    ``top`` (K,) the top-layer first-order coefficient per network; ``out_lin``,
-    ``out_lin_scaled`` the mean output coefficients (readout LR multiplier 1 and ``1/n``);
-    ``exact_top``, ``exact_top_se`` (G,) the exact step's mean and standard error, and
-    ``layers`` (K, depth) every layer's coefficient, where recorded (else None).
+    ``top`` (K,) the top-layer first-order coefficient per network; ``exact_top``,
+    ``exact_top_se`` (G,) the exact step's mean and standard error, and ``layers`` (K, depth)
+    every layer's coefficient, where recorded (else None).
     """
 
     width: int
     depth: int
     top: np.ndarray
-    out_lin: float
-    out_lin_scaled: float
     exact_top: Optional[np.ndarray] = None
     exact_top_se: Optional[np.ndarray] = None
     layers: Optional[np.ndarray] = None
 
+    def mean_se(self) -> Tuple[float, float]:
+        """Mean and standard error over the networks of ``top``."""
+        return float(self.top.mean()), float(self.top.std(ddof=1) / math.sqrt(self.top.size))
+
+    def eta_star(self, tau: float = 1.0) -> Tuple[float, float]:
+        """Measured maximal-update LR ``sqrt(tau / mean)`` and its standard error (delta method)."""
+        m, se = self.mean_se()
+        eta = math.sqrt(tau / m)
+        return eta, 0.5 * eta * se / m
+
 
 @dataclass(frozen=True)
 class UpdateGrid:
-    """Monte Carlo over a (width, depth) grid.
+    """Monte Carlo over the series of (width, depth) points of :class:`~.config.MCConfig`.
 
     Attributes
     ----------
-    widths, depths : tuple of int
+    series : tuple of (ratio, depths)
+        As in the config: the points ``(ratio * L, L)``.
+    points : dict (width, depth) -> GridPoint
     etas : ndarray (G,)
-    top : ndarray (W, D, K)
-        First-order coefficient of the top hidden layer ``l = L`` per network (NaN where
-        ``L > max_depth_over_width * n`` was not run).
-    layers : ndarray (K, Lmax)
-        First-order coefficient of every layer of the deepest net at the largest width.
-    exact_top : ndarray (D, G)
-        Mean over networks of the exact top-layer change vs eta at the largest width.
-    exact_top_se : ndarray (D, G)
-    out_lin : ndarray (W, D)
-        Mean first-order output change coefficient ``(df/deta)^2`` with all LR multipliers 1.
-    out_lin_scaled : ndarray (W, D)
-        The same with the readout LR multiplied by ``1/n``.
-    n_seeds, n_boot : int
+        LRs of the exact steps (recorded on the update series).
+    fit_depths : tuple of int
+        The depths of the exponent fit (on the depth series).
+    n_boot : int
     tau : float
         The update target of the maximal-update LR.
     """
 
-    widths: Tuple[int, ...]
-    depths: Tuple[int, ...]
+    series: Tuple[Tuple[int, Tuple[int, ...]], ...]
+    points: Dict[Tuple[int, int], GridPoint]
     etas: np.ndarray
-    top: np.ndarray
-    layers: np.ndarray
-    exact_top: np.ndarray
-    exact_top_se: np.ndarray
-    out_lin: np.ndarray
-    out_lin_scaled: np.ndarray
-    n_seeds: int
+    fit_depths: Tuple[int, ...]
     n_boot: int
     tau: float = 1.0
 
     @classmethod
-    def from_points(cls, widths: Sequence[int], depths: Sequence[int], etas, points: Sequence[GridPoint],
-                    n_seeds: int, n_boot: int, tau: float = 1.0) -> "UpdateGrid":
-        """Assemble the grid from its points (NaN where a (width, depth) was not run)."""
-        W_, D_ = len(widths), len(depths)
-        top = np.full((W_, D_, n_seeds), np.nan)
-        out_lin = np.full((W_, D_), np.nan)
-        out_lin_scaled = np.full((W_, D_), np.nan)
-        exact_top = np.full((D_, len(etas)), np.nan)
-        exact_top_se = np.full((D_, len(etas)), np.nan)
-        layers = None
-        for p in points:
-            i, j = list(widths).index(p.width), list(depths).index(p.depth)
-            top[i, j] = p.top
-            out_lin[i, j], out_lin_scaled[i, j] = p.out_lin, p.out_lin_scaled
-            if p.exact_top is not None:
-                exact_top[j], exact_top_se[j] = p.exact_top, p.exact_top_se
-            if p.layers is not None:
-                layers = p.layers
-        return cls(tuple(widths), tuple(depths), np.asarray(etas, dtype=np.float64), top, layers, exact_top,
-                   exact_top_se, out_lin, out_lin_scaled, int(n_seeds), int(n_boot), float(tau))
+    def from_points(cls, series, etas, points: Sequence[GridPoint], fit_depths, n_boot: int,
+                    tau: float = 1.0) -> "UpdateGrid":
+        """Assemble the grid from its points."""
+        ser = tuple((int(r), tuple(int(L) for L in ds)) for r, ds in series)
+        return cls(ser, {(p.width, p.depth): p for p in points}, np.asarray(etas, dtype=np.float64),
+                   tuple(int(L) for L in fit_depths), int(n_boot), float(tau))
 
-    def mean_se(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Mean and standard error over networks of ``top``: two ``(W, D)`` arrays."""
-        m = np.full(self.top.shape[:2], np.nan)
-        se = np.full(self.top.shape[:2], np.nan)
-        run = np.isfinite(self.top).all(axis=2)
-        m[run] = self.top[run].mean(axis=1)
-        se[run] = self.top[run].std(axis=1, ddof=1) / math.sqrt(self.top.shape[2])
-        return m, se
+    def series_points(self, ratio: int) -> list:
+        """The points of the series ``n = ratio * L``, in depth order."""
+        (depths,) = [ds for r, ds in self.series if r == ratio]
+        return [self.points[(ratio * L, L)] for L in depths]
 
-    def eta_star(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Measured maximal-update LR ``sqrt(tau / mean)`` and its standard error (delta method)."""
-        m, se = self.mean_se()
-        eta = np.sqrt(self.tau / m)
-        return eta, 0.5 * eta * se / m
+    @property
+    def depth_ratio(self) -> int:
+        return self.series[0][0]
 
-    def run_depths(self, i: int = -1) -> np.ndarray:
-        """Indices of the depths run at width index ``i`` (default: the largest width)."""
-        return np.array([j for j in range(len(self.depths)) if np.isfinite(self.top[i, j]).all()], dtype=int)
+    @property
+    def update_ratio(self) -> int:
+        return self.series[-1][0]
 
-    def layer_mean_se(self) -> Tuple[np.ndarray, np.ndarray]:
-        """Mean and standard error over networks of ``layers`` (every layer of the deepest net)."""
-        return self.layers.mean(0), self.layers.std(0, ddof=1) / math.sqrt(self.layers.shape[0])
+    def width_ratios(self) -> Dict[int, Tuple[float, float]]:
+        """Per depth of both the depth and the update series: ``eta*(update_ratio L) /
+        eta*(depth_ratio L)`` and its standard error (independent networks)."""
+        lo, hi = self.depth_ratio, self.update_ratio
+        depths = [L for L in dict(self.series)[lo] if L in dict(self.series)[hi]]
+        out = {}
+        for L in depths:
+            a, sa = self.points[(lo * L, L)].eta_star(self.tau)
+            b, sb = self.points[(hi * L, L)].eta_star(self.tau)
+            r = b / a
+            out[int(L)] = (r, r * math.hypot(sa / a, sb / b))
+        return out
+
+    def deepest(self) -> GridPoint:
+        """The point whose every layer was recorded (the deepest of the depth series)."""
+        (p,) = [p for p in self.points.values() if p.layers is not None]
+        return p
 
 
 @dataclass(frozen=True)
@@ -185,35 +173,58 @@ def fit_depth_exponent(depths: Sequence[int], samples: np.ndarray, *, tau: float
 
 
 def top_layer_fit(grid: UpdateGrid, seed: int = 0) -> DepthFit:
-    """The depth exponent at the largest width, over the depths run there (what the claim
-    ``mup_depth.depth_exponent`` measures)."""
-    js = grid.run_depths()
-    return fit_depth_exponent(np.array(grid.depths)[js], grid.top[-1][js], tau=grid.tau, n_boot=grid.n_boot,
+    """The depth exponent on the depth series (``n = depth_ratio * L``), over its fit depths
+    (what the claim ``mup_depth.depth_exponent`` measures)."""
+    r = grid.depth_ratio
+    pts = [grid.points[(r * L, L)] for L in grid.fit_depths]
+    return fit_depth_exponent(grid.fit_depths, np.stack([p.top for p in pts]), tau=grid.tau, n_boot=grid.n_boot,
                               seed=seed)
 
 
-def width_slopes(grid: UpdateGrid) -> Dict[int, Tuple[float, float]]:
-    """Per depth run at >= 2 widths: the log-log slope of the measured ``eta*`` in ``n`` and its
-    standard error (the Monte Carlo errors of the points propagated through the fit)."""
-    eta, es = grid.eta_star()
-    out = {}
-    for j, L in enumerate(grid.depths):
-        ok = np.isfinite(eta[:, j])
-        if ok.sum() < 2:
-            continue
-        fit = loglog_fit(np.asarray(grid.widths, dtype=np.float64)[ok], eta[ok, j], y_se=es[ok, j])
-        out[int(L)] = (fit.slope, fit.slope_se)
-    return out
+@dataclass(frozen=True)
+class LayerPoint:
+    """One width of the first/last-layer Monte Carlo (one part of :class:`LayerWidths`):
+    per network the first-order coefficients of the first layer's own change of
+    ``z^{(1)}`` (``first``), of the top hidden layer (``hidden``) and of the readout's own
+    change of the output (``last``), each per unit ``eta^2`` at LR multiplier 1; and the top
+    hidden layer's again with the first layer's LR multiplied by ``n / d`` (``hidden_rule``,
+    the rule of :func:`lrtheory.tools.depth.layer_lr_multipliers`)."""
+
+    width: int
+    first: np.ndarray
+    hidden: np.ndarray
+    last: np.ndarray
+    hidden_rule: np.ndarray
 
 
-def readout_slopes(grid: UpdateGrid, max_depth_over_width: float) -> Dict[str, float]:
-    """Mean over the depths ``L <= max_depth_over_width * min(widths)`` of the log-log slope in
-    ``n`` of the output's first-order change: readout LR multiplier 1 (``"slope_lr1"``) and
-    ``1/n`` (``"slope_lr1/n"``)."""
-    w = np.asarray(grid.widths, dtype=np.float64)
-    shallow = [j for j, L in enumerate(grid.depths) if L <= min(grid.widths) * max_depth_over_width]
-    return {key: float(np.mean([loglog_fit(w, arr[:, j]).slope for j in shallow]))
-            for key, arr in (("slope_lr1", grid.out_lin), ("slope_lr1/n", grid.out_lin_scaled))}
+@dataclass(frozen=True)
+class LayerWidths:
+    """The first/last-layer Monte Carlo over widths at fixed input dimension and depth."""
+
+    input_dim: int
+    depth: int
+    widths: Tuple[int, ...]
+    points: Tuple[LayerPoint, ...]
+    tau: float = 1.0
+
+    def eta_star(self, layer: str) -> Tuple[np.ndarray, np.ndarray]:
+        """Per width, the measured max-update LR of ``layer`` ("first", "hidden", "last",
+        "hidden_rule") and its standard error: ``sqrt(tau / mean coefficient)`` (delta method)."""
+        validate.choice(layer, "layer", ("first", "hidden", "last", "hidden_rule"))
+        eta, se = [], []
+        for p in self.points:
+            v = getattr(p, layer)
+            m, s = v.mean(), v.std(ddof=1) / math.sqrt(v.size)
+            e = math.sqrt(self.tau / m)
+            eta.append(e)
+            se.append(0.5 * e * s / m)
+        return np.array(eta), np.array(se)
+
+    def width_exponent(self, layer: str) -> Tuple[float, float]:
+        """The log-log slope of :meth:`eta_star` in ``n`` and its standard error."""
+        eta, se = self.eta_star(layer)
+        fit = loglog_fit(np.asarray(self.widths, dtype=np.float64), eta, y_se=se)
+        return fit.slope, fit.slope_se
 
 
 def best_lr(log2_etas, losses) -> float:

@@ -56,8 +56,11 @@ __all__ = [
     "derive_layer_width_exponents",
     "OutputUpdate",
     "derive_output_update",
+    "EdgeLayerLR",
+    "derive_edge_layer_lr",
     "update_variance",
     "max_update_lr",
+    "edge_layer_lr",
     "grid_depth_exponent",
 ]
 
@@ -363,6 +366,52 @@ def derive_output_update() -> OutputUpdate:
                         lambda_out=lam_out)
 
 
+@dataclass(frozen=True)
+class EdgeLayerLR:
+    """The max-update LRs of the first and the last layer of a network with input dimension
+    ``d`` held fixed (derived here).
+
+    ``first_coefficient`` ``E[(dz^{(1)}_i/deta)^2]`` from the first layer's own step,
+    ``first_lr`` its max-update LR ``sqrt(2 tau) n / (y d)``; ``last_coefficient``
+    ``(df/deta)^2`` from the readout's own step, ``last_lr`` ``sqrt(tau) / (y n)``; the
+    ``*_width_exponent`` their powers of ``n`` (+1 and -1; the hidden layers' is 0).
+    """
+
+    first_coefficient: sp.Expr
+    first_lr: sp.Expr
+    first_width_exponent: sp.Expr
+    last_coefficient: sp.Expr
+    last_lr: sp.Expr
+    last_width_exponent: sp.Expr
+
+
+@functools.lru_cache(maxsize=None)
+def derive_edge_layer_lr() -> EdgeLayerLR:
+    """The first and the last layer's max-update LR at LR multiplier 1, input dimension ``d``.
+
+    The first layer's step ``Delta W^{(1)} = -eta (f - y) g^{(1)} x^T`` moves ``z^{(1)}`` by
+    ``-eta (f - y) ||x||^2 g^{(1)}`` with ``||x||^2 = q d`` and ``E[(g^{(1)}_i)^2] =
+    gamma_ms / n^2`` (``g = dF/dz``); the readout's step moves the output by
+    ``-eta (f - y) ||h^{(L)}||^2`` with ``||h^{(L)}||^2 = q n``. ``(f - y)^2 -> y^2`` at
+    large ``n``. Each max-update LR solves ``coefficient * eta^2 = tau``.
+    """
+    s = symbols()
+    n, d, q, y, tau, eta = s.n, s.d, s.q, s.y, s.tau, s.eta
+    gms = derive_layer_rules().gamma_ms
+    first = sp.simplify((y * q * d) ** 2 * gms / n ** 2)
+    last = sp.simplify((y * q * n) ** 2)
+
+    def lr(coef):
+        (sol,) = [e for e in sp.solve(sp.Eq(coef.subs(q, 1) * eta ** 2, tau), eta) if e.is_positive is not False]
+        return sp.simplify(sol)
+
+    f_lr, l_lr = lr(first), lr(last)
+    return EdgeLayerLR(first_coefficient=first, first_lr=f_lr,
+                       first_width_exponent=sp.simplify(n * sp.diff(sp.log(f_lr), n)),
+                       last_coefficient=last, last_lr=l_lr,
+                       last_width_exponent=sp.simplify(n * sp.diff(sp.log(l_lr), n)))
+
+
 # ----------------------------------------------------------------------------- numbers
 _PARTS = ("total", "coherent", "incoherent")
 
@@ -480,3 +529,43 @@ def grid_depth_exponent(depths, tau: float = 1.0, y: float = 1.0) -> float:
 
     L = _positive_ints(depths, "depths")
     return float(loglog_fit(L, max_update_lr(L.astype(int), tau, y)).slope)
+
+
+@functools.lru_cache(maxsize=None)
+def _edge_fn(layer: str):
+    s = symbols()
+    e = derive_edge_layer_lr()
+    return sp.lambdify((s.n, s.d, s.tau, s.y), e.first_lr if layer == "first" else e.last_lr, "numpy")
+
+
+def edge_layer_lr(layer: str, width, input_dim: int, tau: float = 1.0, y: float = 1.0) -> np.ndarray:
+    """Derived max-update LR of the first (``layer="first"``) or the last (``"last"``) layer.
+
+    Parameters
+    ----------
+    layer : {"first", "last"}
+    width : int or array of int
+        Hidden width ``n``.
+    input_dim : int
+        Input dimension ``d`` (held fixed; the input is ``(1, ..., 1)``).
+    tau, y : float
+        The update target (> 0) and the regression target (non-zero).
+
+    Returns
+    -------
+    ndarray
+        ``sqrt(2 tau) n / (|y| d)`` (first), ``sqrt(tau) / (|y| n)`` (last).
+
+    Examples
+    --------
+    >>> round(float(edge_layer_lr("first", 256, 64)), 4), float(edge_layer_lr("last", 256, 64))
+    (5.6569, 0.00390625)
+    """
+    layer = validate.choice(layer, "layer", ("first", "last"))
+    n = _positive_ints(width, "width")
+    d = validate.positive_int(input_dim, "input_dim")
+    tau = validate.positive_real(tau, "tau")
+    y = validate.finite_real(y, "y")
+    if y == 0:
+        raise ValueError(f"y: expected a non-zero finite number, got {y!r}")
+    return np.asarray(_edge_fn(layer)(n, float(d), tau, abs(y)), dtype=np.float64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -18,7 +18,7 @@ from lrtheory.core import validate
 from lrtheory.core.device import DeviceLike, resolve_device
 from lrtheory.core.mlp import MLPSpec, init_params, lr_multipliers
 
-__all__ = ["OneStepResult", "one_step", "TransferRuns", "train_transfer", "one_cpu_thread"]
+__all__ = ["OneStepResult", "one_step", "train_transfer", "one_cpu_thread"]
 
 
 @contextlib.contextmanager
@@ -73,21 +73,21 @@ class OneStepResult:
 
 
 def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: float = 1.0,
-             layer_lr_mults: Optional[Sequence[float]] = None, device: DeviceLike = None,
-             max_chunk_bytes: int = 2 ** 28) -> OneStepResult:
+             layer_lr_mults: Optional[Sequence[float]] = None, input_dim: Optional[int] = None,
+             device: DeviceLike = None, max_chunk_bytes: int = 2 ** 28) -> OneStepResult:
     """The one-step pre-activation change of ``len(seeds)`` random mean-field networks.
 
-    Network ``k`` is a mean-field MLP (``d_in = width``, ``d_out = 1``) drawn by
-    :func:`lrtheory.core.mlp.init_params` from ``seeds[k]``, fed the fixed input
-    ``x = (1, ..., 1)`` (``||x||^2 = n``; by rotation invariance of the Gaussian weights any input
-    of that norm has the same law), and given one GD step on ``(f(x) - y)^2 / 2``.
+    Network ``k`` is a mean-field MLP (``d_in = input_dim``, default ``width``; ``d_out = 1``)
+    drawn by :func:`lrtheory.core.mlp.init_params` from ``seeds[k]``, fed the fixed input
+    ``x = (1, ..., 1)`` (``||x||^2 = d_in``; by rotation invariance of the Gaussian weights any
+    input of that norm has the same law), and given one GD step on ``(f(x) - y)^2 / 2``.
     Networks are processed in chunks (one batched matmul per layer); the result does not
     depend on the chunking.
 
     Parameters
     ----------
     width : int
-        ``n`` (>= 1), also the input dimension.
+        ``n`` (>= 1), the hidden width.
     depth : int
         Hidden layers ``L`` (>= 1).
     seeds : sequence of int
@@ -98,6 +98,8 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
         Target (finite).
     layer_lr_mults : sequence of ``depth + 1`` floats, optional
         Per-layer LR multipliers (default: those of the mean-field spec, all 1).
+    input_dim : int, optional
+        Input dimension ``d`` (default ``width``, the setting of the paper's analysis).
     device : str, torch.device or None
     max_chunk_bytes : int
         Memory bound of one chunk of weights.
@@ -124,9 +126,10 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
         raise ValueError(f"seeds: need at least 2 networks for a Monte Carlo error, got {len(seeds)}")
     y = validate.finite_real(y, "y")
     etas = validate.positive_array(etas, "etas", ndim=1)
+    d_in = width if input_dim is None else validate.positive_int(input_dim, "input_dim")
     dev = resolve_device(device)
     dt = torch.float64
-    spec = MLPSpec(d_in=width, width=width, depth=depth, d_out=1, parametrization="mean_field")
+    spec = MLPSpec(d_in=d_in, width=width, depth=depth, d_out=1, parametrization="mean_field")
     c = np.asarray(lr_multipliers(spec), dtype=np.float64)
     if layer_lr_mults is not None:
         lm = validate.positive_array(layer_lr_mults, "layer_lr_mults", ndim=1)
@@ -135,7 +138,7 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
         c = c * lm
     n_nets, G = len(seeds), etas.size
     eta_t = torch.as_tensor(etas, dtype=dt, device=dev)
-    x = torch.ones(width, dtype=dt, device=dev)
+    x = torch.ones(d_in, dtype=dt, device=dev)
     lin = np.zeros((n_nets, depth + 1))
     exact = np.zeros((n_nets, G, depth + 1))
     out_parts = np.zeros((n_nets, 2))
@@ -144,7 +147,7 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
         part = seeds[k0:k0 + chunk]
         W = init_params(spec, len(part), seeds=part, device=dev)
         K = W[0].shape[0]
-        h = [x.expand(K, width)]
+        h = [x.expand(K, d_in)]
         z = []
         for l in range(depth):
             z.append(torch.bmm(W[l], h[-1].unsqueeze(2)).squeeze(2))
@@ -171,7 +174,7 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
         out_parts[k0:k0 + K, 1] = own.cpu().numpy()
         lin[k0:k0 + K, depth] = ((hid + float(c[depth]) * own) ** 2).cpu().numpy()
         # exact step at every eta: W_l' = W_l - eta c_l r g_l h_{l-1}^T
-        hp = h[0].unsqueeze(2).expand(K, width, G)
+        hp = h[0].unsqueeze(2).expand(K, d_in, G)
         for l in range(depth + 1):
             dot = (h[l].unsqueeze(2) * hp).sum(1)  # (K, G)
             gg = g[l] if l < depth else torch.ones(K, 1, dtype=dt, device=dev)
@@ -184,25 +187,16 @@ def one_step(width: int, depth: int, seeds: Sequence[int], *, etas=(0.01,), y: f
     return OneStepResult(width, depth, etas, lin, exact, out_parts)
 
 
-@dataclass(frozen=True)
-class TransferRuns:
-    """Final full-batch training loss of one depth, per mode, seed and LR.
-
-    ``loss[mode]`` is ``(S, G)`` (``inf`` for a diverged run), modes ``"unscaled"`` and
-    ``"scaled"``; both modes train the same ``S x G`` initializations.
-    """
-
-    depth: int
-    loss: Dict[str, np.ndarray]
-
-
-def train_transfer(width: int, depth: int, base_depth: int, seeds: np.ndarray, log2_etas: Sequence[float],
-                   x: torch.Tensor, y: torch.Tensor, steps: int) -> TransferRuns:
-    """Train the mean-field MLPs of one depth at every base LR, without and with depth scaling.
+def train_transfer(width: int, depth: int, base_depth: Optional[int], seeds: np.ndarray,
+                   log2_etas: Sequence[float], x: torch.Tensor, y: torch.Tensor, steps: int) -> np.ndarray:
+    """Train the mean-field MLPs of one depth at every base LR, without or with depth scaling.
 
     Parameters
     ----------
-    width, depth, base_depth : int
+    width, depth : int
+    base_depth : int or None
+        ``None``: no depth factor (``"unscaled"``); else the first and hidden layers train at
+        ``(depth / base_depth)^{-3/2}`` times the base LR (``"scaled"``).
     seeds : int array (S, G)
         The seed of the network trained at seed index ``s`` and LR ``g`` (one per network).
     log2_etas : sequence of G floats
@@ -211,13 +205,12 @@ def train_transfer(width: int, depth: int, base_depth: int, seeds: np.ndarray, l
     steps : int
 
     The layers train at ``eta * layer_lr_multipliers(width, depth, d_in, base_depth=...)``
-    (:mod:`lrtheory.tools.depth`): ``base_depth=None`` for ``"unscaled"``.
+    (:mod:`lrtheory.tools.depth`).
 
     Returns
     -------
-    TransferRuns
-        At ``depth == base_depth`` the two modes train with the same multipliers: the scaled
-        runs are the unscaled ones.
+    ndarray (S, G)
+        Final full-batch training loss (``inf`` for a diverged run).
     """
     from lrtheory.core.train import train
     from lrtheory.tools.depth import layer_lr_multipliers
@@ -228,12 +221,6 @@ def train_transfer(width: int, depth: int, base_depth: int, seeds: np.ndarray, l
     spec = MLPSpec(d_in=d_in, width=width, depth=depth, d_out=d_out, parametrization="mean_field")
     params = init_params(spec, S * G, seeds=seeds.reshape(-1).tolist(), device=x.device)  # model s * G + g
     etas = np.tile(2.0 ** np.asarray(log2_etas, dtype=np.float64), S)
-    loss = {}
-    for mode in ("unscaled", "scaled"):
-        if mode == "scaled" and depth == base_depth:  # no depth factor at the base depth: same runs
-            loss[mode] = loss["unscaled"]
-            continue
-        mults = layer_lr_multipliers(width, depth, d_in, base_depth=base_depth if mode == "scaled" else None)
-        res = train(spec, params, x, y, etas, steps, layer_lr_mults=mults, record_every=steps)
-        loss[mode] = np.where(res.diverged, np.inf, res.final_loss).reshape(S, G)
-    return TransferRuns(depth, loss)
+    mults = layer_lr_multipliers(width, depth, d_in, base_depth=base_depth)
+    res = train(spec, params, x, y, etas, steps, layer_lr_mults=mults, record_every=steps)
+    return np.where(res.diverged, np.inf, res.final_loss).reshape(S, G)
