@@ -278,6 +278,14 @@ def test_curvature_validation():
         batched_sharpness(spec, P, torch.zeros(5, 2, dtype=DT), torch.zeros(5, 2, dtype=DT))
     with pytest.raises(ValueError, match="y"):
         batched_sharpness(spec, P, torch.zeros(5, 3, dtype=DT), torch.zeros(4, 2, dtype=DT))
+    with pytest.raises(ValueError, match="y: MSE"):
+        batched_sharpness(spec, P, torch.zeros(5, 3, dtype=DT), torch.zeros(5, 3, dtype=DT))
+    with pytest.raises(ValueError, match="y: CE"):
+        batched_sharpness(spec, P, torch.zeros(5, 3, dtype=DT), torch.zeros(5, dtype=DT), loss="ce")
+    with pytest.raises(ValueError, match="y: CE"):
+        batched_sharpness(spec, P, torch.zeros(5, 3, dtype=DT), torch.zeros(5, 1, dtype=torch.int64), loss="ce")
+    with pytest.raises(ValueError, match="loss"):
+        batched_sharpness(spec, P, torch.zeros(5, 3, dtype=DT), torch.zeros(5, 2, dtype=DT), loss="hinge")
     with pytest.raises(ValueError, match="normalize"):
         ntk_top_eig(spec, P, torch.zeros(5, 3, dtype=DT), normalize="trace")
     with pytest.raises(ValueError, match="v0"):
