@@ -51,8 +51,6 @@ Example
 """
 from __future__ import annotations
 
-import math
-import numbers
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -61,6 +59,7 @@ import torch
 from torch import Tensor
 
 from lrtheory.core.device import make_generator
+from lrtheory.core import validate as V
 from lrtheory.core.gd import run_gd
 from lrtheory.core.mlp import MLPSpec, _check_params, forward, lr_multipliers, param_layers
 
@@ -295,18 +294,13 @@ def train(
         if x_test.dtype != dtype or x_test.device != device:
             raise ValueError("x_test: dtype/device differ from the parameters'")
         _check_targets(spec, y_test, x_test.shape[0], loss, "y_test", dtype, device)
-    if isinstance(steps, bool) or not isinstance(steps, numbers.Integral) or steps < 0:
-        raise ValueError(f"steps: expected a non-negative integer, got {steps!r}")
-    if isinstance(record_every, bool) or not isinstance(record_every, numbers.Integral) or record_every < 1:
-        raise ValueError(f"record_every: expected a positive integer, got {record_every!r}")
+    steps = V.nonneg_int(steps, "steps")
+    record_every = V.positive_int(record_every, "record_every")
     if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or not 1 <= batch_size <= N:
-            raise ValueError(f"batch_size: expected None or an integer in [1, {N}], got {batch_size!r}")
-    if not (isinstance(momentum, numbers.Real) and 0.0 <= momentum < 1.0):
-        raise ValueError(f"momentum: expected a number in [0, 1), got {momentum!r}")
-    if not (isinstance(weight_decay, numbers.Real) and math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"weight_decay: expected a finite number >= 0, got {weight_decay!r}")
-    if not (isinstance(divergence_factor, numbers.Real) and divergence_factor > 1):
+        batch_size = V.integer(batch_size, "batch_size", minimum=1, maximum=N)
+    momentum = V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False))
+    weight_decay = V.nonneg_real(weight_decay, "weight_decay")
+    if not V.real(divergence_factor, "divergence_factor", allow_inf=True) > 1:
         raise ValueError(f"divergence_factor: expected a number > 1, got {divergence_factor!r}")
     eta = _as_etas(etas, K, dtype, device)
     mults = lr_multipliers(spec)
