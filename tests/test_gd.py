@@ -352,3 +352,24 @@ def test_lr_schedule_per_model_tensor():
     sched = lambda t: torch.tensor([1.0, 0.0], dtype=torch.float32) if t == 0 else 1.0  # noqa: E731
     r = run_gd(lambda p: 0.5 * p[0] ** 2, [x0], [0.5, 0.5], 2, lr_schedule=sched)
     assert r.params[0].tolist() == [0.25, 0.5] and r.params[0].dtype == DT
+
+
+def test_call_order_contract():
+    """Documented for closed-form gradients that reuse the forward pass: per step one loss_fn call, then one
+    grad_fn call on the very same tensors; none at the last step (no update); a reused gradient buffer is safe."""
+    calls = []
+    buf = torch.zeros(2, dtype=DT)
+
+    def loss_fn(p):
+        calls.append(("loss", id(p[0])))
+        return 0.5 * p[0] ** 2
+
+    def grad_fn(p):
+        calls.append(("grad", id(p[0])))
+        buf.copy_(p[0])
+        return [buf]
+
+    r = run_gd(loss_fn, [torch.ones(2, dtype=DT)], [0.5, 0.25], 3, grad_fn=grad_fn)
+    assert [c[0] for c in calls] == ["loss", "grad"] * 3 + ["loss"]
+    assert all(calls[2 * t][1] == calls[2 * t + 1][1] for t in range(3))
+    assert r.params[0].tolist() == [0.5 ** 3, 0.75 ** 3]

@@ -94,6 +94,11 @@ True
 * **Random losses / SGD**: ``batches=lambda t: draw(t)`` and ``loss_fn(params, batch)``;
   ``eval_fn(params)`` for the loss to record and check (e.g. on the full data).
 * **Train only some tensors**: pass those as ``params``; ``loss_fn`` closes over the rest.
+* **Reuse the forward pass in a closed-form gradient**: at every step ``loss_fn`` is called
+  exactly once, then ``grad_fn`` once on the same parameter tensors (``eval_fn`` in between
+  at recorded steps), so ``grad_fn`` may reuse what ``loss_fn`` just computed; the
+  gradients are read by the hooks of that step and its update only, so a ``grad_fn`` may
+  return the same buffers every step.
 """
 from __future__ import annotations
 
