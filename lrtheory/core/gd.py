@@ -528,7 +528,10 @@ def run_gd(
                 h = step_sizes[i]
                 if factor is not None:
                     h = h * (bview(factor, p) if isinstance(factor, Tensor) and factor.dim() else factor)
-                q = torch.addcmul(p, h, g, value=-1.0)
+                # a product, then a difference: two IEEE roundings on every CPU kernel (a fused
+                # addcmul rounds once on AVX2/AVX-512 and twice on the baseline kernel, so the
+                # same run would differ by machine)
+                q = p - h * g
                 # one reduction per tensor and model: a NaN or Inf anywhere makes the sum non-finite
                 # (a finite sum overflowing to Inf means parameters near overflow: diverged too)
                 flat = q.flatten(nb) if q.dim() > nb else q.unsqueeze(-1)
