@@ -17,7 +17,7 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-reference test-browser verify clean
+.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-reference test-browser verify mutation clean
 
 help:
 	@echo "make book          install, execute the chapters, build _build/html"
@@ -27,6 +27,7 @@ help:
 	@echo "make test-nbval-kernel  nbval under ATEN_CPU_CAPABILITY=avx2 (another CPU kernel)"
 	@echo "make test-reference  reference runs complete, passing, a sample recomputed"
 	@echo "make test-browser  build, serve and check every page in headless Chromium"
+	@echo "make mutation      mutation testing (mutmut), one module at a time (MODULES=lrtheory/core/stats.py); slow"
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -78,6 +79,13 @@ test-browser: book-build
 	bash scripts/install_chromium.sh
 	$(PY) -m pytest -q -p no:cacheprovider -m browser tests/test_browser_check.py
 	$(PY) scripts/browser_check.py _build/html --screenshots _build/screenshots
+
+# Mutation testing (issue 21): each module of [tool.mutmut.modules] in pyproject.toml mutated in a
+# scratch copy against its own test files; scores and surviving mutants printed. Not part of CI.
+MODULES ?=
+mutation: $(STAMP)
+	test -x $(VENV)/bin/mutmut || $(PY) -m pip install --quiet -c constraints.txt -e '.[mutation]'
+	$(PY) scripts/mutation.py $(MODULES)
 
 clean:
 	rm -rf _build .pytest_cache

@@ -1,0 +1,457 @@
+"""The documented contracts of lrtheory.verify (claims, report, registry, chapter), asserted exactly.
+
+Written against the docstrings, from a mutation-testing pass (issue 21, `make mutation`): every
+expected value is worked out by hand from the documented rule (the boundary of each tolerance
+kind, the exact text of a table, the order of a registry), never read off the code's output.
+Claims, chapters and registries here are small fakes defined in this file."""
+import dataclasses
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from lrtheory.verify import claims as C
+from lrtheory.verify import registry as R
+from lrtheory.verify import report as RP
+from lrtheory.verify.chapter import Chapter, Measurement, MissingResults, config_json, run_measurement_batch
+from lrtheory.verify.claims import Claim, Tolerance, Verdict, as_value, check_scale, compare_values
+
+
+def claim(id="t.a", predicted=1.0, measured=1.05, tol=None, **kw):
+    tol = tol or Tolerance(0.1, "abs", "toy")
+    return Claim(id=id, chapter=id.split(".")[0], statement="a statement", source="derived here", tolerance=tol,
+                 predict=lambda cfg: predicted, measure=lambda cfg, device: measured, **kw)
+
+
+# --------------------------------------------------------------------------------------- claims
+def test_scales_and_kinds_are_the_documented_ones():
+    assert C.SCALES == ("ci", "reference", "full")
+    assert C.KINDS == ("abs", "rel", "upper", "lower", "sigma", "custom")
+    for s in C.SCALES:
+        assert check_scale(s) == s
+    with pytest.raises(ValueError, match=r"^scale: expected one of \('ci', 'reference', 'full'\), got 'huge'$"):
+        check_scale("huge")
+    with pytest.raises(ValueError, match=r"^scale: .* got 3$"):
+        check_scale(3)
+
+
+@pytest.mark.parametrize("kind, predicted, measured, passes", [
+    # abs: |m - p| <= v, with v = 0.5 (binary-exact numbers: the boundary is exact)
+    ("abs", 1.0, 1.5, True), ("abs", 1.0, 0.5, True), ("abs", 1.0, 1.5625, False), ("abs", 1.0, 0.4375, False),
+    # rel: |m - p| <= v |p|: p = -2 gives the scale 1 (the absolute value of the prediction)
+    ("rel", -2.0, -3.0, True), ("rel", -2.0, -1.0, True), ("rel", -2.0, -3.125, False), ("rel", 2.0, 3.0, True),
+    ("rel", 0.0, 0.0, True), ("rel", 0.0, 1e-300, False),
+    # upper: m <= p + v
+    ("upper", 2.0, 2.5, True), ("upper", 2.0, 2.625, False), ("upper", 2.0, -50.0, True), ("upper", 2.0, 2.25, True),
+    # lower: m >= p - v
+    ("lower", 2.0, 1.5, True), ("lower", 2.0, 1.375, False), ("lower", 2.0, 50.0, True), ("lower", 2.0, 1.75, True),
+])
+def test_each_kind_at_and_across_its_boundary(kind, predicted, measured, passes):
+    assert Tolerance(0.5, kind, "r").passes(predicted, measured) is passes
+
+
+@pytest.mark.parametrize("kind", ["abs", "rel", "upper", "lower", "sigma"])
+def test_non_finite_prediction_or_measurement_never_passes(kind):
+    tol = Tolerance(1e300, kind, "huge")
+    assert tol.passes(1.0, 1.0, se=1.0)
+    for p, m in ((math.nan, 1.0), (1.0, math.nan), (math.inf, 1.0), (1.0, -math.inf), (math.inf, math.inf)):
+        assert tol.passes(p, m, se=1.0) is False
+
+
+def test_sigma_kind_boundary_standard_error_and_allowance():
+    k2 = Tolerance(2, "sigma", "two s.e.")
+    assert k2.passes(1.0, 1.5, se=0.25) and not k2.passes(1.0, 1.5625, se=0.25)   # |d| <= 2 * 0.25
+    assert k2.passes(1.0, 0.5, se=0.25) and not k2.passes(1.0, 0.4375, se=0.25)
+    assert k2.passes(1.0, 1.0, se=0.0) and not k2.passes(1.0, 1.0 + 2 ** -20, se=0.0)  # se 0: exact only
+    assert not k2.passes(1.0, 1.0, se=None) and not k2.passes(1.0, 1.0, se=math.nan)
+    assert not k2.passes(1.0, 1.0, se=-0.25) and not k2.passes(1.0, 1.0, se=math.inf)
+    assert k2.passes(1.0, 1.5, se=np.float32(0.25))
+    a = Tolerance(2, "sigma", "two s.e. and a bias", allowance=0.5)
+    assert a.passes(1.0, 2.0, se=0.25) and not a.passes(1.0, 2.0625, se=0.25)      # 2 * 0.25 + 0.5
+    assert a.passes(1.0, 0.0, se=0.25) and not a.passes(1.0, -0.0625, se=0.25)
+    with pytest.raises(ValueError, match=r"^kind: a custom tolerance is decided by the claim's compare function$"):
+        Tolerance(1, "custom", "own rule").passes(1.0, 1.0)
+
+
+def test_tolerance_rejects_what_the_docstring_excludes():
+    ok = Tolerance(0, "abs", "exact")  # 0 is allowed (>= 0)
+    assert ok.value == 0 and ok.allowance == 0.0
+    assert Tolerance(3, "sigma", "r", allowance=0).allowance == 0
+    bad_values = [True, math.inf, -1e-300, "1", None]
+    for v in bad_values:
+        with pytest.raises(ValueError, match=r"^value: tolerance must be a finite number >= 0, got "):
+            Tolerance(v, "abs", "r")
+    for a in [True, math.inf, math.nan, -0.5, "0.1"]:
+        with pytest.raises(ValueError, match=r"^allowance: expected a finite number >= 0, got "):
+            Tolerance(3, "sigma", "r", allowance=a)
+    with pytest.raises(ValueError, match=r"^allowance: only a 'sigma' tolerance takes an allowance, not 'rel'$"):
+        Tolerance(3, "rel", "r", allowance=0.5)
+    with pytest.raises(ValueError, match=r"^kind: expected one of .*'custom'\), got 'approx'$"):
+        Tolerance(1, "approx", "r")
+    for reason in ["", None, 5]:
+        with pytest.raises(ValueError, match=r"^reason: every tolerance states its reason$"):
+            Tolerance(1, "abs", reason)
+
+
+def test_tolerance_text_and_json():
+    assert str(Tolerance(0.123456, "abs", "r")) == "abs 0.123"
+    assert str(Tolerance(2e-5, "rel", "r")) == "rel 2e-05"
+    assert str(Tolerance(1, "upper", "r")) == "upper 1" and str(Tolerance(1, "lower", "r")) == "lower 1"
+    assert str(Tolerance(3, "sigma", "r")) == "3 s.e."
+    assert str(Tolerance(2.5, "sigma", "r", allowance=0.01234)) == "2.5 s.e. + 0.0123"
+    assert str(Tolerance(0, "custom", "a trend over widths")) == "a trend over widths"
+    assert Tolerance(2, "abs", "why").to_json() == {"value": 2.0, "kind": "abs", "reason": "why"}
+    j = Tolerance(3, "sigma", "why", allowance=0.25).to_json()
+    assert j == {"value": 3.0, "kind": "sigma", "reason": "why", "allowance": 0.25}
+    assert type(j["value"]) is float and type(j["allowance"]) is float
+
+
+def test_as_value_coerces_every_documented_kind_of_number():
+    import sympy
+
+    assert as_value(3, "w") == 3.0 and type(as_value(3, "w")) is float
+    assert as_value(np.float32(0.5), "w") == 0.5 and type(as_value(np.float32(0.5), "w")) is float
+    assert as_value(np.array(2.5), "w") == 2.5 and type(as_value(np.array(2.5), "w")) is float
+    assert as_value(torch.tensor([4.0]), "w") == 4.0 and type(as_value(torch.tensor(4.0), "w")) is float
+    assert as_value(sympy.Rational(1, 4), "w") == 0.25 and as_value(sympy.sqrt(4), "w") == 2.0
+    d = as_value({"a": np.int64(2), 7: torch.tensor(1.5)}, "w")
+    assert d == {"a": 2.0, "7": 1.5} and all(type(v) is float for v in d.values())
+    with pytest.raises(ValueError, match=r"^w: expected a scalar, got a tensor of shape \(2,\)$"):
+        as_value(torch.zeros(2), "w")
+    with pytest.raises(ValueError, match=r"^w: empty dict$"):
+        as_value({}, "w")
+    with pytest.raises(ValueError, match=r"^w\['b'\]: expected a number or a dict of named numbers, got str$"):
+        as_value({"a": 1.0, "b": "x"}, "w")
+    with pytest.raises(ValueError, match=r"^w: expected a number .* got bool$"):
+        as_value(True, "w")
+    with pytest.raises(ValueError, match=r"got ndarray$"):
+        as_value(np.zeros(3), "w")
+
+
+def test_compare_values_details():
+    ok, det = compare_values(1.0, 1.25, Tolerance(0.5, "abs", "r"))
+    assert ok is True and det == {"error": 0.25}
+    ok, det = compare_values(1.0, 0.25, Tolerance(0.5, "abs", "r"))
+    assert ok is False and det == {"error": -0.75}
+    ok, det = compare_values({"a": 1.0, "b": 2.0}, {"a": 1.5, "b": 2.0, "extra": 9.0}, Tolerance(0.5, "abs", "r"))
+    assert ok is True and det == {"error[a]": 0.5, "error[b]": 0.0, "failed": []}
+    ok, det = compare_values({"a": 1.0, "b": 2.0, "c": 0.0}, {"a": 9.0, "b": 2.0, "c": -9.0}, Tolerance(1, "abs", "r"))
+    assert ok is False and det["failed"] == ["a", "c"] and det["error[c]"] == -9.0
+    # sigma reads <key>_se of the measurement; other kinds ignore it
+    sig = Tolerance(2, "sigma", "r")
+    assert compare_values({"s": 0.0}, {"s": 0.5, "s_se": 0.25}, sig)[0] is True
+    assert compare_values({"s": 0.0}, {"s": 0.5, "s_se": 0.125}, sig)[0] is False
+    assert compare_values({"s": 0.0}, {"s": 0.5, "t_se": 1.0}, sig)[0] is False
+    assert compare_values({"s": 0.0}, {"s": 0.5, "s_se": 100.0}, Tolerance(0.25, "abs", "r"))[0] is False
+    with pytest.raises(ValueError, match=r"^measured: a 'sigma' tolerance needs a dict measurement"):
+        compare_values(0.0, 0.0, sig)
+    with pytest.raises(ValueError, match=r"^measured: missing keys \['b', 'c'\]$"):
+        compare_values({"a": 1.0, "b": 1.0, "c": 1.0}, {"a": 1.0}, Tolerance(1, "abs", "r"))
+    with pytest.raises(ValueError, match=r"^predicted and measured must both be numbers or both dicts$"):
+        compare_values({"a": 1.0}, 1.0, Tolerance(1, "abs", "r"))
+
+
+def test_claim_declaration_errors_name_the_field():
+    for bad in ["", "t..a", ".t", "t.", 5]:
+        with pytest.raises(ValueError, match=r"^id: expected a dotted identifier, got "):
+            claim(id=bad) if isinstance(bad, str) and bad.split(".")[0] else Claim(
+                bad, "t", "s", "src", Tolerance(1, "abs", "r"), lambda c: 0.0, lambda c, d: 0.0)
+    assert claim(id="single").id == "single"  # one part is a dotted identifier too
+    with pytest.raises(ValueError, match=r"^tolerance: expected a Tolerance, got float$"):
+        Claim("t.a", "t", "s", "src", 0.1, lambda c: 0.0, lambda c, d: 0.0)
+    with pytest.raises(ValueError, match=r"^compare: claim 't.a' has a custom tolerance and needs a compare"):
+        claim(tol=Tolerance(0, "custom", "own"))
+    for field, args in (("statement", ("  ", "src")), ("source", ("s", "\n")), ("statement", (None, "src"))):
+        with pytest.raises(ValueError, match=rf"^{field}: claim 't.a' needs a non-empty {field}$"):
+            Claim("t.a", "t", *args, Tolerance(1, "abs", "r"), lambda c: 0.0, lambda c, d: 0.0)
+
+
+def test_check_passes_config_device_and_scale_and_fills_the_verdict():
+    seen = {}
+
+    def predict(cfg):
+        seen["predict"] = (cfg, C.CURRENT_SCALE.get())
+        return np.float64(2.0)
+
+    def measure(cfg, device):
+        seen["measure"] = (cfg, device, C.CURRENT_SCALE.get())
+        return {"x": 2.5}["x"]
+
+    c = Claim("t.cfg", "t", "stmt", "src", Tolerance(0.5, "abs", "r"), predict, measure,
+              config=lambda scale: ("config of", scale), notebook="01_t")
+    v = c.check("reference", "cpu")
+    assert seen["predict"] == (("config of", "reference"), "reference")
+    assert seen["measure"] == (("config of", "reference"), torch.device("cpu"), "reference")
+    assert C.CURRENT_SCALE.get() is None  # reset after the check
+    assert isinstance(v, Verdict)
+    assert (v.id, v.chapter, v.statement, v.source, v.scale) == ("t.cfg", "t", "stmt", "src", "reference")
+    assert v.predicted == 2.0 and type(v.predicted) is float and v.measured == 2.5 and v.passed is True
+    assert v.tolerance == Tolerance(0.5, "abs", "r") and v.details == {"error": 0.5}
+    assert 0 <= v.seconds < 5
+    # no config: the scale name itself; the default scale is "ci"
+    free = claim(predicted=1.0, measured=1.0)
+    got = []
+    free = dataclasses.replace(free, predict=lambda s: got.append(s) or 1.0)
+    assert free.check().scale == "ci" and got == ["ci"]
+    with pytest.raises(ValueError, match="device"):
+        claim().check("ci", "tpu")
+
+
+def test_check_resets_the_scale_when_measure_raises_and_uses_a_custom_compare():
+    def boom(cfg, device):
+        assert C.CURRENT_SCALE.get() == "full"
+        raise RuntimeError("kaput")
+
+    with pytest.raises(RuntimeError, match="kaput"):
+        Claim("t.b", "t", "s", "src", Tolerance(1, "abs", "r"), lambda c: 0.0, boom).check("full", "cpu")
+    assert C.CURRENT_SCALE.get() is None
+    calls = []
+
+    def compare(p, m, tol):
+        calls.append((p, m, tol.kind))
+        return np.bool_(m <= p), {"margin": p - m}
+
+    v = claim(predicted=2.0, measured=1.5, tol=Tolerance(0, "custom", "m <= p"), compare=compare).check()
+    assert calls == [(2.0, 1.5, "custom")] and v.passed is True and type(v.passed) is bool
+    assert v.details == {"margin": 0.5}
+    v = claim(predicted=2.0, measured=2.5, tol=Tolerance(0, "custom", "m <= p"), compare=compare).check()
+    assert v.passed is False
+
+
+def test_with_prediction_transforms_the_coerced_prediction_only():
+    seen = []
+    c = claim(predicted=np.float32(1.5), measured=3.0, tol=Tolerance(0.25, "abs", "r"))
+    wrong = c.with_prediction(lambda p: seen.append(p) or 2 * p)
+    v = wrong.check()
+    assert seen == [1.5] and type(seen[0]) is float and v.predicted == 3.0 and v.passed
+    assert c.check().predicted == 1.5 and not c.check().passed  # the original is untouched
+    assert (wrong.id, wrong.tolerance, wrong.measure) == (c.id, c.tolerance, c.measure)
+    d = claim(predicted={"a": 1, "b": 2}, measured={"a": 0.5, "b": 1.0})
+    halved = d.with_prediction(lambda p: {k: v / 2 for k, v in p.items()})
+    assert halved.check().passed and not d.check().passed
+
+
+def test_verdict_json():
+    v = Verdict("t.a", "t", "stmt", "src", {"a": 1.0, "b": math.nan}, -math.inf, Tolerance(1, "abs", "r"),
+                np.bool_(True), {"x": 1}, 1.23456, "full")
+    assert v.to_json() == {"id": "t.a", "chapter": "t", "scale": "full", "statement": "stmt", "source": "src",
+                           "predicted": {"a": 1.0, "b": None}, "measured": None,
+                           "tolerance": {"value": 1.0, "kind": "abs", "reason": "r"}, "passed": True,
+                           "seconds": 1.235}
+    assert type(v.to_json()["passed"]) is bool
+    assert Verdict("t.a", "t", "s", "s", 1, 2, Tolerance(1, "abs", "r"), False).to_json()["scale"] == "ci"
+
+
+# --------------------------------------------------------------------------------------- report
+def test_run_claims_order_progress_device_and_failures():
+    devices = []
+    ok = claim(id="t.ok")
+    ok = dataclasses.replace(ok, measure=lambda cfg, dev: devices.append(dev) or 1.0)
+
+    def boom(cfg, dev):
+        raise KeyError("gone")
+
+    bad = Claim("t.bad", "t", "s", "src", Tolerance(1, "abs", "r"), lambda c: 0.0, boom)
+    seen = []
+    out = RP.run_claims([bad, ok], "reference", "cpu", progress=lambda i, n, c, v: seen.append((i, n, c.id, v)))
+    assert [v.id for v in out] == ["t.bad", "t.ok"] and devices == [torch.device("cpu")]
+    assert [(i, n, cid, v is None) for i, n, cid, v in seen] == [
+        (0, 2, "t.bad", True), (0, 2, "t.bad", False), (1, 2, "t.ok", True), (1, 2, "t.ok", False)]
+    assert seen[1][3] is out[0] and seen[3][3] is out[1]
+    f = out[0]
+    assert (f.id, f.chapter, f.statement, f.source, f.passed, f.scale) == ("t.bad", "t", "s", "src", False,
+                                                                            "reference")
+    assert math.isnan(f.predicted) and math.isnan(f.measured) and f.tolerance == bad.tolerance
+    assert f.details == {"error": "KeyError: 'gone'"} and 0 <= f.seconds < 5
+    assert out[1].passed and out[1].scale == "reference"
+    with pytest.raises(ValueError, match="scale"):
+        RP.run_claims([ok], "huge")
+    with pytest.raises(KeyError):
+        RP.run_claims([bad], catch=False)
+    assert RP.run_claims([]) == []
+
+
+def test_format_value():
+    assert RP.format_value(0.0) == "0" and RP.format_value(-0.0) == "0"
+    assert RP.format_value(3.14159) == "3.142" and RP.format_value(3.14159, 2) == "3.1"
+    assert RP.format_value(1234.56) == "1235" and RP.format_value(123456.0) == "1.235e+05"
+    assert RP.format_value(math.nan) == "nan" and RP.format_value(-math.inf) == "-inf"
+    assert RP.format_value({"a": 1.23456, "b": 0.0}, 3) == "a=1.23, b=0"
+
+
+def _verdicts():
+    return [claim(id="t.a", predicted=1.0, measured=1.05).check(),
+            claim(id="t.bb", predicted=2.0, measured=3.0).check()]
+
+
+def test_verdict_table_exact_text_and_the_width_at_which_it_becomes_blocks():
+    # columns: claim 5, predicted 9, measured 8, tolerance 9, verdict 7 -> 38 + 4 gaps of 2 = 46
+    table = ["claim  predicted  measured  tolerance  verdict",
+             "-----  ---------  --------  ---------  -------",
+             "t.a    1          1.05      abs 0.1    PASS",
+             "t.bb   2          3         abs 0.1    FAIL"]
+    assert RP.verdict_table(_verdicts()) == "\n".join(table)
+    assert RP.verdict_table(_verdicts(), width=46) == "\n".join(table)
+    blocks = RP.verdict_table(_verdicts(), width=45)
+    assert blocks == "\n".join([
+        "t.a" + " " * 36 + "  PASS",
+        "  predicted  1",
+        "  measured   1.05",
+        "  tolerance  abs 0.1",
+        "",
+        "t.bb" + " " * 35 + "  FAIL",
+        "  predicted  2",
+        "  measured   3",
+        "  tolerance  abs 0.1"])
+    assert RP.verdict_table(_verdicts(), digits=2).splitlines()[2].split()[2] == "1.1"  # 1.05 at 2 digits
+
+
+def test_verdict_table_blocks_wrap_long_values_with_a_hanging_indent():
+    pred = {f"k{i}": float(i) for i in range(6)}  # "k0=0, k1=1, ..., k5=5": 34 characters
+    v = claim(id="t.long", predicted=pred, measured=pred).check()
+    text = RP.verdict_table([v], width=30)
+    assert text.splitlines()[:4] == ["t.long" + " " * 18 + "  PASS",
+                                     "  predicted  k0=0, k1=1, k2=2,",
+                                     "             k3=3, k4=4, k5=5",
+                                     "  measured   k0=0, k1=1, k2=2,"]
+    # an id longer than the width keeps its full length
+    w = claim(id="t." + "x" * 40).check()
+    assert RP.verdict_table([w], width=20).splitlines()[0] == "t." + "x" * 40 + "  PASS"
+
+
+def test_verdict_summary_summary_line_anchor():
+    assert RP.verdict_summary(_verdicts()) == "t.a   PASS\nt.bb  FAIL\n1 passed, 1 failed"
+    assert RP.verdict_summary([]) == "0 passed, 0 failed"
+    assert RP.summary_line(_verdicts()[1:]) == "0 passed, 1 failed"
+    assert RP.verdict_anchor("mup_depth") == "sec-mup-depth-verdicts"
+    assert RP.verdict_anchor("elr") == "sec-elr-verdicts"
+    assert RP._breakable("a.b_c<") == "a.<wbr>b_<wbr>c&lt;"
+
+
+def test_html_table_rows_links_and_columns():
+    ch = types.SimpleNamespace(notebook="03_t", title="The T_chapter")
+    ok = claim(id="t.a_b", predicted=1.0, measured=1.05).check()
+    bad = RP.run_claims([Claim("t.bad", "t", "x < y & z", "Paper <2020>", Tolerance(0, "custom", "own rule"),
+                               lambda c: 0.0, lambda c, d: 1 / 0, compare=lambda p, m, t: (True, {}))])[0]
+    other = claim(id="u.c", predicted=2.0, measured=2.0).check()
+    page = RP.html_table([ok, bad, other], {"t": ch}, page_prefix="../")
+    rows = page.split("<tr>")[2:]
+    assert len(rows) == 3
+    assert rows[0] == ('<td><a href="../03_t.html">The T_<wbr>chapter</a></td>'
+                       '<td><code><a href="../03_t.html#sec-t-verdicts">t.<wbr>a_<wbr>b</a></code></td>'
+                       '<td>a statement<br><span style="color:#57606a">derived here</span></td>'
+                       '<td>1</td><td>1.05</td><td>abs 0.1: toy</td>'
+                       '<td style="color:#1a7f37; font-weight:bold">PASS</td>'
+                       '<td style="text-align:right">' + f"{ok.seconds:.1f}" + '</td></tr>')
+    assert "<td>x &lt; y &amp; z<br>" in rows[1] and "Paper &lt;2020&gt;" in rows[1]
+    assert "<td>ZeroDivisionError: division by zero</td><td>own rule</td>" in rows[1]
+    assert '<td style="color:#cf222e; font-weight:bold">FAIL</td>' in rows[1]
+    assert rows[2].startswith("<td>u</td><td><code>u.<wbr>c</code></td>")  # no chapter: no links
+    head = page.split("<tbody>")[0]
+    assert head == ('<table class="lrtheory-verdicts" style="table-layout:fixed; width:100%; font-size:85%">'
+                    '<thead><tr><th style="width:9%">chapter</th><th style="width:13%">claim</th>'
+                    '<th style="width:24%">statement and source</th><th style="width:14%">predicted</th>'
+                    '<th style="width:14%">measured</th><th style="width:15%">tolerance</th>'
+                    '<th style="width:7%">verdict</th><th style="width:4%">s</th></tr></thead>')
+    assert page.endswith("</tr></tbody></table>")
+    # a non-string error entry is not shown as the measurement
+    odd = dataclasses.replace(ok, details={"error": 3})
+    assert "<td>1.05</td>" in RP.html_table([odd], {})
+    listed = dataclasses.replace(ok, details=[("error", "x")])
+    assert "<td>1.05</td>" in RP.html_table([listed], {})
+
+
+# ------------------------------------------------------------------------------------- registry
+@dataclasses.dataclass(frozen=True)
+class Cfg:
+    n: int = 2
+
+
+def _measure_one(cfg, device):
+    return 1.0
+
+
+def _fake(monkeypatch, name, key, claim_ids=(), chapter=True):
+    mod = types.ModuleType(name)
+    if chapter:
+        ch = Chapter(key, module=name, notebook=f"nb_{key}", title=key, configs={"ci": Cfg()})
+        for cid in claim_ids:
+            ch.claim(cid, statement="s", source="src", tolerance=Tolerance(1, "abs", "r"),
+                     predict=lambda cfg: 1.0, measure=lambda cfg, d: 1.0)
+        mod.CHAPTER = ch
+    else:
+        mod.CHAPTER = "not a chapter"
+    monkeypatch.setitem(sys.modules, name, mod)
+    return mod
+
+
+@pytest.fixture
+def fake_registry(monkeypatch):
+    a = _fake(monkeypatch, "fake_a", "alpha", ["alpha.one", "alpha.one_more", "alpha.two.x"])
+    b = _fake(monkeypatch, "fake_b", "beta", ["beta.one"])
+    from lrtheory.core.sweep import Param, SweepDef
+
+    grid = SweepDef(name="grid", chapter="beta", description="d", points=lambda s: [], run_batch=run_measurement_batch,
+                    schema={"n": Param("int")})
+    b.CHAPTER.add_sweep(grid)
+    monkeypatch.setattr(R, "CHAPTERS", ["fake_a", "fake_b"])
+    return a.CHAPTER, b.CHAPTER, grid
+
+
+def test_the_book_order_of_chapters():
+    assert R.CHAPTERS == ["lrtheory.results.sharpness", "lrtheory.results.catapult", "lrtheory.results.mup_depth",
+                          "lrtheory.results.elr", "lrtheory.results.balancing"]
+
+
+def test_registry_chapters_claims_and_lookup(fake_registry, monkeypatch):
+    a, b, _ = fake_registry
+    assert R.chapters() == [a, b] and R.chapter("beta") is b
+    assert [c.id for c in R.all_claims()] == ["alpha.one", "alpha.one_more", "alpha.two.x", "beta.one"]
+    with pytest.raises(ValueError, match=r"^chapter: unknown chapter 'gamma'; known: alpha, beta$"):
+        R.chapter("gamma")
+    monkeypatch.setattr(R, "CHAPTERS", ["fake_a", "fake_b", "fake_a"])
+    with pytest.raises(ValueError, match=r"^CHAPTERS: chapter keys repeat: \['alpha', 'beta', 'alpha'\]$"):
+        R.chapters()
+    _fake(monkeypatch, "fake_c", "gamma", chapter=False)
+    monkeypatch.setattr(R, "CHAPTERS", ["fake_a", "fake_c"])
+    with pytest.raises(ValueError, match=r"^CHAPTERS: 'fake_c' defines no CHAPTER = Chapter\(\.\.\.\)$"):
+        R.chapters()
+    monkeypatch.setitem(sys.modules, "fake_d", types.ModuleType("fake_d"))
+    monkeypatch.setattr(R, "CHAPTERS", ["fake_d"])
+    with pytest.raises(ValueError, match="fake_d"):
+        R.chapters()
+
+
+def test_select_by_id_or_dotted_prefix(fake_registry):
+    ids = lambda only: [c.id for c in R.select(only)]  # noqa: E731
+    assert ids(None) == ["alpha.one", "alpha.one_more", "alpha.two.x", "beta.one"]
+    assert ids(["alpha.one"]) == ["alpha.one"]  # not alpha.one_more: a prefix ends at a dot
+    assert ids(["alpha.two"]) == ["alpha.two.x"] and ids(["alpha.two."]) == ["alpha.two.x"]
+    assert ids(["beta", "alpha.one", "alpha"]) == ["beta.one", "alpha.one", "alpha.one_more", "alpha.two.x"]
+    assert ids(iter(["beta"])) == ["beta.one"]
+    with pytest.raises(ValueError, match=r"^only: no claim matches 'alp', 'zeta'; known ids: alpha.one, "):
+        R.select(["alp", "beta", "zeta"])
+    for bad in ["", 3, None]:
+        with pytest.raises(ValueError, match=r"^only: expected claim ids or prefixes, got "):
+            R.select([bad])
+
+
+def test_sweeps_by_name_and_for_a_chapter(fake_registry, monkeypatch):
+    a, b, grid = fake_registry
+    s = R.sweeps()
+    assert list(s) == ["alpha_measurements", "beta_measurements", "grid"] and s["grid"] is grid
+    assert R.sweeps_for("grid") == [grid]
+    assert R.sweeps_for("beta") == [b.measurement_sweep(), grid]
+    assert R.sweeps_for("alpha") == [a.measurement_sweep()]
+    with pytest.raises(ValueError, match=r"^sweep: 'nope' is neither a chapter \(alpha, beta\) nor a sweep "
+                                         r"\(alpha_measurements, beta_measurements, grid\)$"):
+        R.sweeps_for("nope")
+    from lrtheory.core.sweep import Param, SweepDef
+
+    a.add_sweep(SweepDef(name="grid", chapter="alpha", description="d", points=lambda s: [],
+                         run_batch=run_measurement_batch, schema={"n": Param("int")}))
+    with pytest.raises(ValueError, match=r"^sweeps: two sweeps are called 'grid'$"):
+        R.sweeps()
