@@ -127,7 +127,7 @@ CHAPTER.claim(
               "start GD converges up to eta*mu = 1 and lands on a period-2 orbit just beyond it.",
     source=f"derived here with sympy (the flattest minimum and its stability edge; paper: {PAPER}, Sec. 3, "
            "on flat minima and periodic orbits)",
-    tolerance=Tolerance(0.02, "custom", "two grid steps of 0.01 in eta*mu: converged in [1 - 0.02, 1], "
+    tolerance=Tolerance(0.02, "custom", "0.02 in eta*mu (two CI grid steps): converged in [1 - 0.02, 1], "
                                         "first period-2 orbit in [1, 1 + 0.02] "
                                         "(convergence at eta*mu = 1 is marginal)"),
     predict=_predict_flattest,
