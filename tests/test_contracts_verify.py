@@ -455,3 +455,312 @@ def test_sweeps_by_name_and_for_a_chapter(fake_registry, monkeypatch):
                          run_batch=run_measurement_batch, schema={"n": Param("int")}))
     with pytest.raises(ValueError, match=r"^sweeps: two sweeps are called 'grid'$"):
         R.sweeps()
+
+
+def test_errors_name_the_claim_and_side_and_check_times_itself():
+    import sympy
+    import time
+
+    assert as_value(sympy.sqrt(2), "w") == pytest.approx(math.sqrt(2), rel=1e-15)  # a sympy expression
+    assert as_value(sympy.pi / 4, "w") == pytest.approx(math.pi / 4, rel=1e-15)
+    with pytest.raises(ValueError, match=r"^w: expected a number .* got SimpleNamespace$"):
+        as_value(types.SimpleNamespace(dtype="float64"), "w")  # has a dtype, but no shape: not a scalar
+    with pytest.raises(ValueError, match=r"^t\.a: measured: expected a number or a dict"):
+        claim(measured="x").check()
+    with pytest.raises(ValueError, match=r"^t\.a: predicted: expected a number or a dict"):
+        claim(predicted="x").check()
+    with pytest.raises(ValueError, match=r"^t\.a: predicted: expected a number or a dict"):
+        claim(predicted="x").with_prediction(lambda p: p).check()
+    slow = dataclasses.replace(claim(), measure=lambda cfg, d: time.sleep(0.02) or 1.0)
+    assert slow.check().seconds >= 0.02
+    # with_prediction calls the original predict with the claim's config, not with None
+    c = Claim("t.c", "t", "s", "src", Tolerance(0, "abs", "r"), lambda cfg: cfg["n"], lambda cfg, d: 2.0 * cfg["n"],
+              config=lambda scale: {"n": 3.0})
+    assert c.with_prediction(lambda p: 2 * p).check().passed and not c.check().passed
+
+
+# -------------------------------------------------------------------------------------- chapter
+@dataclasses.dataclass(frozen=True)
+class Small:
+    n: int = 3
+    seeds: tuple = (5, 7)
+
+
+@dataclasses.dataclass
+class Mutable:
+    n: int = 3
+
+
+def _chapter(module="fake_ch", **configs):
+    return Chapter("fk", module=module, notebook="09_fk", title="Fake", configs=configs or {"ci": Small()})
+
+
+def test_chapter_constructor_checks_name_the_argument():
+    with pytest.raises(ValueError, match=r"^key: expected an identifier, got 'a-b'$"):
+        Chapter("a-b", module="m", notebook="n", title="t", configs={"ci": Small()})
+    with pytest.raises(ValueError, match=r"^key: expected an identifier, got 3$"):
+        Chapter(3, module="m", notebook="n", title="t", configs={"ci": Small()})
+    for module in ["", None]:
+        with pytest.raises(ValueError, match=r"^module: expected the defining package's __name__, got "):
+            Chapter("k", module=module, notebook="n", title="t", configs={"ci": Small()})
+    for configs in [{"full": Small()}, [("ci", Small())], None]:
+        with pytest.raises(ValueError, match=r"^configs: chapter 'k' needs a mapping of scale -> config with at"):
+            Chapter("k", module="m", notebook="n", title="t", configs=configs)
+    with pytest.raises(ValueError, match=r"^scale: "):
+        Chapter("k", module="m", notebook="n", title="t", configs={"ci": Small(), "huge": Small()})
+    for bad, name in ((Mutable(), "Mutable"), (Small, "type"), ({"n": 3}, "dict")):
+        with pytest.raises(ValueError, match=rf"^configs\['ci'\]: expected a frozen dataclass instance, got {name}$"):
+            Chapter("k", module="m", notebook="n", title="t", configs={"ci": bad})
+    ch = _chapter(full=Small(n=9), ci=Small())
+    assert (ch.key, ch.module, ch.notebook, ch.title) == ("fk", "fake_ch", "09_fk", "Fake")
+    assert ch.scales == ("ci", "full") and ch.config("full") == Small(n=9)
+    assert ch.measurements == {} and ch.claims == [] and ch.reference_file is None
+    assert repr(ch) == "<Chapter fk: 0 measurements, 0 claims>"
+    with pytest.raises(ValueError, match=r"^scale: chapter 'fk' has no 'reference' config \(it has \('ci', 'full'\)\)$"):
+        ch.config("reference")
+    with pytest.raises(ValueError, match=r"^scale: expected one of"):
+        ch.config("huge")
+
+
+def test_measurement_and_claim_declarations():
+    ch = _chapter()
+
+    @ch.measurement
+    def measure_a(cfg, device):
+        return 1.0
+
+    assert isinstance(measure_a, Measurement) and ch.measurements == {"measure_a": measure_a}
+    assert repr(measure_a) == "<measurement fk.measure_a>" and measure_a.__name__ == "measure_a"
+    assert measure_a.__wrapped__ is measure_a.fn and measure_a.depends == ()
+    with pytest.raises(ValueError, match=r"^fn: measurement names start with 'measure_', got 'a'$"):
+        ch.measurement(lambda cfg, d: 0) if False else ch.measurement(types.FunctionType(
+            (lambda cfg, d: 0).__code__, {}, "a"))
+    with pytest.raises(ValueError, match=r"^fn: chapter 'fk' already has a measurement 'measure_a'$"):
+        ch.measurement(measure_a.fn)
+    with pytest.raises(ValueError, match=r"^depends: \['measure_z'\] are not \(yet\) measurements of chapter 'fk'"):
+        @ch.measurement(depends=("measure_z",))
+        def measure_b(cfg, device):
+            return 0.0
+
+    parts = dict(parts=lambda cfg: [{"s": s} for s in cfg.seeds], combine=lambda cfg, vals: sum(vals))
+
+    @ch.measurement(**parts)
+    def measure_p(cfg, device, part):
+        return float(part["s"])
+
+    with pytest.raises(ValueError, match=r"^depends: 'measure_q' cannot depend on a decomposed measurement$"):
+        @ch.measurement(depends=("measure_p",))
+        def measure_q(cfg, device):
+            return 0.0
+
+    with pytest.raises(ValueError, match=r"^parts/combine: measurement 'measure_r' needs both or neither$"):
+        @ch.measurement(parts=parts["parts"])
+        def measure_r(cfg, device, part):
+            return 0.0
+    with pytest.raises(ValueError, match=r"^parts/combine: measurement 'measure_r' needs both or neither$"):
+        @ch.measurement(combine=parts["combine"])
+        def measure_r(cfg, device, part):  # noqa: F811
+            return 0.0
+    with pytest.raises(ValueError, match=r"^depends: a decomposed measurement \('measure_s'\) cannot depend on"):
+        Measurement(ch, types.FunctionType((lambda c, d, p: 0).__code__, {}, "measure_s"), ("measure_a",),
+                    parts["parts"], parts["combine"])
+    assert list(ch.measurements) == ["measure_a", "measure_p"]
+    tol = Tolerance(0.5, "abs", "r")
+    c = ch.claim("fk.one", statement="s", source="src", tolerance=tol, predict=lambda cfg: float(cfg.n),
+                 measure=lambda cfg, d: measure_p.of(cfg, d) - 9.0)
+    assert (c.chapter, c.notebook, c.config) == ("fk", "09_fk", ch.config) and ch.claims == [c]
+    for bad in ["fkx.one", "other.one", 3]:
+        with pytest.raises(ValueError, match=r"^id: claims of chapter 'fk' start with 'fk\.', got "):
+            ch.claim(bad, statement="s", source="src", tolerance=tol, predict=lambda c: 0, measure=lambda c, d: 0)
+    with pytest.raises(ValueError, match=r"^id: chapter 'fk' already has a claim 'fk.one'$"):
+        ch.claim("fk.one", statement="s", source="src", tolerance=tol, predict=lambda c: 0, measure=lambda c, d: 0)
+    ch.claim("fk.two.a", statement="s", source="src", tolerance=tol, predict=lambda cfg: 0.0,
+             measure=lambda cfg, d: 0.25, compare=lambda p, m, t: (False, {}))
+    # check(): every claim, errors propagate; only= by id or dotted prefix
+    v = ch.check("ci", "cpu")
+    assert [(x.id, x.passed) for x in v] == [("fk.one", True), ("fk.two.a", False)]  # 5 + 7 - 9 = 3
+    assert [x.id for x in ch.check("ci", "cpu", only=["fk.two"])] == ["fk.two.a"]
+    assert [x.id for x in ch.check("ci", "cpu", only=["fk.two."])] == ["fk.two.a"]
+    assert [x.id for x in ch.check("ci", "cpu", only=["fk.on"])] == []
+    assert [x.id for x in ch.check("ci", "cpu", only=["fk.one", "fk.two.a"])] == ["fk.one", "fk.two.a"]
+    ch.claim("fk.boom", statement="s", source="src", tolerance=tol, predict=lambda c: 1 / 0, measure=lambda c, d: 0)
+    with pytest.raises(ZeroDivisionError):
+        ch.check("ci", "cpu")
+
+
+def test_memo_per_config_and_device_and_decomposed_compute():
+    ch = _chapter(full=Small(n=4, seeds=(1, 2, 3)), ci=Small())
+    calls, seen_parts = [], []
+
+    @ch.measurement
+    def measure_n(cfg, device):
+        calls.append((cfg.n, device))
+        return [cfg.n]
+
+    assert measure_n("ci", "cpu") == [3] and measure_n("ci", "cpu") is measure_n("ci", "cpu")
+    assert measure_n.of(Small(n=3), torch.device("cpu")) == [3] and calls == [(3, torch.device("cpu"))]
+    assert measure_n.of(Small(n=5)) == [5] and len(calls) == 2  # another config: computed
+    measure_n.cache_clear()
+    assert measure_n("ci") == [3] and len(calls) == 3
+    assert measure_n.compute(Small(n=3), "dev") == [3] and calls[-1] == (3, "dev")  # never memoized
+
+    def combine(cfg, values):
+        return {"n": cfg.n, "values": values}
+
+    @ch.measurement(parts=lambda cfg: [{"s": s} for s in cfg.seeds], combine=combine)
+    def measure_parts(cfg, device, part):
+        seen_parts.append(part)
+        return part["s"] * 10
+
+    assert measure_parts("full", "cpu") == {"n": 4, "values": [10, 20, 30]}
+    assert seen_parts == [{"s": 1}, {"s": 2}, {"s": 3}] and all(type(p) is dict for p in seen_parts)
+
+
+def test_point_configs_groups_and_the_measurement_sweep():
+    ch = _chapter(module="fake_sw", ci=Small(), reference=Small(n=4, seeds=(1, 2, 3)))
+    fn = lambda name, *extra: types.FunctionType((lambda cfg, device, *p: 0.0).__code__, {}, name)  # noqa: E731
+    ch.measurement(fn("measure_a"))
+    ch.measurement(fn("measure_b"))
+    ch.measurement(fn("measure_c"), depends=("measure_b",))
+    ch.measurement(fn("measure_d"), depends=("measure_c", "measure_a"))
+    ch.measurement(fn("measure_e"))
+    ch.measurement(fn("measure_f"), depends=("measure_e",))
+    ch.measurement(fn("measure_p"), parts=lambda cfg: [{"s": s} for s in cfg.seeds], combine=lambda c, v: v)
+    # union of dependency components, named by the first-declared member
+    groups = {n: ch._group(n) for n in ch.measurements}
+    assert groups == {"measure_a": "measure_a", "measure_b": "measure_a", "measure_c": "measure_a",
+                      "measure_d": "measure_a", "measure_e": "measure_e", "measure_f": "measure_e",
+                      "measure_p": "measure_p"}
+    cj = config_json(Small(n=4, seeds=(1, 2, 3)))
+    assert ch.measurements["measure_f"].point_configs("reference") == [
+        {"module": "fake_sw", "measurement": "measure_f", "scale": "reference", "config": cj, "part": "",
+         "group": "measure_e"}]
+    assert ch.measurements["measure_p"].point_configs("reference") == [
+        {"module": "fake_sw", "measurement": "measure_p", "scale": "reference", "config": cj, "part": '{"s":1}',
+         "group": "measure_p:0"},
+        {"module": "fake_sw", "measurement": "measure_p", "scale": "reference", "config": cj, "part": '{"s":2}',
+         "group": "measure_p:1"},
+        {"module": "fake_sw", "measurement": "measure_p", "scale": "reference", "config": cj, "part": '{"s":3}',
+         "group": "measure_p:2"}]
+    sw = ch.measurement_sweep()
+    assert sw is ch.measurement_sweep()  # built once
+    assert (sw.name, sw.chapter, sw.group_by, sw.batch_size) == ("fk_measurements", "fk", ("module", "group"), 7)
+    assert sw.run_batch is run_measurement_batch and sw.description.startswith("every measurement of chapter 'fk'")
+    assert set(sw.schema) == {"module", "measurement", "scale", "config", "part", "group"}
+    assert sw.schema["scale"].choices == C.SCALES and sw.schema["part"].default == ""
+    pts = sw.points("reference")
+    assert [p["measurement"] for p in pts] == ["measure_a", "measure_b", "measure_c", "measure_d", "measure_e",
+                                               "measure_f", "measure_p", "measure_p", "measure_p"]
+    assert sw.points("full") == []  # no config at that scale: no points
+    assert ch.sweeps == [sw]
+    ch.measurement(fn("measure_g"))
+    assert ch.measurement_sweep() is not sw and ch.measurement_sweep().batch_size == 8  # rebuilt on a new one
+    one = _chapter()
+    one.measurement(fn("measure_only"))
+    assert one.measurement_sweep().batch_size == 1
+
+
+def test_add_sweep_reference_path_and_store_for(tmp_path, monkeypatch):
+    from lrtheory.core.sweep import Param, SweepDef
+
+    ch = _chapter(module="fake_ref")
+    mod = types.ModuleType("fake_ref")
+    mod.__file__ = str(tmp_path / "pkg" / "__init__.py")
+    monkeypatch.setitem(sys.modules, "fake_ref", mod)
+    assert ch.reference_path == (tmp_path / "pkg" / "reference.jsonl").resolve()
+    ch.reference_file = str(tmp_path / "elsewhere.jsonl")
+    assert ch.reference_path == tmp_path / "elsewhere.jsonl"
+    assert ch.store_for("reference") == tmp_path / "elsewhere.jsonl"
+    assert ch.store_for("full") is None and ch.store_for("ci") is None
+    mk = lambda chapter: SweepDef(name="g", chapter=chapter, description="d", points=lambda s: [],  # noqa: E731
+                                  run_batch=run_measurement_batch, schema={"n": Param("int")})
+    g = mk("fk")
+    assert ch.add_sweep(g) is g and ch.sweeps == [ch.measurement_sweep(), g]
+    with pytest.raises(ValueError, match=r"^sweep: 'g' belongs to chapter 'other', not 'fk'$"):
+        ch.add_sweep(mk("other"))
+    with pytest.raises(ValueError, match=r"^sweep: expected a SweepDef, got dict$"):
+        ch.add_sweep({"name": "g"})
+
+
+def test_config_json_is_canonical_and_complete():
+    assert config_json(Small()) == ('{"__dataclass__":"test_contracts_verify:Small",'
+                                    '"fields":{"n":3,"seeds":{"__tuple__":[5,7]}}}')
+    assert config_json(Small(n=4)) != config_json(Small())
+
+
+def test_stored_scales_and_reference_reads_from_the_store(tmp_path, monkeypatch):
+    import lrtheory.verify.chapter as CH
+
+    assert CH.STORED_SCALES == ("reference", "full")
+    assert issubclass(MissingResults, ValueError)
+    mod = types.ModuleType("fake_st")
+    monkeypatch.setitem(sys.modules, "fake_st", mod)
+    ch = _chapter(module="fake_st", ci=Small(), reference=Small(n=4), full=Small(n=6))
+    mod.CHAPTER = ch
+    ch.reference_file = tmp_path / "reference.jsonl"
+    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path / "cache"))
+    calls = []
+
+    @ch.measurement
+    def measure_n(cfg, device):
+        calls.append(cfg.n)
+        return {"n": cfg.n}
+
+    with pytest.raises(MissingResults, match=r"^fk\.measure_n: 1 of its points are not in .*reference\.jsonl "
+                                             r"\(parts: \['whole'\]\); `lrtheory sweep fk --scale reference`"):
+        measure_n("reference", "cpu")
+    assert calls == [] and measure_n.load("reference") is None
+    assert measure_n("ci", "cpu") == {"n": 3} and calls == [3]  # ci always computes
+    from lrtheory.core.sweep import run_sweep
+
+    run_sweep(ch.measurement_sweep(), "reference", store=ch.reference_file)
+    assert calls == [3, 4]
+    measure_n.cache_clear()
+    assert measure_n("reference", "cpu") == {"n": 4} and calls == [3, 4]  # read, not computed
+    assert measure_n.load("reference", Small(n=4)) == {"n": 4}
+    assert measure_n.load("reference", Small(n=5)) is None  # another config: nothing stored can be it
+    # full: not stored -> computed here, with a note on stderr
+    assert measure_n("full", "cpu") == {"n": 6} and calls == [3, 4, 6]
+
+
+def test_full_scale_note_on_stderr(tmp_path, monkeypatch, capsys):
+    mod = types.ModuleType("fake_fu")
+    monkeypatch.setitem(sys.modules, "fake_fu", mod)
+    ch = _chapter(module="fake_fu", ci=Small(), full=Small(n=6))
+    mod.CHAPTER = ch
+    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path / "cache"))
+
+    @ch.measurement
+    def measure_n(cfg, device):
+        return cfg.n
+
+    assert measure_n("full", "cpu") == 6
+    assert capsys.readouterr().err == (
+        "lrtheory: fk.measure_n at scale=full is not stored; computing it here. "
+        "`lrtheory sweep fk --scale full` computes and stores it (resumable, on any executor).\n")
+    assert measure_n("ci", "cpu") == 3 and capsys.readouterr().err == ""
+
+
+def test_run_measurement_batch_checks_the_config_and_runs_parts(monkeypatch):
+    mod = types.ModuleType("fake_rb")
+    monkeypatch.setitem(sys.modules, "fake_rb", mod)
+    ch = _chapter(module="fake_rb")
+    mod.CHAPTER = ch
+
+    @ch.measurement
+    def measure_n(cfg, device):
+        return np.float64(cfg.n) * 2
+
+    @ch.measurement(parts=lambda cfg: [{"s": s} for s in cfg.seeds], combine=lambda c, v: v)
+    def measure_p(cfg, device, part):
+        return (part["s"], str(device))
+
+    pts = measure_n.point_configs("ci") + measure_p.point_configs("ci")
+    out = run_measurement_batch(pts, "cpu")
+    from lrtheory.core.store import decode_value
+
+    assert [decode_value(o["value"]) for o in out] == [6.0, (5, "cpu"), (7, "cpu")]
+    assert all(set(o) == {"value"} for o in out)
+    bad = dict(pts[0], config=config_json(Small(n=99)))
+    with pytest.raises(ValueError, match=r"^config: fk\.measure_n at scale=ci has another config on this worker"):
+        run_measurement_batch([bad], "cpu")
