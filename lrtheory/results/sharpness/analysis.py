@@ -20,6 +20,10 @@ __all__ = [
     "PlainMeasurement",
     "NarrowMeasurement",
     "LossCurves",
+    "BisectionMeasurement",
+    "ThresholdStudy",
+    "TaskMeasurement",
+    "eta_star_by_threshold",
     "BoundsSummary",
     "fit_power_law",
     "geo_mean",
@@ -46,7 +50,12 @@ class GridMeasurement:
         Hessian top eigenvalue of the squared loss (one-hot targets) at init, per seed.
     lam1_ce : ndarray (A, S)
         The same for the cross-entropy loss the runs are trained with.
-    pred_lower, pred_point, pred_upper : ndarray (A,)
+    lam1_w : ndarray (A, S)
+        The CE Hessian as the runs step on it: ``C^(1/2) H C^(1/2)`` with the input layer's LR
+        multiplier in ``C`` (:func:`~lrtheory.results.sharpness.simulate.weighted_sharpness`).
+    eta_lo : ndarray (A, S)
+        Each seed's largest successful LR (NaN: none).
+    pred_lower, pred_point, pred_upper, pred_finite : ndarray (A,)
         :func:`~lrtheory.results.sharpness.derivation.predict_lambda1` on the same inputs.
     seconds : float
     """
@@ -58,10 +67,18 @@ class GridMeasurement:
     eta_bracket: np.ndarray
     lam1: np.ndarray
     lam1_ce: np.ndarray
+    lam1_w: np.ndarray
+    eta_lo: np.ndarray
     pred_lower: np.ndarray
     pred_point: np.ndarray
     pred_upper: np.ndarray
+    pred_finite: np.ndarray
     seconds: float
+
+    @property
+    def lam1_w_geo(self) -> np.ndarray:
+        """Geometric mean of ``lam1_w`` over seeds ``(A,)``."""
+        return geo_mean(self.lam1_w)
 
     @property
     def lam1_geo(self) -> np.ndarray:
@@ -141,6 +158,122 @@ class LossCurves:
 
 
 @dataclass(frozen=True)
+class BisectionMeasurement:
+    """The paper's Algorithm 1 (plain bisection) on the networks of the main grid's searches.
+
+    Attributes
+    ----------
+    depth, width, Ln : ndarray (A,)
+    lo, hi : ndarray (A, S)
+        Final bracket per seed (``lo`` succeeded, or is the start's lower end if nothing did).
+    etas, success : ndarray (A, I, S)
+        The midpoints tried, step by step, and whether each reached the threshold.
+    bracket : (float, float)
+        The start bracket.
+    """
+
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    etas: np.ndarray
+    success: np.ndarray
+    bracket: Tuple[float, float]
+
+    @property
+    def eta_star(self) -> np.ndarray:
+        """Geometric mean over seeds of the bisection's estimate ``lo`` ``(A,)``."""
+        return geo_mean(self.lo)
+
+
+@dataclass(frozen=True)
+class ThresholdStudy:
+    """Best validation accuracy of every (LR, seed) run at fixed architectures, for eta*(t).
+
+    Attributes
+    ----------
+    depth, width, Ln : ndarray (A,)
+    etas : ndarray (E,)
+    best : ndarray (A, E, S)
+    thresholds : ndarray (T,)
+    """
+
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    etas: np.ndarray
+    best: np.ndarray
+    thresholds: np.ndarray
+
+    def eta_star(self, t: float) -> np.ndarray:
+        """eta* at threshold ``t`` per architecture ``(A,)`` (:func:`eta_star_by_threshold`)."""
+        return eta_star_by_threshold(self.etas, self.best, t)
+
+    def fits(self) -> Dict[float, LogLogFit]:
+        """The power law of eta*(t) in ``L n`` for every threshold."""
+        return {float(t): fit_power_law(self.Ln, self.eta_star(t)) for t in self.thresholds}
+
+
+@dataclass(frozen=True)
+class TaskMeasurement:
+    """Both eta* procedures on one of the paper's tasks, on the same networks.
+
+    Attributes
+    ----------
+    name : str
+    depth, width, Ln : ndarray (A,)
+    threshold : float
+    grid_lo, grid_hi : ndarray (A, S)
+        Our grid-then-refine search, per seed.
+    bis_lo, bis_hi : ndarray (A, S)
+        Plain bisection, per seed.
+    bracket : (float, float)
+        Bisection's start bracket.
+    """
+
+    name: str
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    threshold: float
+    grid_lo: np.ndarray
+    grid_hi: np.ndarray
+    bis_lo: np.ndarray
+    bis_hi: np.ndarray
+    bracket: Tuple[float, float]
+
+
+def eta_star_by_threshold(etas, best, t: float) -> np.ndarray:
+    """eta* at threshold ``t`` from a grid of runs: per seed the largest LR whose best accuracy
+    reached ``t``, geometric mean over the seeds that reached it at some LR (NaN if none).
+
+    Parameters
+    ----------
+    etas : (E,)
+    best : (A, E, S) best validation accuracy per run
+
+    Example
+    -------
+    >>> best = np.array([[[0.9], [0.95], [0.5]]])
+    >>> eta_star_by_threshold([0.5, 1.0, 2.0], best, 0.9).tolist()
+    [1.0]
+    """
+    etas = np.asarray(etas, dtype=np.float64)
+    ok = np.asarray(best, dtype=np.float64) >= float(t)  # (A, E, S)
+    top = np.where(ok, etas[None, :, None], np.nan)
+    with np.errstate(all="ignore"):
+        per_seed = np.nanmax(np.where(ok.any(1, keepdims=True), top, 0.0), axis=1)  # (A, S)
+    per_seed = np.where(ok.any(1), per_seed, np.nan)
+    out = np.full(per_seed.shape[0], np.nan)
+    for a in range(per_seed.shape[0]):
+        v = per_seed[a][np.isfinite(per_seed[a])]
+        if v.size:
+            out[a] = float(np.exp(np.mean(np.log(v))))
+    return out
+
+
+@dataclass(frozen=True)
 class BoundsSummary:
     """How the measured ``lambda_1`` sits against its prediction and bounds.
 
@@ -200,6 +333,7 @@ def chapter_fits(grid: GridMeasurement, plain: PlainMeasurement) -> Dict[str, Lo
         "eta* (all layers same LR)": fit_power_law(grid.Ln, plain.eta_star),
         "lambda_1 (squared loss)": fit_power_law(grid.Ln, grid.lam1_geo),
         "lambda_1 (cross-entropy)": fit_power_law(grid.Ln, grid.lam1_ce_geo),
+        "lambda_1 (CE, LR-weighted)": fit_power_law(grid.Ln, grid.lam1_w_geo),
         "eta* x lambda_1 (CE)": fit_power_law(grid.Ln, grid.product),
     }
 

@@ -38,6 +38,7 @@ __all__ = [
     "derive_lambda1_growth",
     "derive_lambda1_bounds",
     "ntk_gram_infinite_width",
+    "finite_width_factor",
     "predict_lambda1",
     "predict_grid",
     "predict_growth_exponent",
@@ -126,12 +127,14 @@ class Lambda1Prediction:
 
     ``lower``: mean of the Gram matrix (the Gauss-Newton lower bound); ``point``:
     ``lambda_max(Theta)/N`` (the infinite-width Gauss-Newton top eigenvalue); ``upper``:
-    ``k * mean_i Theta(x_i, x_i)`` (the trace bound).
+    ``k * mean_i Theta(x_i, x_i)`` (the trace bound); ``finite``: ``point`` times
+    :func:`finite_width_factor` (the prediction the claim ``sharpness.lambda1_value`` checks).
     """
 
     lower: float
     point: float
     upper: float
+    finite: float
 
 
 # ----------------------------------------------------------------------------------------------
@@ -343,6 +346,29 @@ def ntk_gram_infinite_width(x, depth: int, width: int, rho_in: float = 1.0) -> n
     return nn_ * theta
 
 
+def finite_width_factor(width: int, n_out: int) -> float:
+    """``(1 + sqrt(k / n))^2``: the finite-width correction of ``lambda_1`` (derived here, heuristic).
+
+    At infinite width the ``k`` outputs' kernels are equal and uncoupled, so the Gauss-Newton
+    matrix has ``lambda_max(Theta)/N`` ``k`` times over. At width ``n`` every hidden layer's
+    gradient of output ``o`` is ``B^T w_o`` times a feature, with ``w_o`` the ``o``-th row of the
+    random ``k x n`` readout ``W``: on the top direction of each output the ``k x k`` block of the
+    Gram matrix is ``W K W^T`` rather than ``E[W K W^T]``. Taking ``K`` isotropic, this is a
+    Wishart matrix whose top eigenvalue over its mean diagonal is the Marchenko-Pastur edge
+    ``(1 + sqrt(k/n))^2``. Two steps are approximations (ours, checked only against the
+    measurement): ``K`` isotropic (depth makes it less so) and the factor applied to the whole
+    kernel (the readout's own term is not coupled; the Hessian's residual term is ignored).
+
+    Example
+    -------
+    >>> finite_width_factor(40, 10)
+    2.25
+    """
+    width = validate.positive_int(width, "width")
+    n_out = validate.positive_int(n_out, "n_out")
+    return float((1.0 + np.sqrt(n_out / width)) ** 2)
+
+
 def predict_lambda1(x, depth: int, width: int, n_out: int) -> Lambda1Prediction:
     """Infinite-width predictions for ``lambda_1`` of the squared loss at init on inputs ``x``.
 
@@ -357,7 +383,9 @@ def predict_lambda1(x, depth: int, width: int, n_out: int) -> Lambda1Prediction:
     b = derive_lambda1_bounds()
     upper = float(b.upper.subs({b.L: depth, b.n: width, b.d0: x.shape[1], b.k: n_out,
                                 b.Xbar: float(np.mean(np.sum(x * x, axis=1)))}))
-    return Lambda1Prediction(lower=float(gram.mean()), point=float(np.linalg.eigvalsh(gram)[-1] / N), upper=upper)
+    point = float(np.linalg.eigvalsh(gram)[-1] / N)
+    return Lambda1Prediction(lower=float(gram.mean()), point=point, upper=upper,
+                             finite=point * finite_width_factor(width, n_out))
 
 
 def predict_grid(x, archs: Sequence[Tuple[int, int]], n_out: int) -> Tuple[Tuple[Tuple[int, int], Lambda1Prediction], ...]:

@@ -9,7 +9,7 @@ trained at different LRs). :func:`model_seed` is the one place those keys are pu
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Mapping, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -26,9 +26,17 @@ __all__ = [
     "batch_order_seed",
     "load_dataset",
     "eta_star_search",
+    "SearchResult",
+    "grid_then_refine",
     "sharpness_at_init",
+    "run_arch",
     "run_archs",
     "run_loss_curves",
+    "load_task",
+    "weighted_sharpness",
+    "best_accuracy",
+    "bisection",
+    "threshold_study",
     "MAXLR_SCHEMA",
     "check_maxlr",
     "max_lr_grid_points",
@@ -37,12 +45,6 @@ __all__ = [
 
 #: The chapter key, first key of every seed of this chapter.
 KEY = "sharpness"
-
-#: ``init_params`` of :mod:`lrtheory.core.mlp` seeds model ``k`` of a batch with
-#: ``seed * 1_000_003 + k`` and must stay below 2**64; a 63-bit :func:`seed_for` seed is cut to
-#: its top 40 bits until core takes full seeds (still one seed per model, from the keys only).
-_INIT_SEED_SHIFT = 23
-
 
 def model_seed(measurement: str, depth: int, width: int, index: int, *extra) -> int:
     """The init seed of network ``index`` of architecture ``(depth, width)`` in ``measurement``.
@@ -56,7 +58,7 @@ def model_seed(measurement: str, depth: int, width: int, index: int, *extra) -> 
     >>> model_seed("eta_star", 2, 16, 0) != model_seed("eta_star", 3, 16, 0)
     True
     """
-    return seed_for(KEY, measurement, int(depth), int(width), *extra, int(index)) >> _INIT_SEED_SHIFT
+    return seed_for(KEY, measurement, int(depth), int(width), *extra, int(index))
 
 
 def batch_order_seed() -> int:
@@ -75,36 +77,115 @@ def load_dataset(cfg, device):
 
 
 def eta_star_search(cfg, ds, depth: int, width: int, input_lr_mult: float, device, measurement: str = "eta_star"):
-    """:func:`lrtheory.tools.max_lr.max_initial_lr` on one architecture, ``cfg.seeds`` networks.
+    """Our grid-then-refine eta* search (:func:`grid_then_refine`) on one architecture, ``cfg.seeds`` networks.
 
-    Candidates of a round are trained together on the batched trainer; network ``j`` is seeded
-    by :func:`model_seed` ``(measurement, depth, width, j)``.
+    Network ``j`` is seeded by :func:`model_seed` ``(measurement, depth, width, j)``.
     """
     from lrtheory.core.mlp import MLPSpec
-    from lrtheory.tools.max_lr import max_initial_lr
 
     spec = MLPSpec(d_in=ds.d_in, width=width, depth=depth, d_out=ds.d_out, input_lr_mult=input_lr_mult)
     seeds = [model_seed(measurement, depth, width, j) for j in range(cfg.seeds)]
-    return max_initial_lr(
-        spec, ds, threshold=cfg.threshold, steps=cfg.steps, seeds=seeds, grid=cfg.grid,
-        rounds=cfg.rounds, points_per_round=cfg.points_per_round, batch_size=cfg.batch_size,
-        eval_every=cfg.eval_every, loss="ce", seed=batch_order_seed(), device=device,
-    )
+    return grid_then_refine(spec, ds, seeds, threshold=cfg.threshold, steps=cfg.steps, grid=cfg.grid,
+                            rounds=cfg.rounds, points_per_round=cfg.points_per_round, batch_size=cfg.batch_size,
+                            eval_every=cfg.eval_every, device=device)
+
+
+class SearchResult(NamedTuple):
+    """What :func:`grid_then_refine` returns: ``eta_star`` and ``bracket`` (geometric means over the
+    seeds that succeeded somewhere), ``lo``/``hi`` per seed, ``runs`` ((round, seed index, eta, success), ...)."""
+
+    eta_star: float
+    bracket: Tuple[float, float]
+    lo: np.ndarray
+    hi: np.ndarray
+    runs: Tuple[Tuple[int, int, float, bool], ...]
+
+
+def grid_then_refine(spec, ds, seeds: Sequence[int], *, threshold: float, steps: int, grid: Sequence[float],
+                     rounds: int, points_per_round: int, batch_size: int, eval_every: int, device) -> SearchResult:
+    """The search of :func:`lrtheory.tools.max_lr.max_initial_lr`, run on :func:`best_accuracy`.
+
+    Round 0 trains every LR of ``grid`` for every seed at once; per seed the bracket is the
+    largest successful LR and the smallest tried LR above it; each of ``rounds`` refinement
+    rounds trains ``points_per_round`` geometrically spaced interior LRs of every seed's bracket
+    (an open bracket steps upward by the grid's ratio). Same algorithm, networks, minibatches
+    and success criterion as the tool (a test checks equal results); it runs here because the
+    tool's trainer call fails when every candidate of a round diverges between two evaluations
+    (a core.train bug, reported), which :func:`best_accuracy` avoids.
+    """
+    seeds = [int(s) for s in seeds]
+    S_ = len(seeds)
+    g = np.unique(np.asarray(grid, dtype=np.float64))
+    tried = [dict() for _ in range(S_)]
+    runs = []
+
+    def run_round(r, cand):
+        if not cand:
+            return
+        best = best_accuracy(spec, ds, [e for _, e in cand], [seeds[j] for j, _ in cand], steps=steps,
+                             batch_size=batch_size, eval_every=eval_every, device=device)
+        for (j, e), b in zip(cand, best):
+            tried[j][float(e)] = bool(b >= threshold)
+            runs.append((r, j, float(e), bool(b >= threshold)))
+
+    def bracket(j):
+        items = sorted(tried[j].items())
+        ok = [e for e, s in items if s]
+        if not ok:
+            return np.nan, np.nan
+        lo = max(ok)
+        above = [e for e, s in items if e > lo]
+        return lo, (min(above) if above else np.inf)
+
+    run_round(0, [(j, float(e)) for e in g for j in range(S_)])
+    ratio = float(np.exp(np.mean(np.diff(np.log(g)))))
+    for r in range(1, int(rounds) + 1):
+        cand = []
+        for j in range(S_):
+            lo, hi = bracket(j)
+            if not np.isfinite(lo):
+                continue
+            if np.isfinite(hi):
+                cand += [(j, lo * (hi / lo) ** (i / (points_per_round + 1))) for i in range(1, points_per_round + 1)]
+            else:
+                cand += [(j, lo * ratio ** i) for i in range(1, points_per_round + 1)]
+        run_round(r, cand)
+    br = np.array([bracket(j) for j in range(S_)], dtype=np.float64).reshape(S_, 2)
+    lo, hi = br[:, 0], br[:, 1]
+    good = np.isfinite(lo)
+    if good.any():
+        eta = float(np.exp(np.mean(np.log(lo[good]))))
+        hig = hi[good]
+        brk = (eta, float(np.exp(np.mean(np.log(hig)))) if np.all(np.isfinite(hig)) else np.inf)
+    else:
+        eta, brk = np.nan, (np.nan, np.nan)
+    return SearchResult(eta, brk, lo, hi, tuple(runs))
 
 
 def _init_models(spec, seeds: Sequence[int], device) -> List[torch.Tensor]:
-    """One network per seed, stacked on the leading axis (each from its own generator)."""
+    """One network per seed, stacked on the leading axis (each from its own generator).
+
+    ``init_params(spec, 1, seed=s)`` per seed (full 63-bit :func:`seed_for` seeds): the rule
+    :func:`lrtheory.tools.max_lr.max_initial_lr` uses, so the chapter's own runs (bisection,
+    threshold study, sharpness) start from the very networks its searches train.
+    """
     from lrtheory.core.mlp import init_params
 
     per_model = [init_params(spec, 1, seed=int(s), device=device) for s in seeds]
     return [torch.cat(ts, dim=0) for ts in zip(*per_model)]
 
 
-def sharpness_at_init(cfg, ds, depth: int, width: int, device, measurement: str = "lambda1") -> Tuple[np.ndarray, np.ndarray]:
-    """``lambda_1`` at init of the squared loss (one-hot targets) and of the CE loss, per seed.
+def sharpness_at_init(cfg, ds, depth: int, width: int, device, measurement: str = "lambda1"):
+    """``lambda_1`` at init per seed: squared loss (one-hot targets), CE, and CE as the runs step on it.
 
-    ``cfg.sharp_seeds`` networks (seeded by :func:`model_seed`), batched Lanczos on
-    :func:`lrtheory.core.curvature.batched_sharpness` over the first ``cfg.n_sharp`` examples.
+    ``cfg.sharp_seeds`` networks (seeded by :func:`model_seed`), batched Lanczos over the first
+    ``cfg.n_sharp`` training examples: :func:`lrtheory.core.curvature.batched_sharpness` for the
+    plain Hessians, :func:`weighted_sharpness` with the input layer at ``cfg.input_lr_mult``
+    (condition (ii)) for the third.
+
+    Returns
+    -------
+    (lam_mse, lam_ce, lam_ce_weighted), each ndarray (S,)
     """
     from lrtheory.core.curvature import batched_sharpness
     from lrtheory.core.data import one_hot
@@ -117,11 +198,15 @@ def sharpness_at_init(cfg, ds, depth: int, width: int, device, measurement: str 
     lam_mse = batched_sharpness(spec, P, x, one_hot(y, ds.d_out, dtype=x.dtype), loss="mse",
                                 tol=1e-6, max_iter=40)
     lam_ce = batched_sharpness(spec, P, x, y, loss="ce", tol=1e-6, max_iter=40)
-    return np.asarray(lam_mse, dtype=np.float64), np.asarray(lam_ce, dtype=np.float64)
+    spec_w = MLPSpec(d_in=ds.d_in, width=width, depth=depth, d_out=ds.d_out, input_lr_mult=cfg.input_lr_mult)
+    lam_w = weighted_sharpness(spec_w, P, x, y, loss="ce")
+    return (np.asarray(lam_mse, dtype=np.float64), np.asarray(lam_ce, dtype=np.float64),
+            np.asarray(lam_w, dtype=np.float64))
 
 
-def run_archs(cfg, archs, device, *, measurement: str, input_lr_mult=None, sharp: bool = True) -> Dict[str, Any]:
-    """eta* (and, with ``sharp``, ``lambda_1``) for every ``(L, n)`` of ``archs``.
+def run_arch(cfg, ds, depth: int, width: int, device, *, measurement: str, input_lr_mult=None,
+             sharp: bool = True) -> Dict[str, Any]:
+    """eta* (and, with ``sharp``, ``lambda_1``) for one architecture.
 
     Parameters
     ----------
@@ -134,23 +219,29 @@ def run_archs(cfg, archs, device, *, measurement: str, input_lr_mult=None, sharp
     Returns
     -------
     dict
-        ``eta`` (A,), ``bracket`` (A, 2); with ``sharp``: ``lam`` and ``lam_ce`` (A, S);
-        ``seconds``.
+        ``eta`` (float), ``bracket`` (2,), ``lo``, ``hi`` (S,) per seed; with ``sharp``: ``lam``,
+        ``lam_ce``, ``lam_w`` (sharp_seeds,); ``seconds``.
     """
-    ds = load_dataset(cfg, device)
     rho = cfg.input_lr_mult if input_lr_mult is None else validate.positive_real(input_lr_mult, "input_lr_mult")
-    out: Dict[str, list] = {k: [] for k in ("eta", "bracket", "lam", "lam_ce")}
     t0 = time.perf_counter()
-    for (L, n) in archs:
-        r = eta_star_search(cfg, ds, L, n, rho, device, measurement=f"{measurement}/eta_star")
-        out["eta"].append(r.eta_star)
-        out["bracket"].append(r.bracket)
-        if sharp:
-            lam, lam_ce = sharpness_at_init(cfg, ds, L, n, device, measurement=f"{measurement}/lambda1")
-            out["lam"].append(lam)
-            out["lam_ce"].append(lam_ce)
-    res = {k: np.asarray(v, dtype=np.float64) for k, v in out.items() if v}
-    res["seconds"] = time.perf_counter() - t0
+    r = eta_star_search(cfg, ds, depth, width, rho, device, measurement=f"{measurement}/eta_star")
+    out: Dict[str, Any] = {"eta": float(r.eta_star), "bracket": np.asarray(r.bracket, dtype=np.float64),
+                           "lo": np.asarray(r.lo, dtype=np.float64), "hi": np.asarray(r.hi, dtype=np.float64)}
+    if sharp:
+        out["lam"], out["lam_ce"], out["lam_w"] = sharpness_at_init(cfg, ds, depth, width, device,
+                                                                    measurement=f"{measurement}/lambda1")
+    out["seconds"] = time.perf_counter() - t0
+    return out
+
+
+def run_archs(cfg, archs, device, *, measurement: str, input_lr_mult=None, sharp: bool = True) -> Dict[str, Any]:
+    """:func:`run_arch` for every ``(L, n)`` of ``archs``, stacked: ``eta`` (A,), ``bracket`` (A, 2),
+    ``lo``/``hi`` (A, S), with ``sharp`` ``lam``/``lam_ce``/``lam_w`` (A, S'); ``seconds``."""
+    ds = load_dataset(cfg, device)
+    rows = [run_arch(cfg, ds, L, n, device, measurement=measurement, input_lr_mult=input_lr_mult, sharp=sharp)
+            for (L, n) in archs]
+    res = {k: np.asarray([r[k] for r in rows], dtype=np.float64) for k in rows[0] if k != "seconds"}
+    res["seconds"] = float(sum(r["seconds"] for r in rows))
     return res
 
 
@@ -175,6 +266,130 @@ def run_loss_curves(cfg, depth: int, width: int, etas: Sequence[float], device) 
 
 
 # ----------------------------------------------------------------------------------------------
+# the paper's tasks, its Algorithm 1, the threshold study, the LR-weighted sharpness
+# ----------------------------------------------------------------------------------------------
+def load_task(task, device):
+    """The data of a :class:`~lrtheory.results.sharpness.config.TaskConfig`: two Gaussians (split
+    seed 0) or MNIST-1D (generated offline, split seed 0, its default 5000 samples)."""
+    from lrtheory.core import data
+
+    validate.choice(task.name, "task", ("two_gaussians", "mnist1d"))
+    if task.name == "two_gaussians":
+        return data.two_gaussians(task.n_train, task.n_test, task.d, separation=task.separation, seed=0,
+                                  device=device)
+    return data.mnist1d(seed=0, device=device)
+
+
+def weighted_sharpness(spec, params, x, y, *, loss: str = "ce", tol: float = 1e-6, max_iter: int = 40) -> np.ndarray:
+    """Top eigenvalue of ``C^(1/2) H C^(1/2)`` per model: the curvature of the loss *as the runs step on it*.
+
+    ``C`` holds the spec's per-parameter LR multipliers (:func:`lrtheory.core.mlp.lr_multipliers`,
+    ``input_lr_mult`` on the input layer): GD with LR ``eta`` on ``theta`` is GD with LR ``eta``
+    on ``phi = C^(-1/2) theta``, whose Hessian is ``C^(1/2) H C^(1/2)``; its top eigenvalue is
+    the one the quadratic stability edge ``eta < 2 / lambda`` is about. With every multiplier 1
+    this is the plain sharpness. Batched Lanczos (:func:`lrtheory.core.lanczos.lanczos_top_eig`)
+    on Hessian-vector products (double backward).
+
+    Returns
+    -------
+    ndarray (K,)
+    """
+    from lrtheory.core.lanczos import lanczos_top_eig
+    from lrtheory.core.mlp import forward, lr_multipliers
+    from lrtheory.core.train import _loss_from_out
+
+    validate.choice(loss, "loss", ("ce", "mse"))
+    root = [float(np.sqrt(c)) for c in lr_multipliers(spec)]
+    K = params[0].shape[0]
+    shapes = [p.shape[1:] for p in params]
+    sizes = [int(np.prod(sh)) for sh in shapes]
+    P = [p.detach().clone().requires_grad_(True) for p in params]
+    with torch.enable_grad():
+        total = _loss_from_out(forward(spec, P, x, check=False), y, loss).sum()
+        grads = torch.autograd.grad(total, P, create_graph=True)
+
+    def matvec(V: torch.Tensor) -> torch.Tensor:
+        parts, o = [], 0
+        for sh, sz, r in zip(shapes, sizes, root):
+            parts.append(V[:, o:o + sz].reshape(K, *sh) * r)
+            o += sz
+        hv = torch.autograd.grad(grads, P, grad_outputs=parts, retain_graph=True)
+        return torch.cat([(h * r).reshape(K, -1) for h, r in zip(hv, root)], dim=1).detach()
+
+    g = torch.Generator(device="cpu").manual_seed(seed_for(KEY, "lanczos_start"))
+    v0 = torch.randn(K, sum(sizes), generator=g, dtype=params[0].dtype).to(params[0].device)
+    return np.asarray(lanczos_top_eig(matvec, v0, tol=tol, max_iter=max_iter).value, dtype=np.float64)
+
+
+def best_accuracy(spec, ds, etas: Sequence[float], seeds: Sequence[int], *, steps: int, batch_size: int,
+                  eval_every: int, device) -> np.ndarray:
+    """Best validation accuracy over the evaluations at steps >= 1 of each ``(eta, seed)`` run ``(K,)``.
+
+    Exactly the success criterion of :func:`~lrtheory.tools.max_lr.max_initial_lr` (a run succeeds
+    at threshold ``t`` iff its best accuracy is ``>= t``), trained on the batched trainer with the
+    chapter's minibatch order; a run that diverges keeps the best accuracy it reached before.
+    """
+    from lrtheory.core.train import train
+
+    seeds = [int(s) for s in seeds]
+    # one extra model at a tiny LR that never diverges, dropped from the result: core.train records
+    # the minibatch's outputs as "train_acc" when every model diverges between two recorded steps
+    # (a shape error), so the batch must never be all diverged (workaround until core fixes it)
+    P = _init_models(spec, seeds + seeds[:1], device)
+    res = train(spec, P, ds.x_train, ds.y_train, etas=[float(e) for e in etas] + [1e-8], steps=int(steps), loss="ce",
+                batch_size=batch_size, seed=batch_order_seed(), x_test=ds.x_test, y_test=ds.y_test,
+                record_every=int(eval_every))
+    acc = np.asarray(res.history["test_acc"], dtype=np.float64)[np.asarray(res.history["step"]) >= 1][:, :-1]
+    return np.max(np.where(np.isfinite(acc), acc, -np.inf), axis=0)
+
+
+def bisection(spec, ds, seeds: Sequence[int], *, threshold: float, bracket: Tuple[float, float], iters: int,
+              steps: int, batch_size: int, eval_every: int, device) -> Dict[str, np.ndarray]:
+    """The paper's Algorithm 1 per seed: plain bisection on the LR, the inner run stopping at ``threshold``.
+
+    Start from ``bracket = (lo, hi)``; train at the midpoint (geometric: ours, the paper's rule is
+    not readable); a success (validation accuracy ``>= threshold`` at some evaluation within
+    ``steps``, i.e. the inner loop would stop there) moves ``lo`` up, a failure moves ``hi``
+    down. Every seed's midpoint of a step is trained in one batch. ``lo`` is the estimate.
+
+    Returns
+    -------
+    dict
+        ``lo``, ``hi`` (S,) the final brackets; ``etas`` and ``success`` (iters, S) the runs.
+    """
+    S = len(seeds)
+    lo = np.full(S, float(bracket[0]))
+    hi = np.full(S, float(bracket[1]))
+    etas, succ = [], []
+    for _ in range(int(iters)):
+        mid = np.sqrt(lo * hi)
+        ok = best_accuracy(spec, ds, mid, seeds, steps=steps, batch_size=batch_size, eval_every=eval_every,
+                           device=device) >= threshold
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+        etas.append(mid)
+        succ.append(ok)
+    return {"lo": lo, "hi": hi, "etas": np.array(etas), "success": np.array(succ)}
+
+
+def threshold_study(cfg, ds, depth: int, width: int, device, measurement: str = "grid/eta_star") -> np.ndarray:
+    """Best validation accuracy of every LR of ``cfg.t_grid`` x every seed, ``(E, S)``.
+
+    The networks of the main grid's eta* search (``model_seed(measurement, ...)``), condition
+    (ii); eta*(t) for each threshold t follows from one set of runs
+    (:func:`lrtheory.results.sharpness.analysis.eta_star_by_threshold`).
+    """
+    from lrtheory.core.mlp import MLPSpec
+
+    spec = MLPSpec(d_in=ds.d_in, width=width, depth=depth, d_out=ds.d_out, input_lr_mult=cfg.input_lr_mult)
+    seeds = [model_seed(measurement, depth, width, j) for j in range(cfg.seeds)]
+    E = len(cfg.t_grid)
+    etas = [e for e in cfg.t_grid for _ in seeds]
+    best = best_accuracy(spec, ds, etas, seeds * E, steps=cfg.steps, batch_size=cfg.batch_size,
+                         eval_every=cfg.eval_every, device=device)
+    return best.reshape(E, len(seeds))
+
+
+# ----------------------------------------------------------------------------------------------
 # max_lr_grid: eta x depth x width x seed on digits, full-batch GD (the exhaustive eta* grid)
 # ----------------------------------------------------------------------------------------------
 MAXLR_SCHEMA = {
@@ -187,6 +402,9 @@ MAXLR_SCHEMA = {
     "parametrization": Param("str", choices=("standard", "ntk", "mean_field", "mup"), default="standard"),
     "loss": Param("str", choices=("ce", "mse"), default="ce"),
     "data_seed": Param("int", nonneg=True, default=0),
+    # the seeding rule of the networks: every model from its own seed_for seed (older points,
+    # seeded otherwise, lack this key and are stale)
+    "init": Param("str", choices=("seed_for",), default="seed_for"),
 }
 
 
@@ -216,7 +434,8 @@ def max_lr_grid_points(scale: str = "ci") -> List[Dict[str, Any]]:
         return []
     etas = np.geomspace(g.eta_lo, g.eta_hi, g.n_etas)
     return [
-        {"depth": d, "width": w, "eta": float(f"{e:.6g}"), "seed": s, "steps": g.steps, "n_train": g.n_train}
+        {"depth": d, "width": w, "eta": float(f"{e:.6g}"), "seed": s, "steps": g.steps, "n_train": g.n_train,
+         "init": "seed_for"}
         for d in g.depths for w in g.widths for s in g.seeds for e in etas
     ]
 
