@@ -377,3 +377,183 @@ def test_recheck_max_seconds_keeps_the_cheap_points(tmp_path):
     assert sorted(c["x"] for c in RC.recheck(sw, "ci", 10, store=path, max_seconds=5.0).checked) == [1, 2, 3]
     assert sorted(c["x"] for c in RC.recheck(sw, "ci", 10, store=path).checked) == [1, 2, 3, 4]
     assert RC.recheck(sw, "ci", 10, store=path, max_seconds=0.05).checked == []
+
+
+# ---------------------------------------------------------------------------------------- stats
+from fractions import Fraction  # noqa: E402
+
+from scipy import stats as st  # noqa: E402
+
+from lrtheory.core import stats as ST  # noqa: E402
+
+
+def _line(n=10, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.sort(rng.uniform(0.5, 3.0, n))
+    return x, 0.7 - 1.3 * x + 0.1 * rng.standard_normal(n)
+
+
+def _boot_ref(x, y, groups, n_boot, seed):
+    """The documented group bootstrap by an explicit loop: draw G group indices, fit the union."""
+    labels = np.unique(groups)
+    draws = np.random.default_rng(seed).integers(0, labels.size, size=(n_boot, labels.size))
+    slopes = []
+    for d in draws:
+        idx = np.concatenate([np.flatnonzero(groups == labels[g]) for g in d])
+        if np.ptp(x[idx]) > 0:
+            slopes.append(np.polyfit(x[idx], y[idx], 1)[0])
+    return np.array(slopes)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: ST.linear_fit([[1, 2]], [1, 2]), r"^x: expected a 1-d array, got shape \(1, 2\)$"),
+    (lambda: ST.linear_fit([1, 2], [[1, 2]]), r"^y: expected a 1-d array, got shape \(1, 2\)$"),
+    (lambda: ST.linear_fit(["a", "b"], [1, 2]), r"^x: expected an array of real numbers, got \['a', 'b'\]$"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2]), r"^y: shape \(2,\) differs from x's \(3,\)$"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2, 3], y_se=[[1, 1, 1]]), r"^y_se: expected a 1-d array"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2, 3], y_se=[1, 1]), r"^y_se: expected 3 finite values >= 0, got \[1, 1\]$"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2, 3], y_se=[1, math.nan, 1]), r"^y_se: expected 3 finite values"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2, 3], y_se=[1, 1], n_boot=5),
+     r"^y_se: propagated errors and the bootstrap are two methods; pass one$"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2, 3], groups=[0, 0, 1]), r"^groups: only used by the bootstrap; pass n_boot >= 2$"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, 2, 3], groups=[0, 1], n_boot=4),
+     r"^groups: expected one label per point, shape \(3,\), got \(2,\)$"),
+    (lambda: ST.linear_fit([1, 2, 3], [1, math.nan, 3]),
+     r"^x: NaN or inf in x or y \(pass drop_nonfinite=True to drop those points\)$"),
+    (lambda: ST.linear_fit([1, 2], [1, 2], level=0), r"^level: expected a number in \(0, 1\), got 0$"),
+    (lambda: ST.linear_fit([1, 2], [1, 2], level="0.5"), r"^level: expected a number in \(0, 1\), got '0.5'$"),
+    (lambda: ST.linear_fit([1, 2], [1, 2], level=True), r"^level: "),
+    (lambda: ST.linear_fit([1, 2], [1, 2], n_boot=2.0), r"^n_boot: expected 0 \(no bootstrap\) or an integer >= 2, got 2.0$"),
+    (lambda: ST.linear_fit([1, 2], [1, 2], n_boot=True), r"^n_boot: "),
+    (lambda: ST.linear_fit([1, 1, 1], [1, 2, 3]), r"^x: all x are equal, the slope is undefined$"),
+    (lambda: ST.linear_fit([1], [1]), r"^x: need at least 2 points, got 1$"),
+    (lambda: ST.loglog_fit([0, 1, 2], [1, 2, 3]), r"^x: a log-log fit needs positive x$"),
+    (lambda: ST.loglog_fit([1, 2, 3], [1, 0, 3]), r"^y: a log-log fit needs positive y$"),
+    (lambda: ST.loglog_fit([1, 2, 3], [1, math.inf, 3]), r"^x: NaN or inf in x or y"),
+    (lambda: ST.ols_lines([1, 2, 3], [1, 2]), r"^Y: expected shape \(3,\) or \(3, B\), got \(2,\)$"),
+    (lambda: ST.ols_lines([[1, 2]], [1, 2]), r"^x: expected a 1-d array"),
+    (lambda: ST.ols_lines([1], [1]), r"^x: need at least 2 points, got 1$"),
+    (lambda: ST.ols_lines([2, 2], [1, 2]), r"^x: all x are equal, the slope is undefined$"),
+    (lambda: ST.argmin_on_grid([[0, 1]], [1, 2]), r"^x: expected a 1-d array"),
+    (lambda: ST.argmin_on_grid([0, 1], [[1, 2]]), r"^y: expected a 1-d array"),
+    (lambda: ST.argmin_on_grid([0, 1, 2], [1, 2]), r"^y: expected the shape of x \(3,\), got \(2,\)$"),
+    (lambda: ST.argmin_on_grid([], []), r"^y: expected the shape of x \(0,\), got \(0,\)$"),
+    (lambda: ST.argmin_on_grid([0, 1, 1], [1, 2, 3]), r"^x: expected a finite, strictly increasing grid$"),
+    (lambda: ST.argmin_on_grid([0, 1, math.inf], [1, 2, 3]), r"^x: expected a finite, strictly increasing grid$"),
+    (lambda: ST.argmin_on_grid([0, 1], [math.nan, math.inf]), r"^y: no finite value$"),
+    (lambda: ST.argmin_on_grid([0, 1], [1, 0], refine="parabola"), r"^y: a parabola needs at least 3 points, got 2$"),
+    (lambda: ST.argmin_on_grid([0, 1], [1, 0], refine="cubic"), r"^refine: expected None or 'parabola', got 'cubic'$"),
+])
+def test_stats_errors_name_the_argument(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_fits_accept_any_real_numbers_and_return_floats():
+    F = Fraction
+    fit = ST.linear_fit([F(0), F(1), F(2), F(3)], [F(1), F(3), F(5), F(15, 2)])
+    assert fit.slope == pytest.approx(2.15, abs=1e-12) and fit.intercept == pytest.approx(0.9, abs=1e-12)
+    out = fit.predict([F(1, 2), F(2)])
+    assert out.dtype == np.float64 and out == pytest.approx([0.9 + 2.15 / 2, 0.9 + 4.3])
+    ll = ST.loglog_fit([F(1), F(2), F(4)], [F(3), F(3, 2), F(3, 4)])
+    assert ll.predict([F(8)]).dtype == np.float64 and ll.predict([F(8)])[0] == pytest.approx(0.375, rel=1e-12)
+    s, c = ST.ols_lines([F(0), F(1), F(2)], [[F(1), F(0)], [F(3), F(0)], [F(5), F(1)]])
+    assert s.dtype == np.float64 and c.dtype == np.float64 and s.tolist() == pytest.approx([2.0, 0.5])
+    g = ST.argmin_on_grid([F(0), F(1), F(2)], [F(1), F(0), F(1, 2)], refine="parabola")
+    assert g.x == pytest.approx(7 / 6, abs=1e-12)  # vertex of the parabola through (0,1), (1,0), (2,1/2)
+    assert ST.linear_fit([0, 1, 2], [0, 1, 2], level=np.float32(0.5)).level == 0.5
+
+
+def test_level_boundaries_and_zero_point_errors():
+    x, y = _line()
+    for level in (1e-9, 1 - 1e-9):
+        assert ST.linear_fit(x, y, level=level).level == level
+    fit = ST.linear_fit(x, y, y_se=np.r_[0.0, np.full(x.size - 1, 0.1)])  # an exact point is allowed
+    xc = x - x.mean()
+    assert fit.slope_se == pytest.approx(math.sqrt((xc[1:] ** 2 * 0.01).sum()) / (xc ** 2).sum(), rel=1e-12)
+    assert fit.method == "propagated" and fit.n_boot == 0
+
+
+def test_bootstrap_seed_default_and_smallest_counts():
+    x, y = _line()
+    assert ST.linear_fit(x, y, n_boot=40) == ST.linear_fit(x, y, n_boot=40, seed=0)  # seed None means 0
+    two = ST.linear_fit(x, y, n_boot=2, seed=4)  # the smallest bootstrap: 2 resamples
+    ref = _boot_ref(x, y, np.arange(x.size), 2, 4)
+    assert two.n_boot == 2 == ref.size and two.slope_se == pytest.approx(np.std(ref, ddof=1), rel=1e-9)
+    # two points, no groups: a resample drawing one point twice is degenerate and left out
+    xs, ys = np.array([1.0, 2.0]), np.array([0.0, 1.0])
+    for seed in range(40):
+        draws = np.random.default_rng(seed).integers(0, 2, size=(3, 2))
+        good = int((draws[:, 0] != draws[:, 1]).sum())
+        if good >= 2:
+            assert ST.linear_fit(xs, ys, n_boot=3, seed=seed).n_boot == good
+        else:
+            with pytest.raises(ValueError, match=r"^n_boot: fewer than 2 non-degenerate resamples out of 3$"):
+                ST.linear_fit(xs, ys, n_boot=3, seed=seed)
+
+
+def test_group_bootstrap_leaves_degenerate_resamples_out():
+    # three groups with one x each (two points per group): a resample of a single group has one x
+    x = np.array([1.0, 1.0, 2.0, 2.0, 3.0, 3.0])
+    y = np.array([0.1, -0.1, 1.2, 0.9, 2.1, 1.8])
+    g = np.array([7, 7, 3, 3, 5, 5])
+    fit = ST.linear_fit(x, y, groups=g, n_boot=300, seed=2)
+    ref = _boot_ref(x, y, g, 300, 2)
+    assert 200 < ref.size < 300 and fit.n_boot == ref.size
+    assert fit.slope_se == pytest.approx(np.std(ref, ddof=1), rel=1e-9)
+    assert fit.ci == pytest.approx(tuple(np.percentile(ref, [2.5, 97.5])), rel=1e-9)
+    # tiny x: the degeneracy threshold is relative to the spread of x (1e-12 Sxx), not absolute
+    xt, yt = np.array([0.0, 1e-4, 2e-4, 3e-4]), np.array([0.0, 1.0, 1.9, 3.2])
+    tiny = ST.linear_fit(xt, yt, n_boot=50, seed=1)
+    assert tiny.n_boot == _boot_ref(xt, yt, np.arange(4), 50, 1).size
+
+
+def test_dropping_nonfinite_points_keeps_their_groups_and_errors_aligned():
+    x, y = _line(n=12, seed=5)
+    g = np.repeat(np.arange(4), 3)
+    se = np.linspace(0.05, 0.2, 12)
+    yb = y.copy()
+    yb[4] = math.nan
+    keep = np.arange(12) != 4
+    fit = ST.linear_fit(x, yb, groups=g, n_boot=200, seed=3, drop_nonfinite=True)
+    ref = _boot_ref(x[keep], y[keep], g[keep], 200, 3)
+    assert fit.n == 11 and fit.slope_se == pytest.approx(np.std(ref, ddof=1), rel=1e-9)
+    prop = ST.linear_fit(x, yb, y_se=se, drop_nonfinite=True)
+    xc = x[keep] - x[keep].mean()
+    assert prop.method == "propagated"
+    assert prop.slope_se == pytest.approx(math.sqrt((xc ** 2 * se[keep] ** 2).sum()) / (xc ** 2).sum(), rel=1e-12)
+
+
+def test_loglog_passes_every_option_through():
+    w = np.repeat([64.0, 128.0, 256.0, 512.0], 3)
+    seeds = np.tile(np.arange(3), 4)
+    y = 2.0 / w * (1 + 0.05 * np.cos(3 * seeds + w))
+    fit = ST.loglog_fit(w, y, groups=seeds, n_boot=100, seed=7)
+    ref = _boot_ref(np.log(w), np.log(y), seeds, 100, 7)
+    assert fit.slope_se == pytest.approx(np.std(ref, ddof=1), rel=1e-9) and fit.n_boot == ref.size
+    assert ST.loglog_fit(w, y, n_boot=100, seed=8) != ST.loglog_fit(w, y, n_boot=100, seed=7)
+    yb = y.copy()
+    yb[0] = math.inf
+    d = ST.loglog_fit(w, yb, drop_nonfinite=True)
+    r = st.linregress(np.log(w[1:]), np.log(y[1:]))
+    assert d.n == 11 and d.slope == pytest.approx(r.slope, abs=1e-12)
+    assert d.ci_high - d.slope == pytest.approx(st.t.ppf(0.975, 9) * r.stderr, rel=1e-9)
+    assert ST.loglog_fit(w, y, level=0.5).level == 0.5 and ST.loglog_fit(w, y, y_se=0.01 * y).method == "propagated"
+    assert ST.linear_fit(w, y, level=0.5, y_se=0.01 * y).level == 0.5
+
+
+def test_argmin_windows_edges_and_log_floor():
+    x = np.arange(4.0)
+    assert ST.argmin_on_grid(x, [3.0, 2.0, 1.0, 0.0], refine="parabola") == ST.GridArgmin(3.0, 3, 0.0, False)
+    # minimum next to the right edge: refined (vertex of the parabola through (1,2), (2,0), (3,1) at 13/6)
+    r = ST.argmin_on_grid(x, [3.0, 2.0, 0.0, 1.0], refine="parabola")
+    assert r.refined and r.x == pytest.approx(13 / 6, abs=1e-12)
+    # only the two neighbours need finite values
+    assert ST.argmin_on_grid(x, [5.0, math.inf, 1.0, 2.0], refine="parabola").refined is False
+    assert ST.argmin_on_grid(x, [math.inf, 3.0, 1.0, 2.0], refine="parabola").x == pytest.approx(2 + 1 / 6, abs=1e-12)
+    assert ST.argmin_on_grid(x, [3.0, 1.0, 2.0, math.nan], refine="parabola").x == pytest.approx(1 + 1 / 6, abs=1e-12)
+    one = ST.argmin_on_grid([2.5], [7.0])
+    assert one == ST.GridArgmin(2.5, 0, 7.0, False)
+    # log_y with values far below 1: log y = (x - 1.4)^2 - 50 is an exact parabola
+    q = ST.argmin_on_grid(np.arange(6.0), np.exp((np.arange(6.0) - 1.4) ** 2 - 50), refine="parabola", log_y=True)
+    assert q.x == pytest.approx(1.4, abs=1e-9)

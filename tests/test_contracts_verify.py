@@ -764,3 +764,10 @@ def test_run_measurement_batch_checks_the_config_and_runs_parts(monkeypatch):
     bad = dict(pts[0], config=config_json(Small(n=99)))
     with pytest.raises(ValueError, match=r"^config: fk\.measure_n at scale=ci has another config on this worker"):
         run_measurement_batch([bad], "cpu")
+
+
+def test_select_strips_only_trailing_dots(monkeypatch):
+    _fake(monkeypatch, "fake_x", "gamma", ["gamma.X.a", "gamma.b"])
+    monkeypatch.setattr(R, "CHAPTERS", ["fake_x"])
+    assert [c.id for c in R.select(["gamma.X"])] == ["gamma.X.a"]
+    assert [c.id for c in R.select(["gamma.X.."])] == ["gamma.X.a"]
