@@ -33,6 +33,7 @@ from typing import Callable, Optional
 import numpy as np  # noqa: F401 - the examples use it
 from torch import Tensor, nn
 
+from lrtheory.core import validate as V
 from lrtheory.tools._batches import _MISSING
 from lrtheory.tools.operators import CurvatureOperator, GaussNewtonOperator, HessianOperator, as_operator
 from lrtheory.tools.spectrum import (DensityResult, EigsResult, TraceResult, default_tol, density, eigs, top_eig,
@@ -130,8 +131,7 @@ def sharpness(model: nn.Module, loss_fn: Callable, data, targets=_MISSING, *, me
     >>> round(r.value, 10), r.converged
     (3.0, True)
     """
-    if method not in SHARPNESS_METHODS:
-        raise ValueError(f"method: unknown {method!r}; expected one of {SHARPNESS_METHODS}")
+    V.choice(method, "method", SHARPNESS_METHODS)
     op = as_operator(operator, model, loss_fn, data, targets)
     n0 = op.n_matvec
     value, vec, ok, res = top_eig(op, method=method, tol=tol, max_iter=max_iter, seed=seed)

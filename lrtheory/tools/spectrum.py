@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from lrtheory.core.lanczos import lanczos_top_eig, power_iteration_top_eig
+from lrtheory.core import validate as V
 from lrtheory.core.device import make_generator
 from lrtheory.tools._batches import dense_fits
 from lrtheory.tools.operators import CurvatureOperator
@@ -50,8 +51,7 @@ def default_tol(dtype: torch.dtype) -> float:
 def _tol(tol, dtype) -> float:
     if tol is None:
         return default_tol(dtype)
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol <= 0:
-        raise ValueError(f"tol: expected a positive finite number, got {tol!r}")
+    tol = V.positive_real(tol, "tol")
     eps = float(torch.finfo(dtype).eps)
     if tol < eps:
         raise ValueError(f"tol: {tol!r} is below the {dtype} machine epsilon {eps:.1e}; products in this dtype "
@@ -59,14 +59,8 @@ def _tol(tol, dtype) -> float:
     return float(tol)
 
 
-def _pos_int(v, name) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name}: expected a positive integer, got {v!r}")
-    return int(v)
-
-
 def _start(op: CurvatureOperator, seed: int, rademacher: bool = False) -> Tensor:
-    g = make_generator(int(seed), "cpu")
+    g = make_generator(V.nonneg_int(seed, "seed"), "cpu")
     if rademacher:
         v = torch.randint(0, 2, (op.size,), generator=g, dtype=torch.int64).to(torch.float64) * 2 - 1
     else:
@@ -147,11 +141,10 @@ class DensityResult:
 def top_eig(op: CurvatureOperator, *, method: str = "lanczos", tol: Optional[float] = None,
             max_iter: Optional[int] = None, seed: int = 0) -> Tuple[float, Tensor, bool, float]:
     """Largest algebraic eigenvalue: ``(value, unit vector, converged, residual)``; see :func:`eigs`."""
-    if method not in TOP_METHODS:
-        raise ValueError(f"method: unknown {method!r}; expected one of {TOP_METHODS}")
+    V.choice(method, "method", TOP_METHODS)
     tol = _tol(tol, op.dtype)
     if max_iter is not None:
-        max_iter = _pos_int(max_iter, "max_iter")
+        max_iter = V.positive_int(max_iter, "max_iter")
     if method in ("eigsh", "dense"):
         r = eigs(op, k=1, which="LA", method=method, tol=tol, max_iter=max_iter, seed=seed)
         return float(r.values[0]), r.vectors[0], r.converged, float(r.residuals[0])
@@ -190,11 +183,9 @@ def eigs(op: CurvatureOperator, k: int = 1, which: str = "LA", *, method: str = 
     -------
     EigsResult
     """
-    k = _pos_int(k, "k")
-    if which not in WHICH:
-        raise ValueError(f"which: expected one of {WHICH}, got {which!r}")
-    if method not in EIGS_METHODS:
-        raise ValueError(f"method: unknown {method!r}; expected one of {EIGS_METHODS}")
+    k = V.positive_int(k, "k")
+    V.choice(which, "which", WHICH)
+    V.choice(method, "method", EIGS_METHODS)
     tol = _tol(tol, op.dtype)
     P = op.size
     if k > P or (method == "eigsh" and k >= P):
@@ -213,10 +204,10 @@ def eigs(op: CurvatureOperator, k: int = 1, which: str = "LA", *, method: str = 
 
         v0 = _start(op, seed).detach().cpu().double().numpy()
         try:
-            vals, V = eigsh(op.to_scipy(), k=k, which=which, tol=tol, v0=v0, maxiter=max_iter)
+            vals, W = eigsh(op.to_scipy(), k=k, which=which, tol=tol, v0=v0, maxiter=max_iter)
         except ArpackNoConvergence as exc:
-            vals, V = exc.eigenvalues, exc.eigenvectors
-        vecs = torch.as_tensor(V.T.copy()).to(dtype=op.dtype, device=op.device)
+            vals, W = exc.eigenvalues, exc.eigenvectors
+        vecs = torch.as_tensor(W.T.copy()).to(dtype=op.dtype, device=op.device)
     order = {"LA": np.argsort(-vals), "SA": np.argsort(vals), "LM": np.argsort(-np.abs(vals))}[which][:k]
     vals = np.asarray(vals, dtype=np.float64)[order]
     vecs = vecs[torch.as_tensor(order.copy(), device=vecs.device)]
@@ -231,10 +222,10 @@ def eigs(op: CurvatureOperator, k: int = 1, which: str = "LA", *, method: str = 
 def trace(op: CurvatureOperator, *, n_samples: int = 100, seed: int = 0) -> TraceResult:
     """Hutchinson's estimate of ``tr A`` with Rademacher probes ``z``: the mean of ``z^T A z``,
     unbiased, with the standard error of that mean (one product per probe)."""
-    n = _pos_int(n_samples, "n_samples")
+    n = V.positive_int(n_samples, "n_samples")
     if n < 2:
         raise ValueError("n_samples: expected at least 2 probes (the standard error needs two)")
-    g = make_generator(int(seed), "cpu")
+    g = make_generator(V.nonneg_int(seed, "seed"), "cpu")
     n0 = op.n_matvec
     s = np.empty(n)
     for i in range(n):
@@ -278,9 +269,9 @@ def density(op: CurvatureOperator, *, n_probes: int = 10, steps: int = 80, sigma
     spectral measure (``m = min(steps, P)`` Lanczos steps, one product each); their average,
     smoothed by a Gaussian of width ``sigma`` (default 1% of the spectral range), is the curve.
     """
-    n_probes, steps, n_points = (_pos_int(n_probes, "n_probes"), _pos_int(steps, "steps"),
-                                 _pos_int(n_points, "n_points"))
-    g = make_generator(int(seed), "cpu")
+    n_probes, steps, n_points = (V.positive_int(n_probes, "n_probes"), V.positive_int(steps, "steps"),
+                                 V.positive_int(n_points, "n_points"))
+    g = make_generator(V.nonneg_int(seed, "seed"), "cpu")
     n0 = op.n_matvec
     m = min(steps, op.size)
     nodes = np.full((n_probes, m), np.nan)
@@ -292,8 +283,8 @@ def density(op: CurvatureOperator, *, n_probes: int = 10, steps: int = 80, sigma
     lo, hi = float(np.nanmin(nodes)), float(np.nanmax(nodes))
     if sigma is None:
         sigma = 0.01 * (hi - lo) if hi > lo else max(abs(hi), 1.0) * 1e-3
-    elif isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not sigma > 0 or not math.isfinite(sigma):
-        raise ValueError(f"sigma: expected a positive number, got {sigma!r}")
+    else:
+        sigma = V.positive_real(sigma, "sigma")
     grid = np.linspace(lo - 5 * sigma, hi + 5 * sigma, n_points)
     ok = np.isfinite(nodes)
     t, w = nodes[ok], weights[ok] / n_probes
