@@ -24,6 +24,7 @@ __all__ = [
     "ThresholdStudy",
     "TaskMeasurement",
     "eta_star_by_threshold",
+    "procedure_gap",
     "BoundsSummary",
     "fit_power_law",
     "geo_mean",
@@ -271,6 +272,21 @@ def eta_star_by_threshold(etas, best, t: float) -> np.ndarray:
         if v.size:
             out[a] = float(np.exp(np.mean(np.log(v))))
     return out
+
+
+def procedure_gap(search_lo, bisection_lo) -> np.ndarray:
+    """Per architecture and seed, the bisection's estimate over the search's ``(A, S)`` (NaN where
+    the search found nothing).
+
+    Example
+    -------
+    >>> procedure_gap([[1.0, 2.0]], [[0.25, 2.0]]).tolist()
+    [[0.25, 1.0]]
+    """
+    a = np.asarray(search_lo, dtype=np.float64)
+    b = np.asarray(bisection_lo, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        return np.where(np.isfinite(a) & (a > 0), b / a, np.nan)
 
 
 @dataclass(frozen=True)
