@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from lrtheory.core import validate as V
 from lrtheory.core.device import DeviceLike, resolve_device
 from lrtheory.tools._module_runs import Loaders, Progress, gather, train_module
 
@@ -176,46 +177,27 @@ def _check_data(data, any_shape: bool):
 
 
 def _check_args(threshold, steps, seeds, grid, rounds, points_per_round, metric, loss, eval_every, batch_size, n_train):
-    if metric not in METRICS:
-        raise ValueError(f"metric: expected one of {METRICS}, got {metric!r}")
-    if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool) or not math.isfinite(threshold):
-        raise ValueError(f"threshold: expected a finite number, got {threshold!r}")
-    if metric == "accuracy" and not 0.0 < threshold <= 1.0:
-        raise ValueError(f"threshold: an accuracy threshold must lie in (0, 1], got {threshold!r}")
-    if metric == "loss" and not threshold > 0.0:
-        raise ValueError(f"threshold: a loss threshold must be > 0, got {threshold!r}")
-    if not _is_int(steps) or steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    V.choice(metric, "metric", METRICS)
+    if metric == "accuracy":
+        V.in_range(threshold, "threshold", 0.0, 1.0, inclusive=(False, True))
+    else:
+        V.positive_real(threshold, "threshold")
+    V.positive_int(steps, "steps")
     if _is_int(seeds):
-        if seeds < 1:
-            raise ValueError(f"seeds: expected >= 1 seeds, got {seeds!r}")
+        V.positive_int(seeds, "seeds")
         seed_list = None
     else:
-        try:
-            seed_list = [s for s in seeds]
-        except TypeError:
-            raise ValueError(f"seeds: expected an int or a sequence of non-negative ints, got {seeds!r}") from None
-        if not seed_list or any(not _is_int(s) or s < 0 for s in seed_list) or len(set(seed_list)) != len(seed_list):
-            raise ValueError(f"seeds: expected distinct non-negative ints, got {seeds!r}")
-    try:
-        g = np.asarray(list(grid), dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"grid: expected a sequence of positive learning rates, got {grid!r}") from None
-    if g.ndim != 1 or g.size < 2 or not np.all(np.isfinite(g)) or np.any(g <= 0):
-        raise ValueError(f"grid: expected at least 2 positive finite learning rates, got {grid!r}")
-    g = np.unique(g)
+        seed_list = list(V.int_sequence(seeds, "seeds", minimum=0, distinct=True))
+    g = np.unique(V.positive_array(grid, "grid", ndim=1))
     if g.size < 2:
-        raise ValueError("grid: expected at least 2 distinct learning rates")
-    if not _is_int(rounds) or rounds < 0:
-        raise ValueError(f"rounds: expected an integer >= 0, got {rounds!r}")
-    if not _is_int(points_per_round) or points_per_round < 1:
-        raise ValueError(f"points_per_round: expected an integer >= 1, got {points_per_round!r}")
-    if loss not in (None, "ce", "mse"):
-        raise ValueError(f"loss: expected None, 'ce' or 'mse', got {loss!r}")
-    if eval_every is not None and (not _is_int(eval_every) or eval_every < 1):
-        raise ValueError(f"eval_every: expected an integer >= 1, got {eval_every!r}")
-    if batch_size is not None and (not _is_int(batch_size) or not 1 <= batch_size <= n_train):
-        raise ValueError(f"batch_size: expected None or an integer in [1, {n_train}], got {batch_size!r}")
+        raise ValueError(f"grid: expected at least 2 distinct positive learning rates, got {grid!r}")
+    V.nonneg_int(rounds, "rounds")
+    V.positive_int(points_per_round, "points_per_round")
+    V.choice(loss, "loss", (None, "ce", "mse"))
+    if eval_every is not None:
+        V.positive_int(eval_every, "eval_every")
+    if batch_size is not None:
+        V.integer(batch_size, "batch_size", minimum=1, maximum=n_train)
     return seed_list, g
 
 
@@ -370,8 +352,7 @@ def max_initial_lr(
                                batch_size, n_train)
     if callback is not None and not callable(callback):
         raise ValueError(f"callback: expected a callable callback(run), got {type(callback).__name__}")
-    if not _is_int(seed) or seed < 0:
-        raise ValueError(f"seed: expected a non-negative integer, got {seed!r}")
+    V.nonneg_int(seed, "seed")
     dev = resolve_device(device)
     seed_list = list(range(int(seeds))) if seed_list is None else [int(s) for s in seed_list]
     S = len(seed_list)
