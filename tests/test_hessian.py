@@ -337,3 +337,32 @@ def test_hessian_operator_counts_products_and_checks_vectors():
     assert math.isclose(H.loss(), float(F.cross_entropy(net(x), y).detach()), rel_tol=1e-12)
     with pytest.raises(ValueError, match="^v: "):
         H.matvec(torch.ones(3, dtype=DT))
+
+
+def test_transformer_layer_dropout_is_caught_and_eval_mode_works():
+    torch.manual_seed(0)
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.enc = nn.TransformerEncoderLayer(d_model=4, nhead=2, dim_feedforward=8, dropout=0.1, batch_first=True)
+            self.out = nn.Linear(4, 2)
+
+        def forward(self, x):
+            return self.out(self.enc(x).mean(1))
+
+    net = Tiny().double()
+    g = torch.Generator().manual_seed(4)
+    x, y = torch.randn(5, 3, 4, generator=g, dtype=DT), torch.randint(0, 2, (5,), generator=g)
+    with pytest.raises(ValueError, match=r"module 'enc\.(self_attn|dropout\w*)' is in training mode.*model\.eval"):
+        sharpness(net, F.cross_entropy, (x, y))
+    net.eval()
+    ref = float(torch.linalg.eigvalsh(reference_hessian(net, F.cross_entropy, x, y))[-1])
+    r = sharpness(net, F.cross_entropy, (x, y))
+    assert r.converged and abs(r.value - ref) <= 1e-8 * abs(ref)
+    net.train()
+    net.enc.dropout.p = net.enc.dropout1.p = net.enc.dropout2.p = 0.0
+    with pytest.raises(ValueError, match=r"MultiheadAttention module 'enc.self_attn'"):  # its own dropout
+        sharpness(net, F.cross_entropy, (x, y))
+    net.enc.self_attn.dropout = 0.0  # no randomness left: training mode is fine
+    assert abs(sharpness(net, F.cross_entropy, (x, y)).value - ref) <= 1e-8 * abs(ref)

@@ -127,10 +127,13 @@ def trainable(model: nn.Module) -> Tuple[List[str], List[Tensor]]:
 def check_deterministic(model: nn.Module) -> None:
     """Reject modules whose forward is random in training mode: their loss has no fixed Hessian."""
     for name, m in model.named_modules():
-        p = getattr(m, "p", 0.0) if isinstance(m, _STOCHASTIC) else getattr(m, "dropout", 0.0)
-        if not isinstance(m, _STOCHASTIC + (nn.MultiheadAttention,)):
+        if isinstance(m, _STOCHASTIC):
+            p = m.p
+        elif isinstance(m, nn.MultiheadAttention):
+            p = m.dropout
+        else:
             continue
-        if m.training and isinstance(p, (int, float)) and p > 0:
+        if m.training and p > 0:
             label = name or type(model).__name__
             raise ValueError(f"model: {type(m).__name__} module {label!r} is in training mode, so the loss (and "
                              "its Hessian) changes at every call; call model.eval() before measuring the curvature")
