@@ -45,8 +45,9 @@ def test_max_lr_batch_result_does_not_depend_on_batch():
     """A point trained alone and inside a batch gives identical numbers (exact: each model's
     init comes from its own seed and the K models share no computation but the batched GEMMs)."""
     base = {"depth": 2, "width": 8, "steps": 10, "n_train": 64}
+    # (seed index 6 diverges at eta 40; with full seed_for seeds index 2 dies there instead)
     configs = [p.config for p in make_points(MAX_LR_GRID, [
-        dict(base, eta=0.1, seed=0), dict(base, eta=1.0, seed=1), dict(base, eta=40.0, seed=2)])]
+        dict(base, eta=0.1, seed=0), dict(base, eta=1.0, seed=1), dict(base, eta=40.0, seed=6)])]
     cpu = torch.device("cpu")
     batched = run_max_lr_batch(configs, cpu)
     solo = [run_max_lr_batch([c], cpu)[0] for c in configs]
