@@ -557,3 +557,90 @@ def test_argmin_windows_edges_and_log_floor():
     # log_y with values far below 1: log y = (x - 1.4)^2 - 50 is an exact parabola
     q = ST.argmin_on_grid(np.arange(6.0), np.exp((np.arange(6.0) - 1.4) ** 2 - 50), refine="parabola", log_y=True)
     assert q.x == pytest.approx(1.4, abs=1e-9)
+
+
+# ------------------------------------------------------------------------------------- validate
+from lrtheory.core import validate as V  # noqa: E402
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: V.integer(1, "k", minimum=2, maximum=4), r"^k: expected an integer in \[2, 4\], got 1$"),
+    (lambda: V.integer(1, "k", minimum=2), r"^k: expected an integer >= 2, got 1$"),
+    (lambda: V.integer(5, "k", maximum=4), r"^k: expected an integer <= 4, got 5$"),
+    (lambda: V.integer(1.5, "k"), r"^k: expected an integer, got 1.5$"),
+    (lambda: V.integer(True, "k"), r"^k: expected an integer, got True$"),
+    (lambda: V.real("x", "w"), r"^w: expected a real number, got str 'x'$"),
+    (lambda: V.real(math.inf, "w"), r"^w: expected a finite number, got inf$"),
+    (lambda: V.real(torch.ones(2), "w"), r"^w: expected a number, got a tensor of shape \(2,\)$"),
+    (lambda: V.real(torch.tensor(True), "w"), r"^w: expected a number, got a bool tensor$"),
+    (lambda: V.positive_real("x", "w"), r"^w: expected a positive finite number, got 'x'$"),
+    (lambda: V.positive_real(torch.ones(2), "w"), r"^w: expected a number, got a tensor of shape \(2,\)$"),
+    (lambda: V.nonneg_real("x", "w"), r"^w: expected a finite number >= 0, got 'x'$"),
+    (lambda: V.nonneg_real(-0.5, "w"), r"^w: expected a finite number >= 0, got -0.5$"),
+    (lambda: V.nonneg_real(torch.ones(2), "w"), r"^w: expected a number, got a tensor of shape \(2,\)$"),
+    (lambda: V.in_range(5, "d", hi=1), r"^d: expected a number in \[-inf, 1\], got 5$"),
+    (lambda: V.in_range(-math.inf, "d", hi=1), r"^d: expected a number in \[-inf, 1\], got -inf$"),
+    (lambda: V.in_range(0.5, "d", 1.5, 2.5, inclusive=(True, False)), r"^d: expected a number in \[1.5, 2.5\), got 0.5$"),
+    (lambda: V.in_range(torch.ones(2), "p", 0, 1), r"^p: expected a number, got a tensor of shape \(2,\)$"),
+    (lambda: V.int_sequence("12", "s"), r"^s: expected a sequence of integers, got '12'$"),
+    (lambda: V.int_sequence(b"12", "s"), r"^s: expected a sequence of integers, got b'12'$"),
+    (lambda: V.int_sequence(None, "s"), r"^s: expected a sequence of integers, got None$"),
+    (lambda: V.int_sequence(3.5, "s"), r"^s: expected a sequence of integers, got 3.5$"),
+    (lambda: V.int_sequence([], "s"), r"^s: expected at least one integer, got \[\]$"),
+    (lambda: V.int_sequence([64, 0], "widths", minimum=1), r"^widths: expected integers >= 1, got 0 in \[64, 0\]$"),
+    (lambda: V.int_sequence([1.5], "o", minimum=None), r"^o: expected integers, got 1.5 in \[1.5\]$"),
+    (lambda: V.int_sequence([1, True], "s"), r"^s: expected integers >= 0, got True in \[1, True\]$"),
+    (lambda: V.int_sequence([2, 2], "s", distinct=True), r"^s: expected distinct integers, got \[2, 2\]$"),
+    (lambda: V.finite_array(["a"], "g"), r"^g: expected an array of real numbers, got \['a'\]$"),
+    (lambda: V.finite_array([True], "g"), r"^g: expected an array of real numbers, got booleans$"),
+    (lambda: V.finite_array([[1.0]], "g", ndim=1), r"^g: expected a 1-d array, got shape \(1, 1\)$"),
+    (lambda: V.finite_array([], "g"), r"^g: expected at least one value, got an empty array$"),
+    (lambda: V.finite_array([1, math.nan], "g"), r"^g: every value must be finite \(got NaN or inf\)$"),
+    (lambda: V.finite_array([[1, 2]], "g", increasing=True), r"^g: an increasing grid must be 1-d, got shape \(1, 2\)$"),
+    (lambda: V.finite_array([1, 1], "g", increasing=True), r"^g: must be strictly increasing, got \[1. 1.\]$"),
+    (lambda: V.positive_array([0.1, 0.0], "etas"), r"^etas: every value must be > 0, got min 0.0$"),
+    (lambda: V.positive_array([[0.1]], "etas", ndim=1), r"^etas: expected a 1-d array, got shape \(1, 1\)$"),
+    (lambda: V.positive_array([], "etas"), r"^etas: expected at least one value, got an empty array$"),
+    (lambda: V.positive_array([2.0, 1.0], "etas", increasing=True), r"^etas: must be strictly increasing"),
+    (lambda: V.finite_tensor(np.zeros(2), "x"), r"^x: expected a torch.Tensor, got ndarray$"),
+    (lambda: V.finite_tensor(torch.arange(2), "x"), r"^x: expected a floating point tensor, got dtype torch.int64$"),
+    (lambda: V.finite_tensor(torch.ones(2, dtype=torch.bool), "x", floating=False),
+     r"^x: expected a real tensor, got dtype torch.bool$"),
+    (lambda: V.finite_tensor(torch.ones(2, dtype=torch.complex64), "x", floating=False),
+     r"^x: expected a real tensor, got dtype torch.complex64$"),
+    (lambda: V.finite_tensor(torch.ones(2), "x", ndim=2), r"^x: expected a 2-d tensor, got shape \(2,\)$"),
+    (lambda: V.finite_tensor(torch.ones(0, 3), "x"), r"^x: expected a non-empty tensor, got shape \(0, 3\)$"),
+    (lambda: V.choice("bn", "norm", [None, "ln"]), r"^norm: expected one of \(None, 'ln'\), got 'bn'$"),
+])
+def test_validate_messages_exactly(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+class _NoEq:
+    def __eq__(self, other):
+        raise RuntimeError("no ==")
+
+    __hash__ = object.__hash__
+
+
+def test_validate_accepts_the_documented_edges():
+    assert V.integer(2, "k", minimum=2) == 2 and V.integer(4, "k", maximum=4) == 4
+    assert V.finite_array(2.5, "x", ndim=1).tolist() == [2.5] and V.finite_array(2.5, "x").shape == ()
+    assert V.positive_array(0.1, "etas", ndim=1).shape == (1,)
+    assert V.positive_array([], "etas", nonempty=False).size == 0
+    assert V.finite_array(np.array([[1, 2], [3, 4]]), "a", increasing=False).shape == (2, 2)
+    assert V.int_sequence(np.array([[1, 2], [3, 4]]), "s") == (1, 2, 3, 4)
+    assert V.int_sequence(torch.tensor([[5], [6]]), "s") == (5, 6)
+    assert V.int_sequence(iter([1, 2]), "s") == (1, 2)  # any iterable, not only arrays
+    assert V.int_sequence([1, 1], "s") == (1, 1)  # repeats allowed unless distinct
+    assert V.int_sequence((), "s", nonempty=False) == ()
+    ok = _NoEq()
+    assert V.choice(ok, "c", [ok]) is ok  # identity counts even when == raises
+    with pytest.raises(ValueError, match=r"^c: expected one of"):
+        V.choice(_NoEq(), "c", [1])  # an object whose == raises is not an option
+    assert V.in_range(1.0, "p", 0, 1, inclusive=(False, True)) == 1.0
+    assert V.in_range(torch.tensor(0.5), "p", 0, 1) == 0.5 and type(V.in_range(np.int64(1), "p", 0, 2)) is float
+    t = torch.ones(2, dtype=torch.int32)
+    assert V.finite_tensor(t, "t", floating=False) is t
+    assert V.real(np.float32(2.5), "r") == 2.5 and type(V.real(np.float32(2.5), "r")) is float
