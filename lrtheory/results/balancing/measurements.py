@@ -24,6 +24,31 @@ __all__ = ["PaperGrid", "ScalarEdges", "ScalarSweep", "OrbitSweep", "MatrixPart"
            "measure_orbit_sweep", "measure_matrix_sweep", "measure_matrix_edges"]
 
 
+def _settled(run):
+    """``run`` with the states of its bounded, non-periodic runs replaced by NaN (their end state kept).
+
+    Such a run is chaotic: a last-bit difference in round-off (another CPU kernel, another memory
+    layout) grows to O(1) over its steps, so its final state is not reproducible and is not stored.
+    """
+    keep = (run.status != int(EndState.BOUNDED))
+    if keep.all():
+        return run
+    if isinstance(run, MatrixRun):
+        fields = {k: getattr(run, k) for k in run.__dataclass_fields__}
+        for k in ("X", "Y", "loss", "norm_ratio", "imbalance", "lam_gram"):
+            v = np.array(fields[k], dtype=np.float64)
+            v[~keep] = np.nan
+            fields[k] = v
+        return MatrixRun(**fields)
+    fields = {k: getattr(run, k) for k in run.__dataclass_fields__}
+    for k in ("x", "y", "loss", "tail_x", "tail_y", "traj_x", "traj_y"):
+        if fields[k] is not None:
+            v = np.array(fields[k], dtype=np.float64)
+            v[..., ~keep] = np.nan
+            fields[k] = v
+    return ScalarRun(**fields)
+
+
 def _flat(inits, per: int):
     x0 = np.repeat([p[0] for p in inits], per).astype(np.float64)
     y0 = np.repeat([p[1] for p in inits], per).astype(np.float64)
@@ -134,7 +159,7 @@ def measure_scalar_sweep(cfg, device) -> ScalarSweep:
     x0, y0 = _flat(c.inits, G)
     big = scalar_gd(x0, y0, (grid[None, :] / L[:, None]).reshape(-1), c.mu, c.steps, rule=cfg.end_state,
                     device=device)
-    runs = tuple(big.select(slice(i * G, (i + 1) * G)) for i in range(I))
+    runs = tuple(_settled(big.select(slice(i * G, (i + 1) * G))) for i in range(I))
     slim = tuple(ScalarRun(**{k: (None if k.startswith("t") else getattr(r, k)) for k in r.__dataclass_fields__})
                  for r in runs)
     return ScalarSweep(inits=tuple(c.inits), mu=c.mu, L=L, h0=h0, eta_L=grid, runs=slim)
@@ -153,12 +178,13 @@ class OrbitSweep:
 
 @CHAPTER.measurement
 def measure_orbit_sweep(cfg, device) -> OrbitSweep:
-    """End states of GD near ``eta = 1/mu`` from ``(1.2, 0.8) sqrt(mu)`` (``eta mu = 0.80 ... 1.50``)."""
+    """End states of GD near ``eta = 1/mu`` from ``(1.2, 0.8) sqrt(mu)`` (``eta mu = 0.80 ... 1.50``);
+    the states of chaotic (bounded, non-periodic) runs are not kept (:func:`_settled`)."""
     c = cfg.orbit
     grid = c.grid.values()
     x0, y0 = c.init[0] * np.sqrt(c.mu), c.init[1] * np.sqrt(c.mu)
-    run = scalar_gd(np.full(grid.size, x0), np.full(grid.size, y0), grid / c.mu, c.mu, c.steps,
-                    rule=cfg.end_state, device=device)
+    run = _settled(scalar_gd(np.full(grid.size, x0), np.full(grid.size, y0), grid / c.mu, c.mu, c.steps,
+                             rule=cfg.end_state, device=device))
     return OrbitSweep(mu=c.mu, init=(float(x0), float(y0)), eta_mu=grid, run=run)
 
 
@@ -209,7 +235,7 @@ def measure_matrix_sweep(cfg, device, part) -> MatrixPart:
     A, X0, Y0 = matrix_problem(cfg, n)
     L = matrix_top_eigenvalue(A, X0, Y0)
     grid = c.grid.values()
-    run = matrix_gd(A, X0, Y0, grid / L, c.steps, rule=cfg.end_state, device=device)
+    run = _settled(matrix_gd(A, X0, Y0, grid / L, c.steps, rule=cfg.end_state, device=device))
     return MatrixPart(n=n, L=L, x0_norm=float(np.linalg.norm(X0)), y0_norm=float(np.linalg.norm(Y0)),
                       eta_L=grid, run=run)
 
