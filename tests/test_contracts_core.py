@@ -644,3 +644,11 @@ def test_validate_accepts_the_documented_edges():
     t = torch.ones(2, dtype=torch.int32)
     assert V.finite_tensor(t, "t", floating=False) is t
     assert V.real(np.float32(2.5), "r") == 2.5 and type(V.real(np.float32(2.5), "r")) is float
+
+
+def test_argmin_right_edge_on_a_negative_grid_is_not_refined():
+    # at the right edge there is no right neighbour, whatever a 2-point parabola would say
+    assert ST.argmin_on_grid([-3.0, -2.0, -1.0, 0.0], [3.0, 2.0, 1.0, 0.0], refine="parabola") == \
+        ST.GridArgmin(0.0, 3, 0.0, False)
+    assert ST.argmin_on_grid([-3.0, -2.0, -1.0, 0.0], [0.0, 1.0, 2.0, 3.0], refine="parabola") == \
+        ST.GridArgmin(-3.0, 0, 0.0, False)
