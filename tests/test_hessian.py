@@ -366,3 +366,18 @@ def test_transformer_layer_dropout_is_caught_and_eval_mode_works():
         sharpness(net, F.cross_entropy, (x, y))
     net.enc.self_attn.dropout = 0.0  # no randomness left: training mode is fine
     assert abs(sharpness(net, F.cross_entropy, (x, y)).value - ref) <= 1e-8 * abs(ref)
+
+
+def test_density_plot_draws_on_given_axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    net = mlp(width=4)
+    x, y = data_mlp(n=16)
+    d = hessian_density(net, F.cross_entropy, (x, y), n_probes=2, steps=10, n_points=50)
+    fig, ax = plt.subplots()
+    assert d.plot(ax) is ax and len(ax.lines) == 1 and ax.get_yscale() == "log"
+    np.testing.assert_array_equal(ax.lines[0].get_xdata(), d.grid)
+    plt.close(fig)
