@@ -92,6 +92,9 @@ def test_transfer_drifts():
     np.testing.assert_allclose(r.seed_drifts("scaled"), [0.0, -1.0], atol=1e-12)
     assert r.drift("scaled") == pytest.approx(-0.5)
     assert r.drift_se("scaled") == pytest.approx(0.5)
+    np.testing.assert_allclose(r.seed_drifts("scaled", min_depth=2), [0.0, -1.0], atol=1e-12)
+    with pytest.raises(ValueError, match="^min_depth: "):
+        r.seed_drifts("scaled", min_depth=3)
 
 
 @pytest.mark.parametrize("call, name", [

@@ -286,15 +286,20 @@ class TransferResult:
         """Median over seeds of the final loss, ``(D, G)`` (robust to a diverged seed)."""
         return np.median(self.loss[mode], axis=1)
 
-    def seed_drifts(self, mode: str) -> np.ndarray:
-        """Per seed, the slope of ``log2 best LR`` against ``log2 L``, ``(S,)``."""
-        return np.atleast_1d(ols_lines(np.log2(np.asarray(self.depths, dtype=np.float64)), self.best[mode])[0])
+    def seed_drifts(self, mode: str, min_depth: int = 1) -> np.ndarray:
+        """Per seed, the slope of ``log2 best LR`` against ``log2 L`` over the depths
+        ``>= min_depth``, ``(S,)``."""
+        keep = np.asarray(self.depths) >= min_depth
+        if keep.sum() < 2:
+            raise ValueError(f"min_depth: fewer than 2 depths >= {min_depth} in {self.depths}")
+        L = np.asarray(self.depths, dtype=np.float64)[keep]
+        return np.atleast_1d(ols_lines(np.log2(L), self.best[mode][keep])[0])
 
-    def drift(self, mode: str) -> float:
+    def drift(self, mode: str, min_depth: int = 1) -> float:
         """Mean over seeds of the drift (0 = the best LR transfers across depth)."""
-        return float(np.mean(self.seed_drifts(mode)))
+        return float(np.mean(self.seed_drifts(mode, min_depth)))
 
-    def drift_se(self, mode: str) -> float:
+    def drift_se(self, mode: str, min_depth: int = 1) -> float:
         """Standard error over seeds of :meth:`drift`."""
-        d = self.seed_drifts(mode)
+        d = self.seed_drifts(mode, min_depth)
         return float(np.std(d, ddof=1) / math.sqrt(d.size)) if d.size > 1 else float("nan")
