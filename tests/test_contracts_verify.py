@@ -771,3 +771,154 @@ def test_select_strips_only_trailing_dots(monkeypatch):
     monkeypatch.setattr(R, "CHAPTERS", ["fake_x"])
     assert [c.id for c in R.select(["gamma.X"])] == ["gamma.X.a"]
     assert [c.id for c in R.select(["gamma.X.."])] == ["gamma.X.a"]
+
+
+def test_measurement_schema_is_built_once_exactly(monkeypatch):
+    import lrtheory.verify.chapter as CH
+    from lrtheory.core.sweep import Param
+
+    monkeypatch.setattr(CH, "_MEAS_SCHEMA", None)
+    schema = CH._measurement_schema()
+    assert schema == {"module": Param("str"), "measurement": Param("str"), "scale": Param("str", choices=C.SCALES),
+                      "config": Param("str"), "part": Param("str", default=""), "group": Param("str")}
+    assert CH._measurement_schema() is schema
+
+
+def test_the_device_is_passed_on_never_re_resolved(monkeypatch):
+    """With $LRTHEORY_DEVICE naming another device, anything that dropped the caller's device and
+    resolved None instead would compute on 'mps' (never touched here: the fakes only record it)."""
+    monkeypatch.setenv("LRTHEORY_DEVICE", "mps")
+    mod = types.ModuleType("fake_dev")
+    monkeypatch.setitem(sys.modules, "fake_dev", mod)
+    ch = _chapter(module="fake_dev", ci=Small(), full=Small(n=5))
+    mod.CHAPTER = ch
+    seen = []
+
+    @ch.measurement
+    def measure_d(cfg, device):
+        seen.append(device)
+        return float(cfg.n)
+
+    @ch.measurement(parts=lambda cfg: [{"s": s} for s in cfg.seeds], combine=lambda cfg, v: v)
+    def measure_q(cfg, device, part):
+        seen.append(device)
+        return part["s"]
+
+    cpu = torch.device("cpu")
+    assert measure_d("ci", "cpu") == 3.0 and measure_d.of(Small(n=4), "cpu") == 4.0
+    assert measure_q.of(Small(), "cpu") == [5, 7] and measure_q.compute(Small(), cpu) == [5, 7]
+    assert seen == [cpu] * 6
+    measure_d.cache_clear()
+    run_measurement_batch(measure_d.point_configs("ci") + measure_q.point_configs("ci"), "cpu")
+    assert seen[6:] == [cpu] * 3
+    ch.claim("fk.dev", statement="s", source="src", tolerance=Tolerance(0, "abs", "r"),
+             predict=lambda cfg: float(cfg.n), measure=lambda cfg, d: seen.append(d) or float(cfg.n))
+    assert [v.passed for v in ch.check("ci", "cpu")] == [True] and seen[-1] == cpu
+    # the memo is per device: another device computes again
+    measure_d.cache_clear()
+    n = len(seen)
+    measure_d.of(Small(), "cpu")
+    measure_d.of(Small(), "cpu")
+    measure_d.of(Small(), "mps")
+    assert seen[n:] == [cpu, torch.device("mps")]
+
+
+def test_defaults_are_ci_and_check_reads_its_scale(monkeypatch):
+    ch = _chapter(ci=Small(), full=Small(n=7))
+
+    @ch.measurement
+    def measure_n(cfg, device):
+        return float(cfg.n)
+
+    ch.claim("fk.X.n", statement="s", source="src", tolerance=Tolerance(0, "abs", "r"), predict=lambda cfg: 3.0,
+             measure=lambda cfg, d: measure_n.of(cfg, d))
+    ch.claim("fk.Y", statement="s", source="src", tolerance=Tolerance(0, "abs", "r"), predict=lambda cfg: 0.0,
+             measure=lambda cfg, d: 0.0)
+    assert measure_n(device="cpu") == 3.0
+    assert [(v.id, v.scale, v.passed) for v in ch.check(device="cpu")] == [("fk.X.n", "ci", True), ("fk.Y", "ci", True)]
+    assert [(v.scale, v.passed) for v in ch.check("full", "cpu", only=["fk.X"])] == [("full", False)]  # 7 != 3
+    with pytest.raises(ValueError, match=r"^depends: \['measure_z'\] are not \(yet\) measurements of chapter 'fk'; "
+                                         r"declare dependencies first$"):
+        ch.measurement(types.FunctionType((lambda c, d: 0).__code__, {}, "measure_w"), depends=("measure_z",))
+
+
+class _CallableMeasure:
+    """A callable object (no __qualname__ of its own instance) declared as a measurement."""
+
+    __name__ = "measure_obj"
+
+    def __call__(self, cfg, device):
+        """The object's docstring."""
+        return 1.0
+
+
+def test_measurement_keeps_the_function_identity():
+    ch = _chapter()
+
+    def measure_f(cfg, device):
+        """Doc of f."""
+        return 0.0
+
+    m = ch.measurement(measure_f)
+    assert m.__doc__ == "Doc of f." and m.__module__ == __name__
+    assert m.__qualname__ == measure_f.__qualname__ and m.__qualname__.endswith("<locals>.measure_f")
+    obj = _CallableMeasure()
+    del_q = ch.measurement(obj)
+    assert del_q.__qualname__ == "measure_obj" and del_q.__module__ == __name__
+
+
+def test_stored_reads_use_the_given_store_config_and_only_the_missing_parts(tmp_path, monkeypatch):
+    from lrtheory.core.store import TextStore
+    from lrtheory.core.sweep import run_sweep
+
+    mod = types.ModuleType("fake_ld")
+    monkeypatch.setitem(sys.modules, "fake_ld", mod)
+    ch = _chapter(module="fake_ld", ci=Small(), reference=Small(n=4, seeds=tuple(range(10))))
+    mod.CHAPTER = ch
+    ch.reference_file = tmp_path / "reference.jsonl"
+    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path / "cache"))
+
+    @ch.measurement(parts=lambda cfg: [{"s": s} for s in cfg.seeds], combine=lambda cfg, v: (cfg.n, sum(v)))
+    def measure_sum(cfg, device, part):
+        return part["s"]
+
+    with pytest.raises(MissingResults) as err:  # 10 parts missing: the message lists the first 8
+        measure_sum("reference", "cpu")
+    msg = str(err.value)
+    assert msg.startswith("fk.measure_sum: 10 of its points are not in ")
+    assert msg.count('{"s":') == 8 and '{"s":7}' in msg and '{"s":8}' not in msg
+    other = tmp_path / "other.jsonl"
+    run_sweep(ch.measurement_sweep(), "reference", store=other)
+    assert measure_sum.load("reference") is None
+    assert measure_sum.load("reference", store=other) == (4, 45)  # combined with the scale's config
+    # the chapter's file holds 9 of the 10 parts: only the missing one is named
+    rows = TextStore(other).rows()
+    missing_key = [r.key for r in rows if r.config["part"] == '{"s":3}'][0]
+    lines = [ln for ln in other.read_text().splitlines() if missing_key not in ln]
+    ch.reference_file.write_text("\n".join(lines) + "\n")
+    with pytest.raises(MissingResults, match=r"^fk\.measure_sum: 1 of its points are not in .*\(parts: "
+                                             r"\['\{\"s\":3\}'\]\)"):
+        measure_sum("reference", "cpu")
+    ch.reference_file.write_text(other.read_text())
+    assert measure_sum("reference", "cpu") == (4, 45)
+    # a config that is not the scale's: nothing stored can be it, at the stored scale
+    token = C.CURRENT_SCALE.set("reference")
+    try:
+        with pytest.raises(MissingResults):
+            measure_sum.of(Small(n=99, seeds=tuple(range(10))), "cpu")
+        # the sweep engine computing a point never reads the store (so --fresh recomputes)
+        measure_sum.cache_clear()
+        ch.reference_file.write_text("")
+        out = run_measurement_batch(measure_sum.point_configs("reference")[:2], "cpu")
+        assert len(out) == 2
+        ch2_calls = []
+
+        @ch.measurement
+        def measure_plain(cfg, device):
+            ch2_calls.append(cfg.n)
+            return 1.0
+
+        run_measurement_batch(measure_plain.point_configs("reference"), "cpu")
+        assert ch2_calls == [4]
+    finally:
+        C.CURRENT_SCALE.reset(token)
