@@ -1,12 +1,26 @@
-"""Tests of lrtheory.results.elr.claims (chapter 04): every claim passes at CI scale and fails when
-its prediction is wrong."""
-import math
+"""Tests of lrtheory.results.elr.claims (chapter 04): the verdicts the chapter reports, and that every
+claim's tolerance rejects a prediction off by a factor of 2 either way.
+
+The chapter's claims are the model's predictions against measured networks, and at the CI and the
+reference scale every one of them fails (the chapter says so and why). A test "fails when the
+prediction is doubled or halved" says nothing about a claim that already fails, so each claim is
+checked three ways: its verdict is the one reported (pinned, so a change of code or config that
+flips it is seen), it passes when the prediction is the measured value (the check can pass), and
+it fails when that value is doubled or halved (the tolerance is below a factor 2).
+"""
+import os
 
 import pytest
 
 from lrtheory.results.elr import CHAPTER
 
-CLAIM_IDS = ["elr.norm_recursion", "elr.ratio_converges", "elr.critical_lr", "elr.warmup_reduces_spread"]
+CLAIM_IDS = ["elr.ratio_converges", "elr.critical_lr", "elr.warmup_reduces_spread", "elr.warmup_lasting",
+             "elr.deep_trainability"]
+#: Verdicts at each scale (the chapter's text reports the same).
+VERDICTS = {"ci": dict.fromkeys(CLAIM_IDS, False), "reference": dict.fromkeys(CLAIM_IDS, False)}
+_REF = os.path.join(os.path.dirname(__file__), "..", "lrtheory", "results", "elr", "reference.jsonl")
+SCALES = ["ci", pytest.param("reference", marks=pytest.mark.skipif(not os.path.exists(_REF),
+                                                                   reason="no stored reference run"))]
 
 
 @pytest.fixture(scope="module")
@@ -14,37 +28,27 @@ def claims():
     return {c.id: c for c in CHAPTER.claims}
 
 
+def _scaled(value, f):
+    return {k: v * f for k, v in value.items()} if isinstance(value, dict) else value * f
+
+
 def test_claim_ids(claims):
     assert sorted(claims) == sorted(CLAIM_IDS)
 
 
+@pytest.mark.parametrize("scale", SCALES)
 @pytest.mark.parametrize("cid", CLAIM_IDS)
-def test_claim_passes_at_ci(claims, cid):
-    v = claims[cid].check("ci", "cpu")
-    assert v.passed, (v.predicted, v.measured, v.details)
-
-
-@pytest.mark.parametrize("cid,fn", [
-    # the other ELR definition / a missing factor 2 in the ODE: S(T) off by far more than 2%
-    ("elr.norm_recursion", lambda p: {k: v * 1.1 for k, v in p.items()}),
-    ("elr.norm_recursion", lambda p: {k: math.sqrt(1 + (v**2 - 1) / 2) for k, v in p.items()}),
-    # a rate 1/sqrt(t) instead of 1/t, or a limit that is not 1
-    ("elr.ratio_converges", lambda p: {**p, "rate_exponent": -0.5}),
-    ("elr.ratio_converges", lambda p: {**p, "log_ratio_T": p["log_ratio_T"] + 0.05}),
-    # a critical LR 3x too large or 5x too small
-    ("elr.critical_lr", lambda p: 3 * p),
-    ("elr.critical_lr", lambda p: p / 5),
-    # a model that predicts the warm-up to be worse
-    ("elr.warmup_reduces_spread", lambda p: -p),
-])
-def test_claim_fails_with_wrong_prediction(claims, cid, fn):
-    assert not claims[cid].with_prediction(fn).check("ci", "cpu").passed
-
-
-def test_warmup_compare_needs_a_margin(claims):
-    c = claims["elr.warmup_reduces_spread"]
-    ok, _ = c.compare(1.0, 0.1, c.tolerance)  # measured gap below the 0.2 margin
-    assert not ok
+def test_verdict_and_factor_two(claims, cid, scale):
+    c = claims[cid]
+    v = c.check(scale, "cpu")
+    assert v.passed is VERDICTS[scale][cid], (v.predicted, v.measured)
+    m = v.measured
+    assert c.with_prediction(lambda p: m).check(scale, "cpu").passed, "the check cannot pass at all"
+    for f in (2.0, 0.5):
+        assert not c.with_prediction(lambda p, f=f: _scaled(m, f)).check(scale, "cpu").passed, f
+    if v.passed:  # a passing claim also fails with its own prediction off by 2
+        for f in (2.0, 0.5):
+            assert not c.with_prediction(lambda p, f=f: _scaled(p, f)).check(scale, "cpu").passed, f
 
 
 def test_sources_say_what_was_derived_here(claims):
@@ -52,3 +56,13 @@ def test_sources_say_what_was_derived_here(claims):
     for c in claims.values():
         assert c.source.startswith("derived here"), c.source
         assert "abstract" in c.source
+
+
+def test_no_claim_simulates_the_model():
+    # the random-loss simulations of the model's premise feed figures and unit tests, no claim
+    import inspect
+
+    from lrtheory.results.elr import claims as C
+
+    src = inspect.getsource(C)
+    assert "measure_norm_run" not in src and "measure_ratio_run" not in src

@@ -13,7 +13,8 @@ import numpy as np
 from lrtheory.core import validate as V
 from lrtheory.core.stats import loglog_fit
 
-__all__ = ["spread", "mean_log_spread", "widening_onset", "log_ratio_from_norms", "window_mean", "decay_exponent"]
+__all__ = ["spread", "mean_log_spread", "end_log_spread", "widening_onset", "spread_minimizer", "log_ratio_from_norms",
+           "window_mean", "decay_exponent", "log_spread_exponent"]
 
 
 def spread(elrs, axis: int = -1) -> np.ndarray:
@@ -60,6 +61,64 @@ def mean_log_spread(spreads) -> float:
     """
     s = np.asarray(spreads, dtype=np.float64)
     return float(np.mean(np.log(s[1:])))
+
+
+def end_log_spread(spreads, last: int) -> float:
+    """Mean of ``log spread`` over the last ``last`` entries of a trace (the state at the end of
+    training, damped against step-to-step jitter).
+
+    Example
+    -------
+    >>> round(end_log_spread([100.0, np.e, np.e ** 3], 2), 6)
+    2.0
+    """
+    s = np.asarray(spreads, dtype=np.float64)
+    return float(np.mean(np.log(s[-V.positive_int(last, "last"):])))
+
+
+def spread_minimizer(etas, spread_after) -> float:
+    """The LR at which the spread after one step is smallest: where widening starts (below it a
+    larger LR leaves a smaller disparity, above it a larger one). A parabola in ``(log eta, log
+    spread)`` through the grid minimum and its two neighbours (the grid point itself at an end
+    of the grid or where the parabola does not open upward); non-finite spreads count as
+    infinitely wide.
+
+    Example
+    -------
+    >>> e = np.exp(np.linspace(-2, 2, 9))
+    >>> round(spread_minimizer(e, np.exp((np.log(e) - 0.3) ** 2)), 6)
+    1.349859
+    """
+    le = np.log(V.positive_array(etas, "etas", ndim=1, increasing=True))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ls = np.log(np.asarray(spread_after, dtype=np.float64))
+    if ls.shape != le.shape:
+        raise ValueError(f"spread_after: expected shape {le.shape}, got {ls.shape}")
+    ls = np.where(np.isfinite(ls), ls, np.inf)
+    i = int(np.argmin(ls))
+    if 0 < i < len(ls) - 1 and np.all(np.isfinite(ls[i - 1:i + 2])):
+        x, y = le[i - 1:i + 2], ls[i - 1:i + 2]
+        c2, c1, _ = np.polyfit(x, y, 2)
+        if c2 > 0:
+            return float(math.exp(min(max(-c1 / (2 * c2), x[0]), x[2])))
+    return float(math.exp(le[i]))
+
+
+def log_spread_exponent(spreads, t: Tuple[int, int]) -> float:
+    """Exponent ``p`` of ``log spread ~ t^p`` between the steps ``t = (t1, t2)`` of a trace, each
+    read as a :func:`window_mean`; NaN where a log spread is not positive (no power law).
+
+    Example
+    -------
+    >>> tr = np.exp(1.0 / np.maximum(np.arange(401.0), 1))
+    >>> round(log_spread_exponent(tr, (100, 400)), 2)
+    -1.0
+    """
+    ls = np.log(np.asarray(spreads, dtype=np.float64))
+    r = tuple(window_mean(ls, int(k)) for k in t)
+    if not all(v > 0 for v in r):
+        return math.nan
+    return decay_exponent(t, r)
 
 
 def widening_onset(etas, spread_before: float, spread_after) -> float:

@@ -1,15 +1,22 @@
-"""Chapter 04 claims. ``predict`` reads the derivation only (started, for the MLP claims, from the
-network's ELRs at init); ``measure`` reads the measurements.
+"""Chapter 04 claims: the model's predictions against measured normalized networks.
+
+``predict`` reads the derivation only, started from the networks' ELRs at init (the state before
+any training step, read from the measurement's record of it); ``measure`` reads what the trained
+networks did. No claim simulates the model that produced its prediction (the model's own
+recursions are unit tests: ``tests/test_elr_derivation.py``, ``tests/test_elr_simulate.py``).
 
 Sources are honest about what could be read: only the abstract of Mehmeti-Gopel & Wand
 (ICML 2024, arXiv 2306.00700). It states, qualitatively, that ELR ratios converge to 1 under a
 constant LR, that a critical LR set by the current ELRs exists beyond which disparities widen,
-and that a hyper-parameter-free warm-up reduces the spread. The definitions, formulas,
-constants and the warm-up rule checked here are derived in this chapter.
+that a hyper-parameter-free warm-up reduces the spread, and that experiments link the spread
+with trainability in very deep networks. The definitions, formulas, constants and the warm-up
+rule checked here are derived in this chapter.
+
+Every tolerance is ``rel 0.4`` or tighter: a prediction off by a factor 2 either way fails
+(``|m - 2p| = p > 0.8 p`` and ``|m - p/2| = p/2 > 0.2 p`` when ``m = p``).
 """
 from __future__ import annotations
 
-import math
 from typing import Dict
 
 import numpy as np
@@ -20,55 +27,42 @@ from lrtheory.results.elr import derivation as D
 from lrtheory.results.elr import measurements as M
 from lrtheory.verify.claims import Tolerance
 
-__all__ = ["norm_recursion", "ratio_converges", "critical_lr", "warmup_reduces_spread"]
+__all__ = ["ratio_converges", "critical_lr", "warmup_reduces_spread", "warmup_lasting", "deep_trainability"]
 
 _PAPER = "Mehmeti-Gopel & Wand 2024 (arXiv 2306.00700), abstract"
+_FACTOR2 = "; a factor-2 error of the prediction fails either way"
 
 
-# elr.norm_recursion -----------------------------------------------------------
-
-
-def _norm_measure(cfg, device) -> Dict[str, float]:
-    run = M.measure_norm_run.of(cfg, device)
-    return {f"E0={e:g}": float(run.S[-1, i]) for i, e in enumerate(cfg.norm_E0)}
-
-
-norm_recursion = CHAPTER.claim(
-    "elr.norm_recursion",
-    statement="The squared weight norm of a scale-invariant layer under constant LR follows the closed form "
-              "S(t) = sqrt(S0^2 + 2 eta^2 c^2 t) (values: S(T)/S0 for three initial ELRs E0).",
-    source="derived here from scale invariance (gradient-flow solution of the norm recursion); paper: "
-           + _PAPER + " (a model of weight and gradient norms, formulas not read)",
-    tolerance=Tolerance(0.02, "rel", "the discrete recursion adds sum_t E_t^2 eta^2 c^2 <= E0^2 ln(1+2E0^2 T)/2 "
-                                     "(relative, < 0.3% here) and the random losses add ~sqrt(2/(dim T)) noise"),
-    predict=D.norm_prediction,
-    measure=_norm_measure,
-)
+def _ratio_times(cfg):
+    return cfg.net_steps // 4, cfg.net_steps
 
 
 # elr.ratio_converges ----------------------------------------------------------
 
 
+def _ratio_predict(cfg) -> Dict[str, float]:
+    nets = M.measure_net_ratios.of(cfg)
+    return {a: D.ratio_exponent_prediction(tr.a0, tr.eta, _ratio_times(cfg)) for a, tr in nets.items()}
+
+
 def _ratio_measure(cfg, device) -> Dict[str, float]:
-    run = M.measure_ratio_run.of(cfg, device)
-    t1, t2 = D.ratio_times(cfg.ratio_steps)
-    # the ELR from the weight norms with c known (E = c/S at eta = 1): removes per-step gradient noise;
-    # the mean over independent pairs and a short window average damp the random-loss noise
-    lr = A.log_ratio_from_norms(run.S, run.c).mean(axis=1)
-    r1, r2 = A.window_mean(lr, t1), A.window_mean(lr, t2)
-    return {"log_ratio_T": r2, "rate_exponent": A.decay_exponent((t1, t2), (r1, r2))}
+    nets = M.measure_net_ratios.of(cfg, device)
+    return {a: A.log_spread_exponent(tr.spread, _ratio_times(cfg)) for a, tr in nets.items()}
 
 
 ratio_converges = CHAPTER.claim(
     "elr.ratio_converges",
-    statement="Under a constant LR the ratio of two scale-invariant layers' ELRs tends to 1 despite a 10x gap "
-              "in gradient scale, as log(E_l/E_k) = 1/2 log((1/E_k0^2+2t)/(1/E_l0^2+2t)) ~ 1/t.",
-    source="derived here (ELR = relative step, gradient-flow solution); paper: " + _PAPER
-           + " (ELR ratios converge to 1 under any constant LR)",
-    tolerance=Tolerance(0.05, "rel", "discrete steps shift 1/E^2 by sum 1/u_s ~ ln(t)/2 against the 2t of the "
-                                     "flow (about 1% at these E0) plus random-loss noise of about 1% "
-                                     "(the mean of 8 independent pairs; one pair alone scatters by 3%)"),
-    predict=D.ratio_prediction,
+    statement="In a BatchNorm MLP, a LayerNorm MLP and a BatchNorm CNN trained by full-batch GD at a constant LR "
+              "(0.3 times the critical LR at init) the log of the layer-wise ELR spread max E_l / min E_l decays "
+              "like t^p with the exponent p of the model's closed form E_l(t) = E_l0/sqrt(1 + 2 E_l0^2 t) "
+              "started from the measured ELRs at init (value: p between T/4 and T, per network; ELR = "
+              "eta ||grad|| / ||W||).",
+    source="derived here (ELR = relative step, gradient-flow solution with each layer's gradient scale fixed); "
+           "paper: " + _PAPER + " (ELR ratios converge to 1 under any constant LR)",
+    tolerance=Tolerance(0.4, "rel", "the exponent of a two-point read-out of a noisy trace (windowed means) "
+                                    "scatters by about 0.1 in the model's own simulation" + _FACTOR2
+                                    + "; a spread that does not fall has no exponent (NaN) and fails"),
+    predict=_ratio_predict,
     measure=_ratio_measure,
 )
 
@@ -77,8 +71,7 @@ ratio_converges = CHAPTER.claim(
 
 
 def _critical_predict(cfg) -> float:
-    # only the ELRs at init enter the prediction: the geometric mean over the initializations of
-    # eta_c = 1/sqrt(a_max a_min)
+    # only the ELRs at init enter: the geometric mean over the inits of eta_c = 1/sqrt(a_max a_min)
     a0 = M.measure_init_elrs.of(cfg)
     return float(np.exp(np.mean(np.log(D.critical_lr(a0.max(axis=1), a0.min(axis=1))))))
 
@@ -87,28 +80,18 @@ def _critical_measure(cfg, device) -> float:
     return float(np.exp(np.mean(np.log(M.measure_widening_onsets.of(cfg, device)))))
 
 
-def _critical_compare(predicted: float, measured: float, tol: Tolerance):
-    # an asymmetric interval [eta_c, value * eta_c], not a one-sided or a k-s.e. check
-    r = measured / predicted if predicted > 0 else math.nan
-    ok = math.isfinite(r) and 1.0 <= r <= tol.value
-    return ok, {"crossing/eta_c": r, "allowed": (1.0, tol.value)}
-
-
 critical_lr = CHAPTER.claim(
     "elr.critical_lr",
-    statement="In a deep BatchNorm MLP one SGD step shrinks the ELR spread at every LR below the critical LR "
-              "1/sqrt(a_max a_min) set by the current ELRs, and widens it beyond (value: the LR at which the "
-              "spread after the step first exceeds the spread before it, geometric mean over 8 "
-              "initializations at CI scale).",
+    statement="In a deep BatchNorm MLP widening starts at the critical LR 1/sqrt(a_max a_min) of the current "
+              "ELRs: one full-batch step from init leaves the smallest ELR spread at that LR, a smaller and a "
+              "larger LR leave a larger one (value: the LR of the smallest spread after the step, geometric "
+              "mean over the initializations).",
     source="derived here (critical LR of the model, eta_c = 1/sqrt(a_l a_k)); paper: " + _PAPER
            + " (a critical LR that depends only on the current ELRs)",
-    tolerance=Tolerance(4.0, "custom", "widening must start between eta_c and 4 eta_c: the model keeps each "
-                                       "layer's gradient scale c fixed, but a step near eta_c turns the "
-                                       "fastest layer by about atan(sqrt(spread)) and changes c by O(1); "
-                                       "one initialization alone lands anywhere from 1.8 to 3.7 eta_c"),
+    tolerance=Tolerance(0.4, "rel", "the scan's grid steps by a factor 1.41 and a parabola through the minimum "
+                                    "reads between grid points; the inits scatter by about 10%" + _FACTOR2),
     predict=_critical_predict,
     measure=_critical_measure,
-    compare=_critical_compare,
 )
 
 
@@ -125,23 +108,72 @@ def _warm_measure(cfg, device) -> float:
     return A.mean_log_spread(w.spread_const) - A.mean_log_spread(w.spread_warm)
 
 
-def _warm_compare(predicted: float, measured: float, tol: Tolerance):
-    # the sign of the prediction and a margin on the measurement: not a check against the
-    # predicted value, so none of Tolerance's kinds
-    ok = predicted > 0 and math.isfinite(measured) and measured > tol.value
-    return ok, {"predicted_sign": math.copysign(1.0, predicted), "margin": tol.value}
-
-
 warmup_reduces_spread = CHAPTER.claim(
     "elr.warmup_reduces_spread",
-    statement="With ELRWarmup the ELR spread of a deep BatchNorm MLP trained by momentum SGD falls faster than "
-              "at the same constant target LR (value: mean over steps of log spread, constant minus warm-up).",
-    source="derived here (warm-up at the critical LR of the extreme layers); paper: " + _PAPER
-           + " (a hyper-parameter-free warm-up that reduces the ELR spread; its rule not read)",
-    tolerance=Tolerance(0.2, "custom", "the model predicts a positive gap; the measured gap must exceed 0.2 "
-                                       "(a 22% lower geometric-mean spread), well above the step-to-step "
-                                       "fluctuation of the measured log spread"),
+    statement="Over the first steps of momentum SGD at a large target LR, ELRWarmup lowers the mean log ELR "
+              "spread of a deep BatchNorm MLP by what the model predicts from the ELRs at init (value: mean over "
+              "steps 1..T of log spread, constant LR minus warm-up).",
+    source="derived here (warm-up at the critical LR of the extreme layers, momentum as the gain 1/(1-beta)); "
+           "paper: " + _PAPER + " (a hyper-parameter-free warm-up that reduces the ELR spread; its rule not read)",
+    tolerance=Tolerance(0.4, "rel", "the measured log spread jitters from step to step by about 0.3, averaged "
+                                    "over T steps" + _FACTOR2),
     predict=_warm_predict,
     measure=_warm_measure,
-    compare=_warm_compare,
+)
+
+
+# elr.warmup_lasting -----------------------------------------------------------
+
+
+def _deep(cfg, device=None):
+    return M.measure_deep_runs.of(cfg, device) if device is not None else M.measure_deep_runs.of(cfg)
+
+
+def _lasting_predict(cfg) -> float:
+    runs = _deep(cfg)["const"]  # their a0: the ELRs at init, before any step
+    preds = [D.lasting_prediction(r.a0, cfg.warm_lr, cfg.warm_momentum, cfg.deep_steps, cfg.deep_last) for r in runs]
+    return float(np.exp(np.mean(np.log(preds))))
+
+
+def _lasting_measure(cfg, device) -> float:
+    d = _deep(cfg, device)
+    gaps = [A.end_log_spread(c.spread, cfg.deep_last) - A.end_log_spread(w.spread, cfg.deep_last)
+            for c, w in zip(d["const"], d["warm"])]
+    return float(np.exp(np.mean(gaps)))
+
+
+warmup_lasting = CHAPTER.claim(
+    "elr.warmup_lasting",
+    statement="The warm-up's effect on the spread at the end of training: the ratio of the ELR spreads of the "
+              "very deep BatchNorm MLP at the end of momentum SGD at the target LR, constant LR over ELRWarmup, "
+              "is what the model predicts from the ELRs at init (value: geometric mean over seeds of the ratio "
+              "of the spreads averaged over the last steps).",
+    source="derived here (the model's constant-LR and warm-up traces at the effective LR lr/(1-beta)); paper: "
+           + _PAPER + " (the warm-up reduces the spread; nothing said on how long)",
+    tolerance=Tolerance(0.4, "rel", "the end spread of one run jitters by about 20% over the averaging window "
+                                    "and by more between seeds" + _FACTOR2),
+    predict=_lasting_predict,
+    measure=_lasting_measure,
+)
+
+
+# elr.deep_trainability --------------------------------------------------------
+
+
+def _train_measure(cfg, device) -> float:
+    d = _deep(cfg, device)
+    return float(np.mean([r.acc for r in d["warm"]]) / np.mean([r.acc for r in d["const"]]))
+
+
+deep_trainability = CHAPTER.claim(
+    "elr.deep_trainability",
+    statement="At a large constant LR with momentum the very deep BatchNorm MLP reaches the same training "
+              "accuracy with and without ELRWarmup (value: mean final training accuracy over seeds, warm-up over "
+              "constant LR).",
+    source="derived here (the model forgets the initial ELRs, so the warm-up changes nothing lasting); paper: "
+           + _PAPER + " (ELR spread linked with trainability, most evident in very deep networks)",
+    tolerance=Tolerance(0.3, "rel", "the mean accuracy over the seeds scatters by about 15% between seed sets"
+                                    + _FACTOR2),
+    predict=lambda cfg: D.TRAINABILITY_PREDICTION,
+    measure=_train_measure,
 )

@@ -1,13 +1,25 @@
 """Chapter 04 configs: one frozen dataclass instance per scale.
 
 ``sim_*``/``norm_*``/``ratio_*``: scale-invariant weights trained on random losses (the model's
-premise); ``mlp_*``/``scan_mults``/``trace_*``: the deep BatchNorm MLP on digits (``mlp_depth``
-normalized hidden layers); ``warm_*``: the warm-up comparison (momentum SGD at a target LR);
-``cnn_*``: the small BatchNorm CNN on the 8x8 digit images.
+premise: figures and unit tests, no claim); ``mlp_*``/``scan_*``/``trace_*``: the deep BatchNorm
+MLP on digits (``mlp_depth`` normalized hidden layers); ``warm_*``: the warm-up comparison
+(momentum SGD at a target LR); ``cnn_*``: the small BatchNorm CNN on the 8x8 digit images;
+``net_*``: the BatchNorm MLP, LayerNorm MLP and CNN of ``elr.ratio_converges``; ``deep_*``: the
+trainability experiment (a very deep BatchNorm MLP, several seeds, with and without the warm-up).
+
+The reference scale and the paper. Only the abstract of Mehmeti-Gopel & Wand (2024) could be
+read, so its architectures, data sets, learning rates and run lengths are unknown: the reference
+setting is not the paper's. It is the largest that fits the chapter's CPU budget (about 10
+CPU-minutes for the whole sweep): networks of depth 32 (the abstract's effects are "most evident in
+very deep networks"), width 64, 512 training digits (8x8 images, not the paper's data sets), 200
+steps of full-batch momentum SGD (no data augmentation, no mini-batches, no weight decay) and 4
+seeds. What that costs: short training (a network that trains in 200 steps is trainable; one that
+does not might in 2000) and a small data set (training accuracy only; the test digits under batch
+statistics say nothing at this size).
 
 Example
 -------
->>> CONFIGS["ci"].mlp_depth, CONFIGS["full"].mlp_depth
+>>> CONFIGS["ci"].deep_depth, CONFIGS["reference"].deep_depth
 (16, 32)
 """
 from __future__ import annotations
@@ -35,17 +47,18 @@ class ELRConfig:
     sim_dim : int
         Dimension of each scale-invariant weight vector of the random-loss simulations.
     norm_steps : int
-        Steps of the ``elr.norm_recursion`` simulation.
+        Steps of the norm-recursion simulation (a unit test of the derivation and a figure).
     norm_E0 : tuple of float
         Initial ELRs of its layers (``eta = 1``, ``S0 = 1``, so ``E0 = c``).
     ratio_steps : int
-        Steps of the ``elr.ratio_converges`` simulation.
+        Steps of the ratio simulation (a unit test of the derivation and a figure).
     ratio_E0 : (float, float)
         Initial ELRs of its two layers (a 10x gap in gradient scale).
     ratio_pairs : int
         Independent pairs of such layers simulated at once; their log ratios are averaged.
     mlp_depth, mlp_width, mlp_n : int
-        Normalized hidden layers, their width, training digits of the MLP.
+        Normalized hidden layers, their width, training digits of the BatchNorm MLP of the
+        one-step scans, the traces and the warm-up comparison.
     scan_mults : tuple of float
         LRs of the one-step scan, in units of the critical LR at init.
     scan_seeds : int
@@ -55,13 +68,26 @@ class ELRConfig:
         Constant LRs of the training traces, in units of the critical LR at init.
     trace_steps : int
     warm_steps : int
-        Steps of the warm-up comparison.
+        Steps of the warm-up comparison (``elr.warmup_reduces_spread``: the early phase).
     warm_lr : float
-        Its target LR.
+        Its target LR (also the deep runs' LR).
     warm_momentum : float
-        Its heavy-ball momentum.
+        Its heavy-ball momentum (also the deep runs').
     cnn_channels, cnn_blocks, cnn_n : int
-        Channels, conv -> BatchNorm -> ReLU blocks and training images of the CNN.
+        Channels, conv -> BatchNorm -> ReLU blocks and training images of the CNN warm-up figure.
+    net_depth, net_width, net_n : int
+        Depth and width of the MLPs of ``elr.ratio_converges`` and their training digits.
+    net_cnn_blocks, net_cnn_channels, net_cnn_n : int
+        The same for its CNN.
+    net_mult : float
+        Their constant LR in units of the critical LR at init.
+    net_steps : int
+    deep_depth, deep_width, deep_n : int
+        The very deep BatchNorm MLP of ``elr.deep_trainability`` and ``elr.warmup_lasting``.
+    deep_steps : int
+    deep_seeds : int
+    deep_last : int
+        Steps at the end of training over which the end-of-training spread is averaged.
     """
 
     sim_dim: int
@@ -83,16 +109,44 @@ class ELRConfig:
     cnn_channels: int
     cnn_blocks: int
     cnn_n: int
+    net_depth: int
+    net_width: int
+    net_n: int
+    net_cnn_blocks: int
+    net_cnn_channels: int
+    net_cnn_n: int
+    net_mult: float
+    net_steps: int
+    deep_depth: int
+    deep_width: int
+    deep_n: int
+    deep_steps: int
+    deep_seeds: int
+    deep_last: int
 
+
+_SIM = dict(sim_dim=512, norm_steps=400, norm_E0=(0.05, 0.1, 0.2), ratio_steps=3000, ratio_E0=(0.5, 0.05),
+            ratio_pairs=8)
 
 CONFIGS = {
-    "ci": ELRConfig(sim_dim=512, norm_steps=400, norm_E0=(0.05, 0.1, 0.2), ratio_steps=3000, ratio_E0=(0.5, 0.05),
-                    ratio_pairs=8, mlp_depth=16, mlp_width=64, mlp_n=256, scan_mults=_geomspace(1 / 16, 16, 17),
-                    scan_seeds=8, trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=40, warm_steps=20,
-                    warm_lr=30.0, warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128),
+    "ci": ELRConfig(**_SIM, mlp_depth=16, mlp_width=64, mlp_n=256, scan_mults=_geomspace(1 / 16, 16, 25),
+                    scan_seeds=4, trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=40, warm_steps=20,
+                    warm_lr=30.0, warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128,
+                    net_depth=8, net_width=32, net_n=256, net_cnn_blocks=4, net_cnn_channels=4, net_cnn_n=128,
+                    net_mult=0.3, net_steps=200, deep_depth=16, deep_width=32, deep_n=256, deep_steps=60,
+                    deep_seeds=2, deep_last=10),
+    "reference": ELRConfig(**_SIM, mlp_depth=32, mlp_width=64, mlp_n=512, scan_mults=_geomspace(1 / 16, 16, 25),
+                           scan_seeds=8, trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=100, warm_steps=20,
+                           warm_lr=30.0, warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128,
+                           net_depth=16, net_width=64, net_n=512, net_cnn_blocks=8, net_cnn_channels=8,
+                           net_cnn_n=128, net_mult=0.3, net_steps=400, deep_depth=32, deep_width=64, deep_n=512,
+                           deep_steps=200, deep_seeds=4, deep_last=20),
     "full": ELRConfig(sim_dim=4096, norm_steps=4000, norm_E0=(0.05, 0.1, 0.2), ratio_steps=30000,
                       ratio_E0=(0.5, 0.05), ratio_pairs=8, mlp_depth=32, mlp_width=256, mlp_n=1347,
                       scan_mults=_geomspace(1 / 16, 16, 33), scan_seeds=8,
                       trace_mults=(0.1, 0.3, 0.5, 1.0, 2.0, 3.0, 10.0), trace_steps=400, warm_steps=100,
-                      warm_lr=30.0, warm_momentum=0.9, cnn_channels=64, cnn_blocks=32, cnn_n=1347),
+                      warm_lr=30.0, warm_momentum=0.9, cnn_channels=64, cnn_blocks=32, cnn_n=1347,
+                      net_depth=32, net_width=256, net_n=1347, net_cnn_blocks=16, net_cnn_channels=32,
+                      net_cnn_n=1347, net_mult=0.3, net_steps=2000, deep_depth=64, deep_width=256, deep_n=1347,
+                      deep_steps=2000, deep_seeds=8, deep_last=200),
 }

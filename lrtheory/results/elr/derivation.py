@@ -49,7 +49,7 @@ import numpy as np
 import sympy as sp
 
 from lrtheory.core import validate as V
-from lrtheory.results.elr.analysis import decay_exponent, mean_log_spread
+from lrtheory.results.elr.analysis import decay_exponent, end_log_spread, log_spread_exponent, mean_log_spread
 
 __all__ = [
     "ELRDerivation",
@@ -66,6 +66,9 @@ __all__ = [
     "norm_prediction",
     "ratio_prediction",
     "warmup_gap_prediction",
+    "ratio_exponent_prediction",
+    "lasting_prediction",
+    "TRAINABILITY_PREDICTION",
 ]
 
 
@@ -527,3 +530,44 @@ def warmup_gap_prediction(a0, lr: float, momentum: float, steps: int) -> float:
     const = model_spread_trace(a0, np.full(int(steps), eff))
     warm, _ = model_warmup_trace(a0, eff, int(steps))
     return mean_log_spread(const) - mean_log_spread(warm)
+
+
+def ratio_exponent_prediction(a0, eta: float, t: Tuple[int, int]) -> float:
+    """The model's exponent ``p`` of ``log spread ~ t^p`` between the steps ``t = (t1, t2)`` for
+    layers that start at per-unit-LR ELRs ``a0`` and train at the constant LR ``eta``: every
+    layer on its gradient-flow ELR ``E_l(t) = E_l0 / sqrt(1 + 2 E_l0^2 t)`` (``E_l0 = eta a_l``),
+    read like the measurement (:func:`~lrtheory.results.elr.analysis.log_spread_exponent`).
+
+    Example
+    -------
+    >>> round(ratio_exponent_prediction([1.0, 0.1], 1.0, (100, 400)), 3)
+    -0.89
+    """
+    a0 = V.positive_array(a0, "a0").ravel()
+    eta = V.positive_real(eta, "eta")
+    ts = np.arange(int(t[1]) + 1, dtype=np.float64)
+    E = elr_closed_form(eta * a0[None, :], ts[:, None])
+    return log_spread_exponent(E.max(axis=1) / E.min(axis=1), t)
+
+
+def lasting_prediction(a0, lr: float, momentum: float, steps: int, last: int) -> float:
+    """The model's ratio of the spreads at the end of training (the mean log spread of the last
+    ``last`` of ``steps + 1`` steps), constant LR over the critical-LR warm-up, both at the
+    effective LR ``lr / (1 - momentum)`` and started from the per-unit-LR ELRs ``a0``.
+
+    Example
+    -------
+    >>> round(lasting_prediction([1.0, 0.01], 100.0, 0.0, 50, 10), 3)
+    10.335
+    """
+    eff = V.positive_real(lr, "lr") / (1.0 - V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False)))
+    const = model_spread_trace(a0, np.full(int(steps), eff))
+    warm, _ = model_warmup_trace(a0, eff, int(steps))
+    return float(math.exp(end_log_spread(const, last) - end_log_spread(warm, last)))
+
+
+#: The prediction of ``elr.deep_trainability``: equal final training accuracy with and without the
+#: warm-up (ratio 1). Derived here: the model forgets the initial ELRs (every layer's ELR tends to
+#: ``1/sqrt(2t)`` whatever its start), so the warm-up changes nothing lasting; the model says
+#: nothing about accuracy itself, so this is the weakest prediction of the chapter.
+TRAINABILITY_PREDICTION = 1.0

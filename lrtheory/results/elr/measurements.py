@@ -2,9 +2,11 @@
 
 Each is memoized per (config, device) and served from the results store at the stored
 scales (:mod:`lrtheory.verify.chapter`); ``lrtheory sweep elr`` computes and stores them.
-The MLP measurements share one network, the init of ``seed_for("elr", "mlp", depth, width, 0)``,
-trained from the same state at every LR; ``measure_init_elrs`` and ``measure_widening_onsets``
-also read the inits of ``seed_index`` 1 .. ``scan_seeds - 1``.
+The MLP measurements share one network, the init of ``seed_for("elr", "mlp", "batchnorm", depth,
+width, 0)``, trained from the same state at every LR; ``measure_init_elrs`` and
+``measure_widening_onsets`` also read the inits of ``seed_index`` 1 .. ``scan_seeds - 1``;
+``measure_net_ratios`` trains a BatchNorm MLP, a LayerNorm MLP and a CNN of their own,
+``measure_deep_runs`` the very deep MLP at ``deep_seeds`` inits with and without the warm-up.
 """
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from lrtheory.core.device import seed_for
 from lrtheory.results.elr import CHAPTER
 from lrtheory.results.elr import derivation as D
 from lrtheory.results.elr import simulate as S
-from lrtheory.results.elr.analysis import spread, widening_onset
+from lrtheory.results.elr.analysis import spread, spread_minimizer
 
 __all__ = [
     "measure_norm_run",
@@ -25,6 +27,8 @@ __all__ = [
     "measure_widening_onsets",
     "measure_warmup_comparison",
     "measure_cnn_warmup",
+    "measure_net_ratios",
+    "measure_deep_runs",
 ]
 
 
@@ -99,11 +103,12 @@ def _onset_combine(cfg, values) -> np.ndarray:
 
 @CHAPTER.measurement(parts=_onset_parts, combine=_onset_combine)
 def measure_widening_onsets(cfg, device, part) -> float:
-    """The LR at which one step from init first widens the spread (:func:`~lrtheory.results.elr.
-    analysis.widening_onset` of the one-step scan), for each of the ``cfg.scan_seeds``
-    initializations of the MLP: one sweep point per initialization, combined into ``(scan_seeds,)``."""
+    """The LR at which widening starts: the LR whose one step from init leaves the smallest spread
+    (:func:`~lrtheory.results.elr.analysis.spread_minimizer` of the one-step scan; beyond it a
+    larger LR leaves a larger disparity), for each of the ``cfg.scan_seeds`` initializations of
+    the MLP: one sweep point per initialization, combined into ``(scan_seeds,)``."""
     scan = _scan(cfg, device, int(part["seed_index"]))
-    return widening_onset(scan.etas, scan.spread_before, scan.spread_after)
+    return spread_minimizer(scan.etas, scan.spread_after)
 
 
 def _comparison(const: S.WarmupRun, warm: S.WarmupRun, lr: float, momentum: float, steps: int):
@@ -133,3 +138,49 @@ def measure_cnn_warmup(cfg, device) -> S.WarmupComparison:
     runs = [S.run_cnn(cfg.cnn_channels, cfg.cnn_blocks, cfg.cnn_n, lr, mom, T, warm=w, device=device)
             for w in (False, True)]
     return _comparison(runs[0], runs[1], lr, mom, T)
+
+
+def _net_parts(cfg):
+    return [{"arch": a} for a in S.NET_ARCHS]
+
+
+def _net_combine(cfg, values) -> dict:
+    return {v.arch: v for v in values}
+
+
+@CHAPTER.measurement(parts=_net_parts, combine=_net_combine)
+def measure_net_ratios(cfg, device, part) -> S.RatioTrace:
+    """A BatchNorm MLP, a LayerNorm MLP and a BatchNorm CNN on digits, each trained by full-batch
+    GD at ``cfg.net_mult`` times its critical LR at init for ``cfg.net_steps`` steps (one sweep
+    point per network, combined into ``{arch: RatioTrace}``)."""
+    arch = part["arch"]
+    if arch == "cnn":
+        return S.run_net_ratio(arch, cfg.net_cnn_blocks, cfg.net_cnn_channels, cfg.net_cnn_n, cfg.net_mult,
+                               cfg.net_steps, device=device)
+    return S.run_net_ratio(arch, cfg.net_depth, cfg.net_width, cfg.net_n, cfg.net_mult, cfg.net_steps,
+                           device=device)
+
+
+def _deep_parts(cfg):
+    return [{"seed_index": k, "warm": w} for k in range(cfg.deep_seeds) for w in (False, True)]
+
+
+def _deep_combine(cfg, values) -> dict:
+    """``{"const": [WarmupRun per seed], "warm": [...]}``."""
+    parts = _deep_parts(cfg)
+    out = {"const": [], "warm": []}
+    for p, v in zip(parts, values):
+        out["warm" if p["warm"] else "const"].append(v)
+    return out
+
+
+@CHAPTER.measurement(parts=_deep_parts, combine=_deep_combine)
+def measure_deep_runs(cfg, device, part) -> S.WarmupRun:
+    """The trainability experiment: the very deep BatchNorm MLP (``cfg.deep_depth`` layers) trained
+    by momentum SGD (``cfg.warm_momentum``) at the large constant LR ``cfg.warm_lr`` for
+    ``cfg.deep_steps`` steps, with and without ELRWarmup, at ``cfg.deep_seeds`` inits (one sweep
+    point per seed and arm)."""
+    st = S.mlp_setting(cfg.deep_depth, cfg.deep_width, cfg.deep_n, device=device,
+                       seed_index=int(part["seed_index"]))
+    return S.run_mlp_module(st, float(cfg.warm_lr), float(cfg.warm_momentum), int(cfg.deep_steps),
+                            warm=bool(part["warm"]))

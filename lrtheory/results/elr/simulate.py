@@ -35,6 +35,9 @@ __all__ = [
     "run_mlp_module",
     "make_cnn",
     "run_cnn",
+    "NET_ARCHS",
+    "RatioTrace",
+    "run_net_ratio",
 ]
 
 #: Seed of the digits train/test split (the data, shared by every run; not a model's init).
@@ -165,14 +168,15 @@ class MLPSetting:
     a0: np.ndarray
 
 
-def mlp_setting(depth: int, width: int, n_train: int, device: DeviceLike = None, seed_index: int = 0) -> MLPSetting:
-    """The chapter's deep BatchNorm MLP on digits, at initialization.
+def mlp_setting(depth: int, width: int, n_train: int, device: DeviceLike = None, seed_index: int = 0,
+                norm: str = "batchnorm") -> MLPSetting:
+    """The chapter's deep normalized MLP on digits, at initialization.
 
-    Hidden layers ``Linear(bias=False) -> BatchNorm (batch statistics) -> ReLU``
+    Hidden layers ``Linear(bias=False) -> norm (BatchNorm: batch statistics; or LayerNorm) -> ReLU``
     (:mod:`lrtheory.core.mlp`, He init); only the hidden weight matrices are trained,
-    the BatchNorm gains and the read-out stay at their initial values, so every trained
+    the normalization gains and the read-out stay at their initial values, so every trained
     tensor is scale-invariant. The init is drawn from
-    ``seed_for("elr", "mlp", depth, width, seed_index)``.
+    ``seed_for("elr", "mlp", norm, depth, width, seed_index)``.
 
     Parameters
     ----------
@@ -182,6 +186,7 @@ def mlp_setting(depth: int, width: int, n_train: int, device: DeviceLike = None,
         Training digits.
     device : str, torch.device or None
     seed_index : int, >= 0
+    norm : "batchnorm" or "layernorm"
 
     Returns
     -------
@@ -199,10 +204,11 @@ def mlp_setting(depth: int, width: int, n_train: int, device: DeviceLike = None,
     width = V.positive_int(width, "width")
     n_train = V.positive_int(n_train, "n_train")
     seed_index = V.nonneg_int(seed_index, "seed_index")
+    norm = V.choice(norm, "norm", ("batchnorm", "layernorm"))
     dev = resolve_device(device)
     data = digits(seed=DATA_SEED, device=dev, n_train=n_train)
-    spec = MLPSpec(d_in=data.d_in, width=width, depth=depth, d_out=data.d_out, norm="batchnorm")
-    params = init_params(spec, 1, seeds=[seed_for("elr", "mlp", depth, width, seed_index)], device=dev)
+    spec = MLPSpec(d_in=data.d_in, width=width, depth=depth, d_out=data.d_out, norm=norm)
+    params = init_params(spec, 1, seeds=[seed_for("elr", "mlp", norm, depth, width, seed_index)], device=dev)
     names = param_names(spec)
     widx = tuple(i for i, n in enumerate(names) if n.startswith("W"))[: spec.depth]
     a0 = mlp_unit_elrs(spec, params, widx, data.x_train, data.y_train)[0][0]
@@ -320,12 +326,14 @@ class OneStepScan:
 
 @dataclass(frozen=True)
 class WarmupRun:
-    """One momentum-SGD run of a torch module: spread and loss per step, LR per step."""
+    """One momentum-SGD run of a torch module: spread and loss per step, LR per step, and the
+    training accuracy at the end."""
 
     spread: np.ndarray  # (T + 1,), before the update of each step
     lr: np.ndarray  # (T,)
     loss: np.ndarray  # (T + 1,)
     a0: np.ndarray  # per-unit-LR ELRs of the tracked tensors at init
+    acc: float  # training accuracy after the last step
 
 
 @dataclass(frozen=True)
@@ -385,7 +393,9 @@ def _run_optimizer(net: torch.nn.Module, ws: List[torch.Tensor], x, y, lr: float
             opt.step()
             if sched is not None:
                 sched.step()
-    return WarmupRun(spread=np.array(spreads), lr=np.array(lrs), loss=np.array(losses), a0=a0)
+    with torch.no_grad():
+        acc = float((net(x).argmax(1) == y).double().mean())
+    return WarmupRun(spread=np.array(spreads), lr=np.array(lrs), loss=np.array(losses), a0=a0, acc=acc)
 
 
 def run_mlp_module(setting: MLPSetting, lr: float, momentum: float, steps: int, warm: bool) -> WarmupRun:
@@ -448,3 +458,75 @@ def run_cnn(channels: int, blocks: int, n_train: int, lr: float, momentum: float
     return _run_optimizer(net, ws, x, data.y_train, V.positive_real(lr, "lr"),
                           V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False)),
                           V.nonneg_int(steps, "steps"), warm)
+
+
+# --------------------------------------------------------------------------- ratios in real networks
+
+#: The normalized networks of ``elr.ratio_converges``.
+NET_ARCHS = ("batchnorm", "layernorm", "cnn")
+
+
+@dataclass(frozen=True)
+class RatioTrace:
+    """A normalized network trained by full-batch GD (no momentum) at a constant LR.
+
+    Attributes
+    ----------
+    arch : str
+        One of :data:`NET_ARCHS`.
+    eta : float
+        The constant LR (``mult`` times the critical LR of the extreme layers at init).
+    a0 : ndarray ``(L,)``
+        Per-unit-LR ELRs ``||grad|| / ||W||`` of the trained tensors at init.
+    spread : ndarray ``(T + 1,)``
+        ELR spread (max/min across the trained tensors) before the update of each step.
+    loss : ndarray ``(T + 1,)``
+    """
+
+    arch: str
+    eta: float
+    a0: np.ndarray
+    spread: np.ndarray
+    loss: np.ndarray
+
+
+def run_net_ratio(arch: str, depth: int, width: int, n_train: int, mult: float, steps: int,
+                  device: DeviceLike = None) -> RatioTrace:
+    """Train a normalized network of :data:`NET_ARCHS` (MLP: ``depth`` hidden layers of ``width``
+    units; CNN: ``depth`` blocks of ``width`` channels) on digits by full-batch GD at
+    ``mult / sqrt(a_max a_min)`` (its critical LR at init), recording the ELR spread.
+
+    Example
+    -------
+    >>> tr = run_net_ratio("layernorm", 2, 8, 32, 0.5, 3, device="cpu")
+    >>> tr.spread.shape, tr.a0.shape
+    ((4,), (2,))
+    """
+    arch = V.choice(arch, "arch", NET_ARCHS)
+    mult = V.positive_real(mult, "mult")
+    steps = V.nonneg_int(steps, "steps")
+    dev = resolve_device(device)
+    if arch == "cnn":
+        from lrtheory.core.data import digits
+
+        data = digits(seed=DATA_SEED, device=dev, n_train=V.positive_int(n_train, "n_train"))
+        x, y = data.x_train.reshape(-1, 1, 8, 8), data.y_train
+        net = make_cnn(width, depth, seed_for("elr", "ratio_net", arch, depth, width, 0), dev)
+        ws = [m.weight for m in net if isinstance(m, torch.nn.Conv2d)]
+    else:
+        from lrtheory.core.mlp import to_module
+
+        st = mlp_setting(depth, width, n_train, device=dev, norm=arch)
+        net = to_module(st.spec, list(st.params), 0)
+        for p in net.parameters():
+            p.requires_grad_(False)
+        ws = [net.linears[l].weight for l in range(st.spec.depth)]
+        for W in ws:
+            W.requires_grad_(True)
+        x, y = st.x, st.y
+    net.zero_grad()
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    a0 = np.array(unit_elrs(ws))
+    eta = mult / math.sqrt(a0.max() * a0.min())
+    run = _run_optimizer(net, ws, x, y, eta, 0.0, steps, warm=False)
+    return RatioTrace(arch=arch, eta=float(eta), a0=run.a0, spread=run.spread, loss=run.loss)
