@@ -922,3 +922,31 @@ def test_stored_reads_use_the_given_store_config_and_only_the_missing_parts(tmp_
         assert ch2_calls == [4]
     finally:
         C.CURRENT_SCALE.reset(token)
+
+
+def test_report_defaults_digits_and_device(monkeypatch):
+    v = claim(id="t.a", predicted=1.23456, measured=1.05).check()
+    assert RP.verdict_table([v], digits=2).splitlines()[2].split()[1:3] == ["1.2", "1.1"]  # both sides at 2
+    # default width 76: rows of exactly 76 characters are a table, of 77 blocks
+    def row_of(total):
+        cid = "t." + "x" * (total - 8 - (9 + 8 + 9 + 7) - 2)  # 4 gaps; predicted, measured, tolerance, verdict
+        return claim(id=cid, predicted=1.0, measured=1.0).check()
+    assert RP.verdict_table([row_of(76)]).splitlines()[1].startswith("-----")
+    assert RP.verdict_table([row_of(77)]).splitlines()[1] == "  predicted  1"
+    page = RP.html_table([v], {"t": types.SimpleNamespace(notebook="03_t", title="T")})
+    assert '<a href="03_t.html">T</a>' in page and 'href="03_t.html#sec-t-verdicts"' in page
+    monkeypatch.setenv("LRTHEORY_DEVICE", "mps")  # a claim that got None would see 'mps'
+    seen = []
+    c = dataclasses.replace(claim(), measure=lambda cfg, d: seen.append(d) or 1.0)
+    RP.run_claims([c], "ci", "cpu")
+    assert seen == [torch.device("cpu")]
+
+
+def test_block_values_keep_a_number_with_its_exponent():
+    v = claim(id="t.e", predicted={"abc": 1.235e-05, "d": 1.5e-07}, measured=2.0e-05,
+              tol=Tolerance(1, "abs", "r"), compare=None)
+    v = dataclasses.replace(v, measure=lambda cfg, d: {"abc": 1.0, "d": 1.0})
+    verdict = v.check()
+    for width in range(25, 61):  # wide enough for "abc=1.235e-05," after the 13-character label
+        lines = RP.verdict_table([verdict], width=width).splitlines()
+        assert not any(line.endswith("e-") for line in lines), (width, lines)
