@@ -144,10 +144,10 @@ def _log2_grid(lo: float, hi: float, step: float) -> Tuple[float, ...]:
 #: series ``n = 64 L`` for ``L = 1, 2, 4``, 64 networks per point; first/last layer at depth 2,
 #: widths 32..256, input dimension 64; training at width 32 up to depth 8, 4 seeds.
 #:
-#: ``reference`` (what 2 CPU cores finish in about 15 CPU-minutes; ``lrtheory sweep mup_depth
-#: --scale reference``). The paper states its law for ``n, L -> oo`` with ``L << n``; here:
-#: depths up to 64 at ``n = 16 L`` (widths up to 1024), where the finite-width excess of the
-#: one-step change is about 10% (a constant factor along the series, so the exponent is
+#: ``reference`` (``lrtheory sweep mup_depth --scale reference``: about 9 CPU-minutes, 47 minutes
+#: of wall time on the shared 2-core machine). The paper states its law for ``n, L -> oo`` with
+#: ``L << n``; here: depths up to 64 at ``n = 16 L`` (widths up to 1024), where the finite-width
+#: excess of the one-step change is 11 to 32% (a constant factor along the series, so the exponent is
 #: unaffected; it costs the update formula, checked at ``n = 64 L``); 128 networks per point
 #: (the change is heavy-tailed over initializations: relative s.d. about 1), which puts the
 #: exponent's Monte Carlo error below 0.02. The first/last layer: depth 2, widths 64..1024,
