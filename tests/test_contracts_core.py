@@ -652,3 +652,119 @@ def test_argmin_right_edge_on_a_negative_grid_is_not_refined():
         ST.GridArgmin(0.0, 3, 0.0, False)
     assert ST.argmin_on_grid([-3.0, -2.0, -1.0, 0.0], [0.0, 1.0, 2.0, 3.0], refine="parabola") == \
         ST.GridArgmin(-3.0, 0, 0.0, False)
+
+
+# -------------------------------------------------------------------------------------- lanczos
+from lrtheory.core.device import make_generator  # noqa: E402
+from lrtheory.core.lanczos import eigsh_top_eig, lanczos_top_eig, power_iteration_top_eig  # noqa: E402
+
+DT = torch.float64
+
+
+def _start(n, seed, dtype=DT):
+    """The documented random start: a standard normal draw from the generator (float64, then cast)."""
+    return torch.randn(1, n, generator=make_generator(seed, "cpu"), dtype=torch.float64)[0].to(dtype)
+
+
+def test_power_iteration_steps_by_hand():
+    """max_iter=k stops after k products: value the Rayleigh quotient of the k-th iterate
+    A^(k-1) v0 / ||.|| and vector that iterate, not converged (computed here step by step)."""
+    A = torch.diag(torch.tensor([3.0, 1.0, -2.0, 0.5], dtype=DT))
+    v0 = _start(4, 11)
+    for k in (1, 2, 3):
+        u = v0 / v0.norm()
+        for _ in range(k - 1):
+            u = A @ u
+            u = u / u.norm()
+        r = power_iteration_top_eig(lambda v: A @ v, 4, generator=make_generator(11, "cpu"), max_iter=k,
+                                    algebraic=False)
+        assert r.n_matvec == k and r.converged is False
+        assert r.value == pytest.approx(float(u @ A @ u), rel=1e-14)
+        torch.testing.assert_close(r.vector, u, rtol=1e-14, atol=1e-15)
+    f32 = power_iteration_top_eig(lambda v: A.float() @ v, 4, dtype=torch.float32, generator=make_generator(3),
+                                  max_iter=1, algebraic=False)
+    assert f32.vector.dtype == torch.float32
+    torch.testing.assert_close(f32.vector, _start(4, 3, torch.float32) / _start(4, 3, torch.float32).norm())
+    # the default start is seed 0
+    d = power_iteration_top_eig(lambda v: A @ v, 4, max_iter=1, algebraic=False)
+    torch.testing.assert_close(d.vector, _start(4, 0) / _start(4, 0).norm(), rtol=1e-14, atol=1e-15)
+
+
+def test_power_iteration_batch_rows_freeze_at_their_own_convergence():
+    """Rows converge at different steps (ratios 0.5 and 0.9); each row's value and vector are those of
+    its solo run, bit for bit, and stay frozen while the other row iterates."""
+    D = torch.tensor([[4.0, 2.0, 1.0], [1.0, 0.9, 0.1]], dtype=DT)
+    V0 = torch.tensor([[1.0, 2.0, 3.0], [2.0, 1.0, 5.0]], dtype=DT)
+    r = power_iteration_top_eig(lambda V: D * V, V0, tol=1e-10, max_iter=5000)
+    assert r.value.shape == (2,) and r.converged.dtype == bool and r.vector.shape == (2, 3)
+    for k in range(2):
+        solo = power_iteration_top_eig(lambda v: D[k] * v, V0[k], tol=1e-10, max_iter=5000)
+        assert r.value[k] == solo.value and torch.equal(r.vector[k], solo.vector)
+        assert abs(r.vector[k].norm().item() - 1.0) < 1e-14
+    assert r.n_matvec == max(power_iteration_top_eig(lambda v: D[k] * v, V0[k], tol=1e-10, max_iter=5000).n_matvec
+                             for k in range(2))
+
+
+def test_power_iteration_tolerance_is_relative_to_the_value():
+    """||A v - theta v|| <= tol |theta| bounds the relative error of theta by tol for a symmetric A:
+    at any scale of A, the relative error stays below tol."""
+    for scale in (1e-6, 1.0, 1e6):
+        A = scale * torch.diag(torch.tensor([1.0, 0.5, 0.1], dtype=DT))
+        r = power_iteration_top_eig(lambda v: A @ v, torch.ones(3, dtype=DT), tol=1e-8, max_iter=10000)
+        assert r.converged and abs(r.value / scale - 1.0) <= 1e-8
+
+
+def test_zero_operator_converges_at_once_in_any_precision():
+    for dt in (torch.float64, torch.float32):
+        z = power_iteration_top_eig(lambda v: 0 * v, torch.ones(3, dtype=dt), max_iter=50)
+        assert z.value == 0.0 and z.converged and z.n_matvec == 1
+        lz = lanczos_top_eig(lambda v: 0 * v, torch.ones(3, dtype=dt), max_iter=50)
+        assert lz.value == 0.0 and lz.converged and lz.n_matvec == 1
+
+
+def test_a_row_broken_once_stays_broken():
+    calls = [0]
+
+    def flaky(v):
+        calls[0] += 1
+        out = torch.tensor([2.0, 1.0], dtype=DT) * v
+        return out * math.nan if calls[0] == 1 else out
+
+    r = power_iteration_top_eig(flaky, torch.ones(2, dtype=DT), max_iter=100, algebraic=False)
+    assert math.isnan(r.value) and r.converged is False
+    calls[0] = 0
+    lz = lanczos_top_eig(flaky, torch.ones(2, dtype=DT))
+    assert math.isnan(lz.value) and lz.converged is False
+
+
+def test_eigsh_arguments_and_one_dimension():
+    A, _ = (lambda d: (torch.diag(d), None))(torch.tensor([3.0, -7.0, 1.0, 0.5], dtype=DT))
+    with pytest.raises(ValueError, match=r"^tol: expected a positive finite number, got 0$"):
+        eigsh_top_eig(lambda v: A @ v, 4, tol=0)
+    with pytest.raises(ValueError, match=r"^max_iter: expected a positive integer, got 0$"):
+        eigsh_top_eig(lambda v: A @ v, 4, max_iter=0)
+    assert eigsh_top_eig(lambda v: A @ v, 4, max_iter=500).value == pytest.approx(3.0, rel=1e-12)
+    seen = []
+
+    def mv(v):
+        seen.append(v)
+        return A.to(v.dtype) @ v
+
+    f = eigsh_top_eig(mv, 4, dtype=torch.float32, generator=make_generator(9))
+    assert f.vector.dtype == torch.float32 and all(v.dtype == torch.float32 for v in seen)
+    assert f.value == pytest.approx(3.0, rel=1e-6)
+    one = []
+    r1 = eigsh_top_eig(lambda v: one.append(v) or 2.5 * v, torch.ones(1, dtype=torch.float32))
+    assert r1.value == 2.5 and r1.n_matvec == 1 and r1.converged and one[0].dtype == torch.float32
+    assert r1.vector.dtype == torch.float32 and r1.vector.tolist() == [1.0]
+    bad = eigsh_top_eig(lambda v: v * math.nan, torch.ones(1, dtype=DT))
+    assert bad.converged is False
+
+
+def test_eigsh_and_lanczos_start_from_the_generators_draw():
+    A = torch.diag(torch.tensor([3.0, -7.0, 1.0, 0.5, 2.0, 0.1], dtype=DT))
+    want = _start(6, 9) / _start(6, 9).norm()
+    for fn in (eigsh_top_eig, lanczos_top_eig, power_iteration_top_eig):
+        seen = []
+        fn(lambda v: seen.append(v.clone()) or A @ v, 6, generator=make_generator(9))
+        torch.testing.assert_close(seen[0] / seen[0].norm(), want, rtol=1e-12, atol=1e-14)
