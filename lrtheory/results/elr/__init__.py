@@ -9,8 +9,9 @@ Files: :mod:`~lrtheory.results.elr.config` (sizes per scale),
 :mod:`~lrtheory.results.elr.derivation` (sympy), :mod:`~lrtheory.results.elr.simulate`
 (torch runs), :mod:`~lrtheory.results.elr.analysis` (spread, read-outs),
 :mod:`~lrtheory.results.elr.measurements` and :mod:`~lrtheory.results.elr.claims`
-(``elr.norm_recursion``, ``elr.ratio_converges``, ``elr.critical_lr``,
-``elr.warmup_reduces_spread``).
+(``elr.ratio_converges``, ``elr.critical_lr``, ``elr.warmup_reduces_spread``,
+``elr.warmup_lasting``, ``elr.deep_trainability``: the model's predictions against measured
+BatchNorm/LayerNorm MLPs and a BatchNorm CNN; the model's own recursions are unit tests).
 """
 from lrtheory.results.elr.config import CONFIGS
 from lrtheory.verify.chapter import Chapter

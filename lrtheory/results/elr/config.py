@@ -135,8 +135,10 @@ CONFIGS = {
                     net_depth=8, net_width=32, net_n=256, net_cnn_blocks=4, net_cnn_channels=4, net_cnn_n=128,
                     net_mult=0.3, net_steps=200, deep_depth=16, deep_width=32, deep_n=256, deep_steps=60,
                     deep_seeds=2, deep_last=10),
-    "reference": ELRConfig(**_SIM, mlp_depth=32, mlp_width=64, mlp_n=512, scan_mults=_geomspace(1 / 16, 16, 25),
-                           scan_seeds=8, trace_mults=(0.1, 0.5, 1.0, 3.0, 10.0), trace_steps=100, warm_steps=20,
+    # the model-premise simulations (figures, no claim) at a size that keeps the stored file small
+    "reference": ELRConfig(**dict(_SIM, ratio_steps=1000, ratio_pairs=2), mlp_depth=32, mlp_width=64, mlp_n=512,
+                           scan_mults=_geomspace(1 / 16, 16, 25),
+                           scan_seeds=8, trace_mults=(0.1, 1.0, 10.0), trace_steps=60, warm_steps=20,
                            warm_lr=30.0, warm_momentum=0.9, cnn_channels=8, cnn_blocks=16, cnn_n=128,
                            net_depth=16, net_width=64, net_n=512, net_cnn_blocks=8, net_cnn_channels=8,
                            net_cnn_n=128, net_mult=0.3, net_steps=400, deep_depth=32, deep_width=64, deep_n=512,
