@@ -3,8 +3,9 @@
 The maximal-update LR of the hidden layers of a mean-field ReLU MLP scales like ``L^{-3/2}``
 with the number of hidden layers ``L`` and does not depend on the width ``n``; the first layer
 (input of fixed dimension ``d``) needs a factor ``n / d`` and the readout ``1 / n``.
-Chapter 03 derives these exponents (``lrtheory.results.mup_depth.derivation``) and its tests
-check that the constants below equal the derivation.
+Chapter 03 derives these exponents (``lrtheory.results.mup_depth.derivation``), measures them
+at a fixed input dimension (claims ``mup_depth.first_layer``, ``mup_depth.last_layer`` and
+``mup_depth.first_layer_rule``), and its tests check that the constants below equal the derivation.
 
 Examples
 --------
