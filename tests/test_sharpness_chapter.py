@@ -70,11 +70,10 @@ def test_reference_claim_fails_with_its_prediction_off_by_a_factor_2(reference, 
     assert not c.with_prediction(lambda p: _scaled(p, factor)).check("reference").passed
 
 
-@pytest.mark.parametrize("scale", ["ci", "reference"])
-def test_eta_vs_lambda1_fails_both_ways(verdicts, reference, scale):
+def test_eta_vs_lambda1_fails_both_ways(verdicts):
     """'Closely but not inversely related' fails for an inverse law (the measured slope at -1, or
     the reference slope at the measured one) and for a weak relation."""
-    v = (verdicts if scale == "ci" else reference)["sharpness.eta_vs_lambda1"]
+    v = verdicts["sharpness.eta_vs_lambda1"]
     c = _claim("sharpness.eta_vs_lambda1")
     assert v.passed
     assert not c.compare({**v.predicted, "slope": v.measured["slope"]}, v.measured, c.tolerance)[0]
@@ -82,10 +81,26 @@ def test_eta_vs_lambda1_fails_both_ways(verdicts, reference, scale):
     assert not c.compare(v.predicted, {**v.measured, "corr": v.predicted["corr_max"] + 0.05}, c.tolerance)[0]
 
 
-def test_all_claims_pass_at_reference_scale(reference):
+#: The reference run's verdicts, as stored. Two claims fail there and are reported so, with no
+#: threshold loosened: the eta* power law (R^2 0.76 < 0.9, interval +-0.27 > +-0.1: at widths
+#: 32-128 eta* depends on depth more than on L n) and "not inverse" (slope -0.77 +- 0.08, 2.8 s.e.
+#: from -1, not the 3 required).
+REFERENCE_VERDICTS = {"sharpness.eta_star_power_law": False, "sharpness.eta_vs_lambda1": False,
+                      "sharpness.lambda1_value": True, "sharpness.lambda1_growth": True}
+
+
+def test_reference_verdicts(reference):
     assert set(reference) == set(IDS)
-    for v in reference.values():
-        assert v.passed, (v.id, v.predicted, v.measured, v.details)
+    for cid, v in reference.items():
+        assert v.passed is REFERENCE_VERDICTS[cid], (v.id, v.predicted, v.measured, v.details)
+
+
+def test_reference_eta_vs_lambda1_is_close_but_undecided(reference):
+    """At the reference scale the relation is strong and the slope lies between -1 and -1/2, but
+    only 2.8 s.e. from -1: the claim fails on its 'not inverse' part alone."""
+    v = reference["sharpness.eta_vs_lambda1"]
+    assert v.details["closely_related"] and not v.details["not_inverse"]
+    assert -1.0 < v.measured["slope"] < -0.5
 
 
 def test_no_two_models_share_a_seed(recorded):
@@ -122,20 +137,30 @@ def test_measurements_are_deterministic():
         np.testing.assert_array_equal(x, y)
 
 
-def test_bisection_and_search_train_the_same_networks():
-    """best_accuracy at a search's own LRs reproduces the search's successes (same networks,
-    same batches, same criterion)."""
+def test_search_is_the_tools_search_on_the_same_networks():
+    """grid_then_refine gives exactly what lrtheory.tools.max_lr.max_initial_lr gives (same networks,
+    batches, criterion, algorithm), and best_accuracy reproduces the successes of its grid round."""
     from lrtheory.core.mlp import MLPSpec
+    from lrtheory.tools.max_lr import max_initial_lr
 
     cfg = CHAPTER.config("ci")
     dev = torch.device("cpu")
     ds = S.load_dataset(cfg, dev)
-    r = S.eta_star_search(cfg, ds, 2, 16, cfg.input_lr_mult, dev, measurement="grid/eta_star")
-    spec = MLPSpec(d_in=ds.d_in, width=16, depth=2, d_out=ds.d_out, input_lr_mult=cfg.input_lr_mult)
-    runs = [x for x in r.runs if x.round == 0]
-    best = S.best_accuracy(spec, ds, [x.eta for x in runs], [x.seed for x in runs], steps=cfg.steps,
+    L, n = 2, 16
+    spec = MLPSpec(d_in=ds.d_in, width=n, depth=L, d_out=ds.d_out, input_lr_mult=cfg.input_lr_mult)
+    seeds = [S.model_seed("grid/eta_star", L, n, j) for j in range(cfg.seeds)]
+    tool = max_initial_lr(spec, ds, threshold=cfg.threshold, steps=cfg.steps, seeds=seeds, grid=cfg.grid,
+                          rounds=cfg.rounds, points_per_round=cfg.points_per_round, batch_size=cfg.batch_size,
+                          eval_every=cfg.eval_every, loss="ce", seed=S.batch_order_seed(), device=dev)
+    ours = S.eta_star_search(cfg, ds, L, n, cfg.input_lr_mult, dev, measurement="grid/eta_star")
+    assert ours.eta_star == tool.eta_star
+    np.testing.assert_array_equal(ours.lo, tool.lo)
+    np.testing.assert_array_equal(ours.hi, tool.hi)
+    assert [(r[2], r[3]) for r in ours.runs] == [(r.eta, r.success) for r in tool.runs]
+    grid_runs = [r for r in ours.runs if r[0] == 0]
+    best = S.best_accuracy(spec, ds, [r[2] for r in grid_runs], [seeds[r[1]] for r in grid_runs], steps=cfg.steps,
                            batch_size=cfg.batch_size, eval_every=cfg.eval_every, device=dev)
-    assert [bool(b >= cfg.threshold) for b in best] == [x.success for x in runs]
+    assert [bool(b >= cfg.threshold) for b in best] == [r[3] for r in grid_runs]
 
 
 def test_weighted_sharpness_is_the_plain_one_without_multipliers():
