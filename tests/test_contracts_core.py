@@ -768,3 +768,48 @@ def test_eigsh_and_lanczos_start_from_the_generators_draw():
         seen = []
         fn(lambda v: seen.append(v.clone()) or A @ v, 6, generator=make_generator(9))
         torch.testing.assert_close(seen[0] / seen[0].norm(), want, rtol=1e-12, atol=1e-14)
+
+
+DEVICES = []
+
+
+def _device_batch(configs, device):
+    """Module level: records the device the engine hands to a recomputation."""
+    DEVICES.append(device)
+    return [{"y": c["x"] ** 2} for c in configs]
+
+
+def test_recheck_default_seed_and_device(tmp_path, monkeypatch):
+    from lrtheory.core.sweep import Param, SweepDef, run_sweep
+
+    sw = SweepDef(name="dev", chapter="t", description="d", points=lambda s: [{"x": x} for x in range(6)],
+                  run_batch=_device_batch, schema={"x": Param("int")})
+    path = tmp_path / "r.jsonl"
+    run_sweep(sw, "ci", store=path, device="cpu")
+    assert RC.recheck(sw, "ci", 3, store=path).checked == RC.recheck(sw, "ci", 3, store=path, seed=0).checked
+    monkeypatch.setenv("LRTHEORY_DEVICE", "mps")  # a recomputation handed None would resolve to 'mps'
+    DEVICES.clear()
+    RC.recheck(sw, "ci", 2, store=path, device="cpu")
+    RC.recheck(sw, "ci", 1, store=path, device=torch.device("cpu"))
+    assert DEVICES == [torch.device("cpu")] * 3
+
+
+@pytest.mark.parametrize("a, b, rtol, close", [
+    ([1.0, 2.0], S.encode_value(np.array([1.0, 2.0])), 1.0, False),  # a list is not an array
+    (S.encode_value(Inner((1.0,), 2.0)), 2.0, 1.0, False),              # a dataclass is not a number
+    (True, 1.0 + 1e-9, 1e-3, False),                                   # a flag is compared exactly
+    (1, 1.0 + 1e-12, 1e-9, True),                                      # an int against a float: a number
+    (S.encode_value(np.array([2], dtype=np.int32)), S.encode_value(np.array([2.0 + 1e-12])), 1e-9, True),
+])
+def test_results_close_structure_before_numbers(a, b, rtol, close):
+    assert RC.results_close(a, b, rtol, 0.0) is close and RC.results_close(b, a, rtol, 0.0) is close
+
+
+def test_store_details(monkeypatch, tmp_path):
+    bad = {i: i for i in range(7)}
+    with pytest.raises(TypeError, match=r"^cannot encode a dict whose keys are not plain strings: \[0, 1, 2, 3, 4\]$"):
+        S.encode_value(bad)
+    monkeypatch.delenv("LRTHEORY_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert S.default_store_path() == tmp_path / ".cache" / "lrtheory" / "results.sqlite"
