@@ -78,6 +78,12 @@ def scoped_pyproject(data: dict, module: str, tests: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Memoizing decorators removed from the mutated module's scratch copy: mutmut 3 never mutates a
+#: decorated function, and a memoized one would serve every mutant the value the first call cached
+#: (the chapters' ``derive_*`` functions are ``functools.lru_cache``-d sympy derivations).
+MEMO = re.compile(r"^[ \t]*@(functools\.)?(lru_cache|cache)(\(.*\))?[ \t]*$", re.M)
+
+
 def prepare(workdir: Path, data: dict, module: str, tests: list) -> None:
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -85,6 +91,12 @@ def prepare(workdir: Path, data: dict, module: str, tests: list) -> None:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".ipynb_checkpoints")
     shutil.copytree(ROOT / "lrtheory", workdir / "lrtheory", ignore=ignore)
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
+    target = workdir / module
+    text = target.read_text("utf-8")
+    stripped, n = MEMO.subn("", text)
+    if n:
+        print(f"{module}: {n} memoizing decorators removed in the scratch copy (so mutmut mutates them)", flush=True)
+        target.write_text(stripped, "utf-8")
     (workdir / "pyproject.toml").write_text(scoped_pyproject(data, module, tests), "utf-8")
 
 
@@ -133,7 +145,7 @@ def run_module(module: str, tests: list, workdir: Path, max_children: int, data:
 def rerun_module(module: str, tests: list, workdir: Path, max_children: int, data: dict) -> dict:
     """Test the survivors of the last run again, with the tree's current tests (the module unchanged)."""
     last = json.loads((workdir / "report.json").read_text("utf-8"))
-    if (workdir / module).read_bytes() != (ROOT / module).read_bytes():
+    if (workdir / module).read_text("utf-8") != MEMO.sub("", (ROOT / module).read_text("utf-8")):
         print(f"{module} changed since its last run: running it whole", flush=True)
         return run_module(module, tests, workdir, max_children, data)
     shutil.rmtree(workdir / "tests")
