@@ -63,11 +63,19 @@ def test_claim_fails_with_its_prediction_off_by_a_factor_2(verdicts, cid, factor
     assert not c.with_prediction(lambda p: _scaled(p, factor)).check("ci", "cpu").passed
 
 
+#: (claim, factor) pairs where a wrong prediction does NOT make the reference claim fail. "Not
+#: inversely related" is a claim that the slope differs from -1: halving its reference value to
+#: -1/2 makes "differs" easier, and the reference slope (-0.77 +- 0.08) is 3.3 s.e. from -1/2, so
+#: the halved claim passes where the true one fails. Reported, not hidden.
+REFERENCE_FACTOR2_EXCEPTIONS = {("sharpness.eta_vs_lambda1", 0.5)}
+
+
 @pytest.mark.parametrize("cid", IDS)
 @pytest.mark.parametrize("factor", [2.0, 0.5])
 def test_reference_claim_fails_with_its_prediction_off_by_a_factor_2(reference, cid, factor):
     c = _claim(cid)
-    assert not c.with_prediction(lambda p: _scaled(p, factor)).check("reference").passed
+    passed = c.with_prediction(lambda p: _scaled(p, factor)).check("reference").passed
+    assert passed is ((cid, factor) in REFERENCE_FACTOR2_EXCEPTIONS)
 
 
 def test_eta_vs_lambda1_fails_both_ways(verdicts):
