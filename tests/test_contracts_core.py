@@ -813,3 +813,63 @@ def test_store_details(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     assert S.default_store_path() == tmp_path / ".cache" / "lrtheory" / "results.sqlite"
+
+
+def _ritz_by_hand(A, v0, k):
+    """Top Ritz value of the Krylov space span(v0, A v0, ..., A^(k-1) v0), by numpy QR + eigvalsh."""
+    A, v = A.numpy(), v0.numpy()
+    K = np.stack([np.linalg.matrix_power(A, i) @ v for i in range(k)], 1)
+    Qk, _ = np.linalg.qr(K)
+    return float(np.linalg.eigvalsh(Qk.T @ A @ Qk)[-1])
+
+
+def test_lanczos_k_steps_is_rayleigh_ritz_on_the_krylov_space():
+    d = torch.tensor([5.0, 4.9, 4.0, 2.0, 1.0, 0.5, -1.0, -3.0], dtype=DT)
+    A, _ = (lambda D: (D, None))(torch.diag(d))
+    v0 = _start(8, 21)
+    for k in (1, 2, 3, 5):
+        r = lanczos_top_eig(lambda v: A @ v, v0, tol=1e-15, max_iter=k)
+        assert r.n_matvec == k and r.converged is False
+        assert r.value == pytest.approx(_ritz_by_hand(A, v0, k), rel=1e-12)
+        assert abs(r.vector.norm().item() - 1.0) < 1e-12
+        assert float(r.vector @ A @ r.vector) == pytest.approx(r.value, rel=1e-12)  # a Ritz pair
+    full = lanczos_top_eig(lambda v: A @ v, v0, tol=1e-300, max_iter=50)  # capped at n: exact
+    assert full.n_matvec == 8 and full.converged and full.value == pytest.approx(5.0, rel=1e-13)
+
+
+def test_default_tolerances_and_iteration_caps():
+    # a clustered top (gap 1e-3): the defaults (tol 1e-10) give the value to 1e-10 relative
+    n = 120
+    d = torch.cat([torch.tensor([1.0, 0.999], dtype=DT), torch.linspace(-1, 0.99, n - 2, dtype=DT)])
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=torch.Generator().manual_seed(4), dtype=DT))
+    A = Q @ torch.diag(d) @ Q.T
+    lz = lanczos_top_eig(lambda v: A @ v, n)
+    assert lz.converged and abs(lz.value - 1.0) <= 1e-9
+    es = eigsh_top_eig(lambda v: A @ v, n)
+    assert es.converged and abs(es.value - 1.0) <= 1e-9
+    # a looser ARPACK tolerance needs fewer products
+    assert eigsh_top_eig(lambda v: A @ v, n, tol=1e-2).n_matvec < eigsh_top_eig(lambda v: A @ v, n, tol=1e-14).n_matvec
+    # max_iter defaults: 200 Krylov steps, 1000 power steps (a problem neither solves sooner)
+    m = 1000
+    slow = torch.linspace(-1, 1, m, dtype=DT)  # uniform spectrum, top gap 2e-3: ~500 steps to 1e-15
+    cap = lanczos_top_eig(lambda v: slow * v, m, tol=1e-15)
+    assert cap.n_matvec == 200 and cap.converged is False
+    pw = power_iteration_top_eig(lambda v: torch.tensor([1.0, 0.9999], dtype=DT) * v, torch.ones(2, dtype=DT),
+                                 tol=1e-15)
+    assert pw.n_matvec == 1000 and pw.converged is False
+
+
+def test_eigsh_without_convergence_reports_its_best_and_the_start():
+    n = 60
+    d = torch.linspace(0, 1, n, dtype=DT)
+    calls = [0]
+
+    def mv(v):
+        calls[0] += 1
+        return d * v
+
+    r = eigsh_top_eig(mv, n, tol=1e-15, max_iter=1, generator=make_generator(2))
+    assert r.converged is False and r.n_matvec == calls[0] > 0
+    assert math.isnan(r.value) or 0.0 <= r.value <= 1.0 + 1e-12  # ARPACK's best estimate, or none
+    start = _start(n, 2)
+    torch.testing.assert_close(r.vector, start / start.norm(), rtol=1e-14, atol=1e-15)
