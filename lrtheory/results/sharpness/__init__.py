@@ -10,9 +10,11 @@ not inversely related") and bounds ``lambda_1`` in terms of ``L * n``.
 
 * :mod:`~lrtheory.results.sharpness.config`: the settings per scale;
 * :mod:`~lrtheory.results.sharpness.derivation`: moment recursions, NTK diagonal, growth
-  exponent and bounds of ``lambda_1`` (sympy), their values on the experiment's inputs;
-* :mod:`~lrtheory.results.sharpness.simulate`: eta* searches, sharpness at init, loss curves,
-  the ``max_lr_grid`` sweep's runner (torch);
+  exponent, bounds and the finite-width prediction of ``lambda_1`` (sympy, numpy), their values
+  on the experiment's inputs;
+* :mod:`~lrtheory.results.sharpness.simulate`: eta* searches (grid-then-refine and the paper's
+  plain bisection), the threshold study, the paper's tasks, sharpness at init (plain and
+  LR-weighted), loss curves, the ``max_lr_grid`` sweep's runner (torch);
 * :mod:`~lrtheory.results.sharpness.analysis`: fits, eta* from a grid, result containers;
 * :mod:`~lrtheory.results.sharpness.measurements` and
   :mod:`~lrtheory.results.sharpness.claims`: what the chapter measures and checks.

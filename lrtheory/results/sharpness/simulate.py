@@ -1,10 +1,13 @@
-"""Chapter 01's experiments (torch, on :mod:`lrtheory.core`): eta* searches, sharpness at init,
-loss curves around eta*, and the exhaustive ``max_lr_grid`` sweep.
+"""Chapter 01's experiments (torch, on :mod:`lrtheory.core`): eta* searches (our grid-then-refine
+search and the paper's plain bisection, on the same networks), the eta*-against-threshold study,
+the paper's tasks, sharpness at init (plain and LR-weighted), loss curves around eta*, and the
+exhaustive ``max_lr_grid`` sweep.
 
-Every network is initialized from its own :func:`lrtheory.core.device.seed_for` seed, keyed by
-what distinguishes it: the measurement, the architecture and the seed index (never the LR: the
-candidates of one eta* search, and the runs of one loss-curve figure, are the *same* network
-trained at different LRs). :func:`model_seed` is the one place those keys are put together.
+Every network is initialized from its own :func:`lrtheory.core.device.seed_for` seed (the full
+63-bit value), keyed by what distinguishes it: the measurement, the architecture and the seed
+index (never the LR: the candidates of one eta* search, its bisection and its threshold runs,
+and the runs of one loss-curve figure, are the *same* network trained at different LRs).
+:func:`model_seed` is the one place those keys are put together.
 """
 from __future__ import annotations
 
