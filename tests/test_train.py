@@ -198,3 +198,17 @@ def test_loss_recorded_at_the_divergence_step_is_the_observed_one():
     every = train(spec, P, x, y, [1e9, 1e9], 20, record_every=5)
     assert every.history["step"].tolist() == [0, 5, 10, 15, 20] and every.history["loss"].shape == (5, 2)
     assert every.diverged.all() and np.isnan(every.history["loss"][-1]).all()
+
+
+def test_minibatch_ce_run_whose_last_model_diverges_between_records():
+    """Every model diverging between two recorded steps ends the run early; its last record
+    still reads the accuracy on the whole training set (it used to take the minibatch's
+    outputs and fail on their shape)."""
+    spec = MLPSpec(d_in=4, width=8, depth=1, d_out=3)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(40, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (40,), generator=g)
+    res = train(spec, init_params(spec, 2, seed=3), x, y, etas=[1e4, 3e4], steps=50, loss="ce",
+                batch_size=8, record_every=10)
+    assert res.diverged.all() and res.diverged_step.max() < 50  # ended early, between records
+    assert res.history["train_acc"].shape == (6, 2)  # the schedule 0, 10, ..., 50, padded with NaN

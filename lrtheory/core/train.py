@@ -344,7 +344,12 @@ def train(
     def rec(s):
         out = {}
         if classes:
-            o = s.eval_aux if s.eval_aux is not None else s.aux
+            if s.eval_aux is not None:
+                o = s.eval_aux
+            elif s.batch is None:  # full-batch GD: the step's own outputs are on all of x
+                o = s.aux
+            else:  # a minibatch step recorded without the full-data evaluation (the run ends early)
+                o = forward(spec, s.params, x, check=False)
             out["train_acc"] = _acc_from_out(o.detach(), y)
         if x_test is not None:
             out_t = forward(spec, s.params, x_test, check=False)
