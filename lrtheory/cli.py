@@ -20,7 +20,8 @@ from lrtheory._version import __version__
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-_EXITS = ("exit status: 0 success; 1 a claim (verify) or a batch (sweep) failed; 2 bad usage or an "
+_EXITS = ("exit status: 0 success; 1 a claim (verify) or a batch (sweep) failed (a claim its chapter "
+          "reports as not reproduced fails as expected and counts as success); 2 bad usage or an "
           "output path that cannot be written; 130 interrupted (Ctrl-C)")
 
 
@@ -74,7 +75,7 @@ def cmd_verify(args) -> int:
     print(f"\n{summary_line(verdicts)}")
     if json_path is not None:
         json_path.write_text(json.dumps([v.to_json() for v in verdicts], indent=2) + "\n")
-    return EXIT_FAIL if any(not v.passed for v in verdicts) else EXIT_OK
+    return EXIT_FAIL if any(not v.as_expected for v in verdicts) else EXIT_OK
 
 
 def _report_missing(keys) -> None:

@@ -121,7 +121,7 @@ def test_bad_scale_tolerance_and_claim():
 def test_json_has_exactly_the_documented_fields():
     obj = toy(measured=math.inf).check().to_json()
     assert set(obj) == {"id", "chapter", "scale", "statement", "source", "predicted", "measured",
-                        "tolerance", "passed", "seconds"}
+                        "tolerance", "passed", "expect", "as_expected", "seconds"}
     assert obj["measured"] is None and obj["passed"] is False and obj["scale"] == "ci"
     json.dumps(obj, allow_nan=False)
 
@@ -161,3 +161,36 @@ def test_verdict_table_wraps_long_rows_into_blocks():
 def test_format_value_significant_digits():
     assert format_value(123456.0) == "1.235e+05" and format_value(0.0) == "0"
     assert format_value({"a": 0.5, "b": math.inf}) == "a=0.5, b=inf"
+
+
+def test_a_claim_reported_as_not_reproduced():
+    from lrtheory.verify.report import verdict_summary
+
+    known = toy(id="toy.known", measured=3.0, expect="fail").check()  # fails, as its chapter says
+    assert not known.passed and known.as_expected and known.label == "NOT REPRODUCED"
+    surprise = toy(id="toy.surprise", expect="fail").check()  # passes: the chapter is out of date
+    assert surprise.passed and not surprise.as_expected and surprise.label == "FAIL (unexpected pass)"
+    assert summary_line([toy().check(), known]) == "1 passed, 0 failed, 1 not reproduced"
+    assert summary_line([toy().check(), known, surprise]) == "1 passed, 1 failed, 1 not reproduced"
+    assert "NOT REPRODUCED" in verdict_table([known]) and "FAIL" not in verdict_table([known])
+    assert verdict_summary([known]).splitlines()[0].endswith("NOT REPRODUCED")
+    per_scale = toy(measured=3.0, expect={"ci": "fail"})
+    assert per_scale.check("ci").label == "NOT REPRODUCED"
+    with pytest.raises(ValueError, match="expect"):
+        toy(expect="maybe")
+    with pytest.raises(ValueError, match="scale"):
+        toy(expect={"huge": "fail"})
+
+
+def test_verify_exit_status_counts_outcomes_other_than_the_reported_one(only_toy, monkeypatch, capsys):
+    import toy_chapter.claims as tc
+    from lrtheory.cli import main
+
+    wrong = tc.SECOND_MOMENT.with_prediction(lambda p: {"m2": 0.5})
+    import dataclasses
+
+    monkeypatch.setattr(tc.CHAPTER, "claims", [dataclasses.replace(wrong, expect="fail")])
+    assert main(["verify", "--device", "cpu"]) == 0
+    assert "0 passed, 0 failed, 1 not reproduced" in capsys.readouterr().out
+    monkeypatch.setattr(tc.CHAPTER, "claims", [dataclasses.replace(tc.SECOND_MOMENT, expect="fail")])
+    assert main(["verify", "--device", "cpu"]) == 1

@@ -353,14 +353,16 @@ class Chapter:
         return deco(fn) if fn is not None else deco
 
     def claim(self, id: str, *, statement: str, source: str, tolerance: Tolerance, predict: Callable,
-              measure: Callable, compare: Optional[Callable] = None) -> Claim:
-        """Declare a claim: ``predict(cfg)``, ``measure(cfg, device)``; its id starts with the key."""
+              measure: Callable, compare: Optional[Callable] = None, expect: Any = "pass") -> Claim:
+        """Declare a claim: ``predict(cfg)``, ``measure(cfg, device)``; its id starts with the key.
+        ``expect="fail"`` (or per scale) for a claim the chapter reports as not reproduced."""
         if not isinstance(id, str) or not id.startswith(self.key + "."):
             raise ValueError(f"id: claims of chapter {self.key!r} start with {self.key + '.'!r}, got {id!r}")
         if any(c.id == id for c in self.claims):
             raise ValueError(f"id: chapter {self.key!r} already has a claim {id!r}")
         c = Claim(id=id, chapter=self.key, statement=statement, source=source, tolerance=tolerance,
-                  predict=predict, measure=measure, compare=compare, config=self.config, notebook=self.notebook)
+                  predict=predict, measure=measure, compare=compare, config=self.config, notebook=self.notebook,
+                  expect=expect)
         self.claims.append(c)
         return c
 

@@ -175,6 +175,22 @@ class Verdict:
     details: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     scale: str = "ci"
+    expect: str = "pass"
+
+    @property
+    def as_expected(self) -> bool:
+        """Whether the outcome is the one the book reports: a pass, or for a claim the chapter
+        reports as not reproduced (``expect="fail"``), a failure."""
+        return self.passed == (self.expect == "pass")
+
+    @property
+    def label(self) -> str:
+        """``PASS``; ``FAIL``; ``NOT REPRODUCED`` (failed, as the chapter reports); or
+        ``FAIL (unexpected pass)`` for a claim reported as not reproduced that now passes (the
+        chapter's text is out of date)."""
+        if self.expect == "pass":
+            return "PASS" if self.passed else "FAIL"
+        return "FAIL (unexpected pass)" if self.passed else "NOT REPRODUCED"
 
     def to_json(self) -> dict:
         """The JSON object ``lrtheory verify --json`` writes (non-finite numbers become null)."""
@@ -188,6 +204,8 @@ class Verdict:
             "measured": _json_value(self.measured),
             "tolerance": self.tolerance.to_json(),
             "passed": bool(self.passed),
+            "expect": self.expect,
+            "as_expected": bool(self.as_expected),
             "seconds": round(float(self.seconds), 3),
         }
 
@@ -292,6 +310,11 @@ class Claim:
         :meth:`lrtheory.verify.chapter.Chapter.claim`. Default: the scale name itself.
     notebook : str, optional
         The chapter's notebook (``"02_catapult"``), for links in reports.
+    expect : "pass", "fail", or a mapping scale -> "pass"/"fail"
+        ``"fail"`` for a claim the chapter reports as *not reproduced* at that scale: its
+        measurement is compared with its prediction as for any claim, the verdict reads
+        ``NOT REPRODUCED``, and a pass becomes an error (``FAIL (unexpected pass)``) until the
+        chapter's account is updated. Default ``"pass"``.
     """
 
     id: str
@@ -304,8 +327,15 @@ class Claim:
     compare: Optional[Callable[[Value, Value, Tolerance], Tuple[bool, dict]]] = None
     config: Optional[Callable[[str], Any]] = None
     notebook: str = ""
+    expect: Union[str, Mapping[str, str]] = "pass"
 
     def __post_init__(self) -> None:
+        items = self.expect.items() if isinstance(self.expect, Mapping) else [("any scale", self.expect)]
+        for scale, e in items:
+            if e not in ("pass", "fail"):
+                raise ValueError(f"expect: claim {self.id!r} at {scale}: expected 'pass' or 'fail', got {e!r}")
+            if isinstance(self.expect, Mapping):
+                check_scale(scale)
         if not isinstance(self.id, str) or not self.id or any(not p for p in self.id.split(".")):
             raise ValueError(f"id: expected a dotted identifier, got {self.id!r}")
         if not isinstance(self.tolerance, Tolerance):
@@ -351,7 +381,14 @@ class Claim:
         passed, details = compare(predicted, measured, self.tolerance)
         return Verdict(id=self.id, chapter=self.chapter, statement=self.statement, source=self.source,
                        predicted=predicted, measured=measured, tolerance=self.tolerance, passed=bool(passed),
-                       details=details, seconds=time.perf_counter() - t0, scale=scale)
+                       details=details, seconds=time.perf_counter() - t0, scale=scale,
+                       expect=self.expected_at(scale))
+
+    def expected_at(self, scale: str) -> str:
+        """``"pass"`` or ``"fail"``: the outcome the chapter reports at ``scale``."""
+        if isinstance(self.expect, Mapping):
+            return self.expect.get(scale, "pass")
+        return self.expect
 
     def with_prediction(self, transform: Callable[[Value], Value]) -> "Claim":
         """The same claim with its prediction passed through ``transform``.

@@ -64,6 +64,7 @@ ratio_converges = CHAPTER.claim(
                                     + "; a spread that does not fall has no exponent (NaN) and fails"),
     predict=_ratio_predict,
     measure=_ratio_measure,
+    expect="fail",  # not reproduced at either scale: the chapter reports it so
 )
 
 
@@ -92,6 +93,7 @@ critical_lr = CHAPTER.claim(
                                     "reads between grid points; the inits scatter by about 10%" + _FACTOR2),
     predict=_critical_predict,
     measure=_critical_measure,
+    expect="fail",  # not reproduced at either scale: the chapter reports it so
 )
 
 
@@ -119,6 +121,7 @@ warmup_reduces_spread = CHAPTER.claim(
                                     "over T steps" + _FACTOR2),
     predict=_warm_predict,
     measure=_warm_measure,
+    expect="fail",  # not reproduced at either scale: the chapter reports it so
 )
 
 
@@ -154,6 +157,7 @@ warmup_lasting = CHAPTER.claim(
                                     "and by more between seeds" + _FACTOR2),
     predict=_lasting_predict,
     measure=_lasting_measure,
+    expect="fail",  # not reproduced at either scale: the chapter reports it so
 )
 
 
@@ -176,4 +180,5 @@ deep_trainability = CHAPTER.claim(
                                     + _FACTOR2),
     predict=lambda cfg: D.TRAINABILITY_PREDICTION,
     measure=_train_measure,
+    expect="fail",  # not reproduced at either scale: the chapter reports it so
 )

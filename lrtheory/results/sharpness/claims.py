@@ -94,6 +94,7 @@ ETA_STAR_POWER_LAW = CHAPTER.claim(
     predict=_predict_power_law,
     measure=_measure_power_law,
     compare=_compare_power_law,
+    expect={"reference": "fail"},  # R^2 0.765, CI +-0.27 at the reference scale: not reproduced, as the chapter says
 )
 
 
@@ -130,6 +131,7 @@ ETA_VS_LAMBDA1 = CHAPTER.claim(
     predict=_predict_eta_vs_lambda1,
     measure=_measure_eta_vs_lambda1,
     compare=_compare_eta_vs_lambda1,
+    expect={"reference": "fail"},  # slope 2.8 s.e. from -1 at the reference scale: not reproduced, as the chapter says
 )
 
 
