@@ -873,3 +873,24 @@ def test_eigsh_without_convergence_reports_its_best_and_the_start():
     assert math.isnan(r.value) or 0.0 <= r.value <= 1.0 + 1e-12  # ARPACK's best estimate, or none
     start = _start(n, 2)
     torch.testing.assert_close(r.vector, start / start.norm(), rtol=1e-14, atol=1e-15)
+
+
+class Holder:
+    @dataclasses.dataclass(frozen=True)
+    class Nested:
+        a: int
+        b: tuple = ()
+
+
+def test_store_nested_dataclasses_text_rows_and_messages(tmp_path):
+    v = Holder.Nested(3, (1.5,))
+    enc = S.encode_value(v)
+    assert enc["__dataclass__"] == "test_contracts_core:Holder.Nested"
+    assert S.decode_value(json.loads(json.dumps(enc))) == v
+    st = S.TextStore(tmp_path / "t.jsonl")
+    st.put([(_pt("a"), {"y": 1})], code_version="v", environment={})
+    assert [r.created for r in st.rows()] == [0.0]  # a text store keeps no timestamp, also in memory
+    with pytest.raises(ValueError, match=rf"^store: '{tmp_path}' is a folder; expected a file path$"):
+        S.TextStore(tmp_path)
+    with pytest.raises(ValueError, match=rf"^store: '{tmp_path}' is a folder; expected a file path$"):
+        S.ResultStore(tmp_path)
