@@ -240,7 +240,7 @@ def test_verdict_json():
     assert v.to_json() == {"id": "t.a", "chapter": "t", "scale": "full", "statement": "stmt", "source": "src",
                            "predicted": {"a": 1.0, "b": None}, "measured": None,
                            "tolerance": {"value": 1.0, "kind": "abs", "reason": "r"}, "passed": True,
-                           "seconds": 1.235}
+                           "expect": "pass", "as_expected": True, "seconds": 1.235}
     assert type(v.to_json()["passed"]) is bool
     assert Verdict("t.a", "t", "s", "s", 1, 2, Tolerance(1, "abs", "r"), False).to_json()["scale"] == "ci"
 
