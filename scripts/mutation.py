@@ -63,11 +63,20 @@ def _toml_value(v) -> str:
     raise TypeError(f"cannot write {v!r} to TOML")
 
 
+def split_tests(entry: list):
+    """A module's entry: test files, then (from the first item starting with "-") extra pytest
+    arguments for every run of that module, e.g. ``"-k", "not dask"``."""
+    i = next((j for j, t in enumerate(entry) if t.startswith("-")), len(entry))
+    return list(entry[:i]), list(entry[i:])
+
+
 def scoped_pyproject(data: dict, module: str, tests: list) -> str:
     """The scratch pyproject.toml: mutmut scoped to one module, pytest options as in the tree."""
     mm = {k: v for k, v in data["tool"]["mutmut"].items() if not isinstance(v, dict)}
+    files, extra = split_tests(tests)
     mm["only_mutate"] = [module]
-    mm["pytest_add_cli_args_test_selection"] = list(tests)
+    mm["pytest_add_cli_args_test_selection"] = files
+    mm["pytest_add_cli_args"] = list(mm.get("pytest_add_cli_args", [])) + extra
     lines = ["[tool.mutmut]"] + [f"{k} = {_toml_value(v)}" for k, v in mm.items()]
     lines.append("")
     lines.append("[tool.pytest.ini_options]")
