@@ -275,14 +275,21 @@ def test_no_two_models_share_a_seed(scale):
         if scale == "ci":  # the full-scale ReLU nets are too large for a unit test; their keys below
             for d in cfg.relu.depths:
                 S.relu_sweep(grid, d, cfg.relu.width, cfg.relu.seeds, 1, n_train=cfg.relu.n_train, device="cpu")
+            for d in cfg.authors.depths:
+                S.authors_relu_sweep(grid, d, cfg.authors.width(d), cfg.authors.seeds, 1, device="cpu")
+            S.uv_peaks(cfg.peak.eta_lam0, cfg.peak.widths, cfg.peak.seeds, 1, device="cpu")
     keys = [k for k, _ in calls]
     if scale == "full":
         from lrtheory.core.device import seed_for
 
         keys += [("catapult", "relu", d, cfg.relu.width, s) for d in cfg.relu.depths for s in cfg.relu.seeds]
+        keys += [("catapult", "relu-authors", d, cfg.authors.width(d), "bias", s) for d in cfg.authors.depths
+                 for s in cfg.authors.seeds]
+        keys += [("catapult", "uv", "peak", n, s) for n in cfg.peak.widths for s in cfg.peak.seeds]
         calls = calls + [(k, seed_for(*k)) for k in keys[len(calls):]]
     n_models = (len(cfg.uv.widths) * len(cfg.uv.seeds) + 2 * len(cfg.quadratic.widths) * len(cfg.quadratic.seeds)
-                + 1 + len(cfg.relu.depths) * len(cfg.relu.seeds))
+                + 1 + len(cfg.relu.depths) * len(cfg.relu.seeds)
+                + len(cfg.authors.depths) * len(cfg.authors.seeds) + len(cfg.peak.widths) * len(cfg.peak.seeds))
     assert len(keys) == n_models and all(k[0] == "catapult" for k in keys)
     assert len(set(keys)) == len(keys), "two models were drawn from the same keys"
     assert len({seed for _, seed in calls}) == len(calls), "two models share a seed"
@@ -299,7 +306,50 @@ CLAIM_IDS = [
     "catapult.quadratic.range",
     "catapult.relu.upper_boundary",
     "catapult.relu.sparsity",
+    "catapult.uv.peak_growth",
+    "catapult.uv.peak_time",
 ]
+#: claims whose prediction is a magnitude: each fails when it is off by a factor 2 either way
+FACTOR2_IDS = ["catapult.uv.lower_boundary", "catapult.uv.upper_boundary", "catapult.uv.finite_width",
+               "catapult.relu.upper_boundary", "catapult.uv.peak_growth", "catapult.uv.peak_time"]
+
+
+def _scaled(value, factor, key=None):
+    if isinstance(value, dict):
+        return {k: (v * factor if k == key else v) for k, v in value.items()}
+    return value * factor
+
+
+def _factor2_cases(claim_id, scale):
+    claim = _claim(claim_id)
+    good = claim.predict(CHAPTER.config(scale))
+    keys = list(good) if isinstance(good, dict) else [None]
+    return claim, [(_scaled(good, f, k), f, k) for k in keys for f in (2.0, 0.5)]
+
+
+@pytest.mark.parametrize("claim_id", FACTOR2_IDS)
+def test_claim_fails_with_prediction_off_by_factor_two(claim_id):
+    claim, cases = _factor2_cases(claim_id, "ci")
+    for bad, f, k in cases:
+        wrong = claim.with_prediction(lambda p, bad=bad: bad)
+        assert not wrong.check("ci", "cpu").passed, (f, k)
+
+
+REFERENCE_IDS = ["catapult.relu.upper_boundary", "catapult.relu.sparsity", "catapult.uv.peak_growth",
+                 "catapult.uv.peak_time"]
+
+
+@pytest.mark.parametrize("claim_id", REFERENCE_IDS)
+def test_claim_passes_at_reference_scale_from_the_stored_file(claim_id):
+    verdict = _claim(claim_id).check("reference")
+    assert verdict.passed, verdict.details
+
+
+@pytest.mark.parametrize("claim_id", [c for c in REFERENCE_IDS if c in FACTOR2_IDS])
+def test_reference_claim_fails_with_prediction_off_by_factor_two(claim_id):
+    claim, cases = _factor2_cases(claim_id, "reference")
+    for bad, f, k in cases:
+        assert not claim.with_prediction(lambda p, bad=bad: bad).check("reference").passed, (f, k)
 
 
 def _perturb(value):
@@ -314,17 +364,25 @@ def _perturb(value):
     return 1.1 * value
 
 
+def _perturb_for(claim_id, good):
+    """The relu edge claim: 10 % off is inside its band; use a factor 2.1 (the factor-2 test covers both sides)."""
+    if claim_id == "catapult.relu.upper_boundary":
+        return {k: 2.1 * v for k, v in good.items()}
+    return _perturb(good)
+
+
 @pytest.mark.parametrize("claim_id", CLAIM_IDS)
 def test_claim_passes_at_ci_scale(claim_id):
     verdict = _claim(claim_id).check("ci", "cpu")
     assert verdict.passed, verdict.details
 
 
-@pytest.mark.parametrize("claim_id", CLAIM_IDS)
+@pytest.mark.parametrize("claim_id", [c for c in CLAIM_IDS if c not in ("catapult.uv.peak_growth",
+                                                                        "catapult.uv.peak_time")])
 def test_claim_fails_with_perturbed_prediction(claim_id):
     claim = _claim(claim_id)
     good = claim.predict(CHAPTER.config("ci"))
-    bad = _perturb(good)
+    bad = _perturb_for(claim_id, good)
     if claim_id == "catapult.uv.lambda_drop":
         bad = 1.5  # a bound below the measured final eta*lambda (about 1.99)
     wrong = claim.with_prediction(lambda p, bad=bad: bad)

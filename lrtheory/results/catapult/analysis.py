@@ -135,6 +135,10 @@ class ReluSweep:
         The same at initialization.
     upper : ndarray (S,)
         Midpoint between the first diverging grid point and the one before it.
+    final_eta_lam : ndarray (E, S) or None
+        ``eta * lambda_T`` at the end of training (authors' setting only; NaN if diverged).
+    steps_run : ndarray of int (E, S) or None
+        Step at which each run stopped (converged, diverged or out of steps; authors' setting).
     """
 
     depth: int
@@ -151,6 +155,8 @@ class ReluSweep:
     active: np.ndarray
     active0: np.ndarray
     upper: np.ndarray
+    final_eta_lam: Optional[np.ndarray] = None
+    steps_run: Optional[np.ndarray] = None
 
 
 def classify_runs(loss0, max_loss, final_loss, diverged, rtol: float = 1e-9) -> np.ndarray:

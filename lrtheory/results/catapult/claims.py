@@ -197,27 +197,101 @@ CHAPTER.claim(
     compare=compare_quadratic_range,
 )
 
+def _measure_trained_edges(cfg, device) -> Dict[str, float]:
+    return {f"depth{sw.depth}": float(np.nanmedian(A.trained_edge(sw)))
+            for sw in M.measure_authors_relu.of(cfg, device) if sw.depth == 1}
+
+
+def compare_edge_band(predicted, measured, tol: Tolerance):
+    """Every measured edge in ``[p, tol.value * p]``: at least the prediction (the net trains
+    at every grid point up to it) and below ``tol.value`` times it (both sides can fail)."""
+    details, ok = {}, True
+    for k, m in measured.items():
+        p = predicted[k]
+        good = math.isfinite(m) and p <= m <= p * tol.value
+        details[k] = {"measured": m, "band": (p, p * tol.value), "passed": good}
+        ok &= good
+    return ok, details
+
+
+def _measure_authors_sparsity(cfg, device) -> float:
+    rhos = np.concatenate([A.sparsity_trend(sw, layer=l) for sw in M.measure_authors_relu.of(cfg, device)
+                           for l in range(sw.depth)])
+    return float(np.nanmean(rhos)) if np.isfinite(rhos).any() else math.nan
+
+
+def _predict_uv_peak(cfg) -> Dict[str, float]:
+    p = D.derive_uv_peak(cfg.peak.eta_lam0)
+    return {"slope": p.peak_slope, "g_star": p.g_star}
+
+
+def _measure_uv_peak(cfg, device) -> Dict[str, float]:
+    from lrtheory.core.stats import loglog_fit
+
+    peak, _, lam0 = M.measure_uv_peaks.of(cfg, device)
+    n = np.asarray(cfg.peak.widths, dtype=float)
+    w0 = cfg.peak.eta_lam0
+    g = peak * 2.0 * w0**2 / (n[:, None] * lam0**2)  # peak eta^2 f^2 / n of each run
+    return {"slope": float(loglog_fit(n, peak.mean(1)).slope), "g_star": float(np.mean(g[-1]))}
+
+
+def _measure_uv_peak_time(cfg, device) -> float:
+    from lrtheory.core.stats import linear_fit
+
+    _, tpk, _ = M.measure_uv_peaks.of(cfg, device)
+    return float(linear_fit(np.log(np.asarray(cfg.peak.widths, dtype=float)), tpk.mean(1)).slope)
+
+
 CHAPTER.claim(
     "catapult.relu.upper_boundary",
-    statement="ReLU nets in NTK parametrization need not diverge at the uv edge: with two hidden layers GD "
-              "diverges only near 12/lambda_0, while the one-hidden-layer net diverges within the uv band (2, 4].",
-    source=SRC_LEWKOWYCZ + ", ReLU experiments (eta_max ~ 12/lambda_0, an empirical observation); the "
-           "one-hidden-layer band is measured here at CI scale, not a statement of the paper",
-    tolerance=Tolerance(RELU_FACTOR, "custom", "CI scale (width 128, 32 digits, 3 seeds): deep nets within a "
-                        "factor 1.5 of 12 and above 4; one hidden layer in (2, 4.25]"),
-    predict=lambda cfg: {"literature": D.RELU_LITERATURE_UPPER, "uv": float(D.derive_uv_phases().upper)},
-    measure=_measure_relu_upper,
-    compare=compare_relu_upper,
+    statement="At the authors' setting (width 1024, N(0,1) weights, trained zero biases, output scaled by "
+              "(d_in width)^-1/2, full-batch GD on 1/2 MSE, digits 0/1) the one-hidden-layer ReLU net trains far "
+              "past the uv divergence edge 4/lambda_0: its edge of training (where GD stops bringing the loss "
+              "below 1% of its initial value) lies at or above 12/lambda_0 and below 24/lambda_0.",
+    source=SRC_MELTZER + " official code (one hidden layer, width 1024: trains at every eta*lambda_0 up to 12, "
+           "their grid's end); " + SRC_LEWKOWYCZ + " (eta_max ~ 12/lambda_0 for ReLU nets, an empirical "
+           "observation); the upper end 24 and the edge of training are measured here",
+    tolerance=Tolerance(2.0, "custom", "edge in [12, 2 x 12]: the median over seeds of the grid midpoint (grid "
+                        "step 4 at CI, 2 at reference) at least 12 and at most 24"),
+    predict=lambda cfg: {"depth1": D.RELU_LITERATURE_UPPER},
+    measure=_measure_trained_edges,
+    compare=compare_edge_band,
 )
 
 CHAPTER.claim(
     "catapult.relu.sparsity",
-    statement="Beyond eta*lambda_0 = 2 the fraction of active ReLUs after training falls as eta grows.",
-    source=SRC_MELTZER + ", ReLU sparsity beyond the proven range (an observation); the Spearman test and "
-           "its threshold are ours",
-    tolerance=Tolerance(SPARSITY_THRESHOLD, "custom", "mean Spearman rho(eta, active fraction) over depths and "
-                        "seeds <= -0.5 (about 4 null standard deviations for 6 series of 8-15 points)"),
+    statement="At the authors' setting, beyond eta*lambda_0 = 2 the fraction of negative pre-activations "
+              "grows with eta in every hidden layer (the first hidden layer becomes the sparsest).",
+    source=SRC_MELTZER + ", ReLU sparsity beyond the proven range (an observation; their sparsity is the "
+           "fraction of negative pre-activations per hidden layer); the Spearman test and its threshold are ours",
+    tolerance=Tolerance(SPARSITY_THRESHOLD, "custom", "mean over hidden layers and seeds of the Spearman rho "
+                        "(eta, active fraction) <= -0.5 (active = 1 - sparsity)"),
     predict=lambda cfg: -1.0,
-    measure=_measure_sparsity,
+    measure=_measure_authors_sparsity,
     compare=compare_sparsity,
+)
+
+CHAPTER.claim(
+    "catapult.uv.peak_growth",
+    statement="In the catapult phase the uv model's peak loss grows linearly in the width n: log-log slope 1 "
+              "and peak eta^2 f^2/n -> g*(eta*lambda_0), the peak of the width-free map of "
+              "(eta*lambda, eta^2 f^2/n) (0.81 at eta*lambda_0 = 3).",
+    source="derived here from the exact uv maps of " + SRC_LEWKOWYCZ + ", Theorem 1 (whose Omega(n / log n) "
+           "is a lower bound on this peak)",
+    tolerance=Tolerance(0.1, "rel", "slope and g* within 10%: the finite-n approach to the g0 -> 0 limit "
+                        "and the seed noise of the peak are below 5% from n = 64"),
+    predict=_predict_uv_peak,
+    measure=_measure_uv_peak,
+)
+
+CHAPTER.claim(
+    "catapult.uv.peak_time",
+    statement="The step of the uv peak grows like log n: slope 1/(2 ln(eta*lambda_0 - 1)) against ln n "
+              "(0.72 at eta*lambda_0 = 3), the time for g = eta^2 f^2/n to grow from O(1/n) to O(1).",
+    source="derived here from the exact uv maps; " + SRC_LEWKOWYCZ + ", Theorem 1 states O(log n) steps",
+    tolerance=Tolerance(0.25, "rel", "the slope is asymptotic: at n = 64..16384 the integer argmax, the O(1) "
+                        "steps of the nonlinear stage and the seed spread of ln f0^2 bias the fitted slope low "
+                        "(0.60-0.68 measured with 32-64 seeds); a factor 2 either way still fails"),
+    predict=lambda cfg: D.derive_uv_peak(cfg.peak.eta_lam0).time_slope,
+    measure=_measure_uv_peak_time,
 )

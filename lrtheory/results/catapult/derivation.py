@@ -20,6 +20,7 @@ Each ``derive_*`` returns a frozen dataclass of sympy expressions and is cached.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass
 from typing import Tuple
 
@@ -495,3 +496,59 @@ def derive_uv_quadratic_match() -> UVQuadraticMatch:
     z_diff = sp.simplify(z_next.subs(sub) - uv.f_next_simple.subs(to_uv))
     lam_diff = sp.simplify(lam_next.subs(sub) - uv.lam_next_simple.subs(to_uv))
     return UVQuadraticMatch(z_diff=z_diff, lam_diff=lam_diff, z_next_unit=z_next, lam_next_unit=lam_next)
+
+
+# ----------------------------------------------------------------------------------------
+# the uv peak: the width-free map of (w, g) = (eta lambda, eta^2 f^2 / n)
+# ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UVPeak:
+    """The catapult peak of the uv model at ``w0 = eta * lambda_0`` in ``(2, 4)``, derived here.
+
+    In ``w = eta lambda`` and ``g = eta^2 f^2 / n`` the exact uv maps (Lewkowycz et al. 2020,
+    Theorem 1) read ``g' = (1 - w + g)^2 g`` and ``w' = w - g (4 - w)``: no width left. The
+    width enters only through ``g_0 = eta^2 f_0^2 / n``. As ``g_0 -> 0`` the trajectory
+    follows ``g_t = (w0 - 1)^(2t) g_0`` until ``g`` is O(1), then a fixed curve; so
+
+    * the peak ``g* = max_t g_t`` tends to a constant and the peak loss
+      ``L* = f*^2 / 2 = g* n lambda_0^2 / (2 w0^2)`` grows like ``n`` (log-log slope 1; the
+      paper's ``Omega(n / log n)`` is a lower bound);
+    * the step of the peak grows like ``ln(1/g_0) / (2 ln(w0 - 1))``: slope
+      ``1 / (2 ln(w0 - 1))`` against ``ln n``.
+
+    Attributes
+    ----------
+    w0 : float
+    g_star : float
+        ``lim_{g0 -> 0} max_t g_t`` (numerically, ``g0 = 1e-14``).
+    peak_slope : float
+        Log-log slope of ``L*`` against ``n`` (1).
+    time_slope : float
+        ``d t* / d ln n = 1 / (2 ln(w0 - 1))``.
+    """
+
+    w0: float
+    g_star: float
+    peak_slope: float
+    time_slope: float
+
+
+def derive_uv_peak(w0: float, g0: float = 1e-14, max_steps: int = 10_000) -> UVPeak:
+    """:class:`UVPeak` at ``w0`` (``2 < w0 < 4``), iterating the width-free map from ``g0``.
+
+    Examples
+    --------
+    >>> p = derive_uv_peak(3.0)
+    >>> round(p.time_slope, 4), p.peak_slope
+    (0.7213, 1.0)
+    """
+    w0 = float(w0)
+    if not 2.0 < w0 < 4.0:
+        raise ValueError(f"w0: expected 2 < w0 < 4 (the catapult phase), got {w0!r}")
+    w, g, best = w0, float(g0), float(g0)
+    for _ in range(max_steps):
+        w, g = w - g * (4.0 - w), (1.0 - w + g) ** 2 * g
+        if g < best and w < 2.0:
+            break
+        best = max(best, g)
+    return UVPeak(w0=w0, g_star=best, peak_slope=1.0, time_slope=1.0 / (2.0 * math.log(w0 - 1.0)))

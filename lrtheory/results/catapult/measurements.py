@@ -13,7 +13,8 @@ from lrtheory.results.catapult import CHAPTER
 from lrtheory.results.catapult.analysis import PhaseSweep, ReluSweep, Trajectories
 from lrtheory.results.catapult import simulate
 
-__all__ = ["measure_uv_sweep", "measure_quadratic_sweep", "measure_relu_sweep", "measure_trajectories"]
+__all__ = ["measure_uv_sweep", "measure_quadratic_sweep", "measure_relu_sweep", "measure_trajectories",
+           "measure_authors_relu", "measure_uv_peaks"]
 
 
 @CHAPTER.measurement
@@ -62,3 +63,24 @@ def measure_trajectories(cfg, device) -> Trajectories:
     """uv trajectories for one ``eta * lambda_0`` in each phase (``cfg.traj``)."""
     c = cfg.traj
     return simulate.uv_trajectories(c.eta_lam0, c.width, c.seed, c.steps, device=device, div_g=c.div_g)
+
+
+def _authors_parts(cfg):
+    return [{"depth": d} for d in cfg.authors.depths]
+
+
+@CHAPTER.measurement(parts=_authors_parts, combine=_relu_combine)
+def measure_authors_relu(cfg, device, part) -> Tuple[ReluSweep, ...]:
+    """ReLU MLPs at the authors' setting (``cfg.authors``), one :class:`ReluSweep` per depth."""
+    c = cfg.authors
+    d = int(part["depth"])
+    return simulate.authors_relu_sweep(c.grid.values(), d, c.width(d), c.seeds, c.steps, n_train=c.n_train,
+                                       bias=c.bias, conv_rel=c.conv_rel, device=device,
+                                       divergence_factor=c.divergence_factor)
+
+
+@CHAPTER.measurement
+def measure_uv_peaks(cfg, device):
+    """uv peak loss, its step and ``lambda_0`` ``(W, S)`` at ``cfg.peak.eta_lam0`` (``cfg.peak``)."""
+    c = cfg.peak
+    return simulate.uv_peaks(c.eta_lam0, c.widths, c.seeds, c.steps, device=device)

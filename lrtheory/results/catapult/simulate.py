@@ -446,3 +446,172 @@ def relu_sweep(eta_lam0, depth: int, width: int, seeds: Sequence[int], steps: in
                      max_loss=frozen(mx.reshape(E, S)), final_loss=frozen(final.reshape(E, S)),
                      diverged=frozen(dv.reshape(E, S)), active=frozen(act.reshape(E, S, depth)),
                      active0=frozen(act0), upper=frozen(upper))
+
+
+# ----------------------------------------------------------------------------------------
+# ReLU nets at the authors' setting (Meltzer, Chen & Liu 2023, official code)
+# ----------------------------------------------------------------------------------------
+def digits01(n_train: int, device=None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n_train`` training images of digits 0 and 1 (:func:`lrtheory.core.data.digits`,
+    pixels in [0, 1], not standardized), target ``-1`` for 0 and ``+1`` for 1: the
+    stand-in for the authors' 128-image two-class MNIST (MNIST01_small)."""
+    from lrtheory.core.data import digits
+
+    ds = digits(seed=0, standardize=False, device=device)
+    keep = (ds.y_train == 0) | (ds.y_train == 1)
+    x, lab = ds.x_train[keep][:n_train], ds.y_train[keep][:n_train]
+    if x.shape[0] < n_train:
+        raise ValueError(f"n_train: only {x.shape[0]} training images of 0 and 1, asked {n_train}")
+    return x.to(DT), torch.where(lab == 1, 1.0, -1.0).to(DT)
+
+
+def _authors_forward(params, x, depth: int, bias: bool, scale: float, return_preacts: bool = False):
+    """``f(x) = scale * (W_L h_{L-1} + b_L)``, ``h_l = relu(W_l h_{l-1} + b_l)``, ``h_{-1} = x``:
+    the authors' MLP (N(0,1) weights, unscaled hidden layers, output times
+    ``(d_in width^L)^-1/2``). ``params`` ``[W_0, (b_0), ..., W_L, (b_L)]`` with a leading
+    model axis; returns ``(K, m)`` (and the hidden pre-activations)."""
+    h, i, pre = x, 0, []
+    for l in range(depth + 1):
+        W = params[i]
+        i += 1
+        z = torch.matmul(h, W.transpose(-1, -2))
+        if bias:
+            z = z + params[i].unsqueeze(-2)
+            i += 1
+        if l < depth:
+            pre.append(z)
+            h = torch.relu(z)
+    out = scale * z[..., 0]
+    return (out, pre) if return_preacts else out
+
+
+class _AuthorsNet(torch.nn.Module):
+    """One model of :func:`_authors_forward` as a module (for :func:`~lrtheory.core.ntk.ntk_top_eig`)."""
+
+    def __init__(self, params, depth: int, bias: bool, scale: float) -> None:
+        super().__init__()
+        self.ps = torch.nn.ParameterList([torch.nn.Parameter(p.detach().clone()) for p in params])
+        self.depth, self.bias, self.scale = depth, bias, scale
+
+    def forward(self, x):  # noqa: D102
+        return _authors_forward(list(self.ps), x, self.depth, self.bias, self.scale)
+
+
+def authors_init(depth: int, width: int, d_in: int, seeds: Sequence[int], bias: bool, device=None):
+    """``N(0, 1)`` weights and zero biases of the authors' MLP, ``(S, ...)`` per tensor."""
+    dims = [d_in] + [width] * depth + [1]
+    per_seed = []
+    for s in seeds:
+        g = make_generator(seed_for("catapult", "relu-authors", depth, width, "bias" if bias else "nobias", s))
+        ps = []
+        for l in range(depth + 1):
+            ps.append(torch.randn(dims[l + 1], dims[l], generator=g, dtype=DT))
+            if bias:
+                ps.append(torch.zeros(dims[l + 1], dtype=DT))
+        per_seed.append(ps)
+    return [torch.stack([ps[k] for ps in per_seed]).to(device) for k in range(len(per_seed[0]))]
+
+
+def authors_relu_sweep(eta_lam0, depth: int, width: int, seeds: Sequence[int], steps: int, *,
+                       n_train: int = 128, bias: bool = True, conv_rel: float = 1e-4,
+                       device: DeviceLike = None, divergence_factor: float = 1e8) -> ReluSweep:
+    """Full-batch GD on 1/2 MSE for the authors' ReLU MLP (:func:`_authors_forward`) on
+    digits 0/1 (:func:`digits01`), batched over ``eta * lambda_0`` x seeds with
+    :func:`lrtheory.core.gd.run_gd` (autograd). ``lambda_0``: top eigenvalue of the
+    empirical NTK / ``n_train`` (:func:`~lrtheory.core.ntk.ntk_top_eig`), per seed. A run
+    is converged (frozen) once its loss is below ``conv_rel * L_0``, diverged once above
+    ``divergence_factor * max(L_0, 1)``. Records the final loss, the peak loss, the
+    final ``eta * lambda_T`` and per hidden layer the *active* fraction (one minus the
+    authors' sparsity, the fraction of negative pre-activations) before and after.
+
+    Returns
+    -------
+    ReluSweep
+        ``steps`` is ``steps``; :attr:`ReluSweep.final_eta_lam` and
+        :attr:`ReluSweep.steps_run` are filled.
+    """
+    from lrtheory.core.ntk import ntk_top_eig
+
+    grid = _grid(eta_lam0)
+    depth = validate.positive_int(depth, "depth")
+    width = validate.positive_int(width, "width")
+    seeds = validate.int_sequence(seeds, "seeds", minimum=0)
+    steps = validate.positive_int(steps, "steps")
+    conv_rel = validate.in_range(conv_rel, "conv_rel", 0.0, 1.0, inclusive=False)
+    dev = resolve_device(device)
+    x, y = digits01(n_train, dev)
+    d_in = x.shape[1]
+    scale = (d_in * width**depth) ** -0.5
+    E, S = grid.size, len(seeds)
+    p0 = authors_init(depth, width, d_in, seeds, bias, dev)
+
+    def lam_of(ps, k):
+        return ntk_top_eig(_AuthorsNet([p[k] for p in ps], depth, bias, scale), x, normalize="batch")
+
+    lam0 = np.array([lam_of(p0, j) for j in range(S)])
+    params = [p.unsqueeze(0).expand(E, *p.shape).reshape(E * S, *p.shape[1:]).clone() for p in p0]
+    etas = (torch.as_tensor(grid, dtype=DT, device=dev)[:, None] / torch.as_tensor(lam0, dtype=DT, device=dev)[None, :]).reshape(-1)
+    peak = {}
+
+    def loss_fn(ps):
+        return 0.5 * (_authors_forward(ps, x, depth, bias, scale) - y).pow(2).mean(-1)
+
+    def converged(st):
+        if "l0" not in peak:
+            peak["l0"], peak["max"] = st.loss.clone(), st.loss.clone()
+        live = torch.where(torch.isfinite(st.loss), st.loss, peak["max"])
+        peak["max"] = torch.where(st.active, torch.maximum(peak["max"], live), peak["max"])
+        return st.loss < conv_rel * peak["l0"]
+
+    res = run_gd(loss_fn, params, etas, steps, divergence_factor=divergence_factor, record_every=steps,
+                 converged=converged, on_converged="freeze")
+    dv = np.asarray(res.diverged, dtype=bool)
+    with torch.no_grad():
+        out, z_end = _authors_forward(res.params, x, depth, bias, scale, return_preacts=True)
+        _, z_0 = _authors_forward(p0, x, depth, bias, scale, return_preacts=True)
+        final = (0.5 * (out - y).pow(2).mean(-1)).cpu().numpy()
+    act = torch.stack([(z > 0).to(DT).mean(dim=(-1, -2)) for z in z_end], -1).cpu().numpy()
+    act0 = torch.stack([(z > 0).to(DT).mean(dim=(-1, -2)) for z in z_0], -1).cpu().numpy()
+    lam_end = np.array([math.nan if dv[k] else lam_of(res.params, k) for k in range(E * S)])
+    final = np.where(dv, np.nan, final)
+    act = np.where(dv[:, None], np.nan, act)
+    mx = np.where(dv, np.inf, peak["max"].cpu().numpy())
+    phase = np.where(dv.reshape(E, S), Phase.DIVERGENT, Phase.CATAPULT)
+    _, upper = phase_boundaries(grid, phase, axis=0)
+    l0 = peak["l0"].cpu().numpy()
+    return ReluSweep(depth=depth, width=width, n_train=n_train, steps=steps, eta_lam0=frozen(grid), seeds=seeds,
+                     lam0=frozen(lam0), loss0=frozen(l0.reshape(E, S)), max_loss=frozen(mx.reshape(E, S)),
+                     final_loss=frozen(final.reshape(E, S)), diverged=frozen(dv.reshape(E, S)),
+                     active=frozen(act.reshape(E, S, depth)), active0=frozen(act0), upper=frozen(upper),
+                     final_eta_lam=frozen((etas.cpu().numpy() * lam_end).reshape(E, S)),
+                     steps_run=frozen(np.asarray(res.stop_step).reshape(E, S)))
+
+
+def uv_peaks(eta_lam0: float, widths: Sequence[int], seeds: Sequence[int], steps: int, *,
+             device: DeviceLike = None):
+    """Peak loss and the step it is reached, uv model at one ``eta * lambda_0``, per width and seed.
+
+    Each width's ``S`` runs (``u, v`` from :func:`uv_init` with ``what="peak"``) are one batched
+    :func:`~lrtheory.core.gd.run_gd` call; the loss is recorded every step.
+
+    Returns
+    -------
+    (peak, t_peak, lam0) : ndarrays (W, S)
+        ``peak = max_t L_t``, ``t_peak = argmax_t L_t``, ``lambda_0`` of each run.
+    """
+    w0 = validate.positive_real(eta_lam0, "eta_lam0")
+    widths = validate.int_sequence(widths, "widths", minimum=1)
+    seeds = validate.int_sequence(seeds, "seeds", minimum=0)
+    steps = validate.positive_int(steps, "steps")
+    dev = resolve_device(device)
+    peak, tpk, lam = (np.zeros((len(widths), len(seeds))) for _ in range(3))
+    for i, n in enumerate(widths):
+        draws = [uv_init(n, s, "peak") for s in seeds]
+        w = torch.stack([torch.stack(d) for d in draws]).to(dev)  # (S, 2, n)
+        lam0 = w.pow(2).sum((-1, -2)) / n
+        loss_fn, grad_fn = _uv_model(n)
+        res = run_gd(loss_fn, [w.clone()], w0 / lam0, steps, grad_fn=grad_fn, divergence_factor=None,
+                     diverged=lambda st: ~torch.isfinite(st.loss), record=lambda st: {"L": st.loss})
+        L = np.asarray(res.records["L"])  # (T + 1, S)
+        peak[i], tpk[i], lam[i] = L.max(0), L.argmax(0), lam0.cpu().numpy()
+    return frozen(peak), frozen(tpk), frozen(lam)
