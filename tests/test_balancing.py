@@ -377,3 +377,63 @@ def test_same_seed_same_result():
     s1 = S.scalar_gd(9.0, 1.0, [0.01, 0.03], steps=500, device="cpu")
     s2 = S.scalar_gd(9.0, 1.0, [0.01, 0.03], steps=500, device="cpu")
     assert np.array_equal(s1.x, s2.x) and np.array_equal(s1.y, s2.y)
+
+
+# ---------------------------------------------------------------- matrix limit (frozen-factor mode sum) ----------
+
+def test_matrix_residual_step_symbolic_and_numeric():
+    st = D.derive_matrix_residual_step()
+    X, Y, R, Xt, Yt = sp.symbols("X Y R X^T Y^T", commutative=False)
+    eta = D.symbols().eta
+    assert sp.expand(st.R_next - (R - eta * (X * Xt * R + R * Y * Yt) - eta ** 2 * R * Y * Xt * R)) == 0
+    assert sp.expand(st.R_next - (R + st.linear + st.second)) == 0
+    # on random matrices: the residual after one GD step (float64 round-off: 1e-10 absolute)
+    A_, X0, Y0 = S.make_gaussian_problem(4, 3, x_scale=3.0, y_scale=0.3, seed=5)
+    h = 0.03
+    R0 = A_ - X0 @ Y0.T
+    Xn, Yn = X0 + h * R0 @ Y0, Y0 + h * R0.T @ X0
+    rhs = R0 - h * (X0 @ X0.T @ R0 + R0 @ Y0 @ Y0.T) - h ** 2 * R0 @ Y0 @ X0.T @ R0
+    assert np.abs((A_ - Xn @ Yn.T) - rhs).max() < 1e-10
+
+
+def test_frozen_mode_sum_hand_steps_and_closed_form():
+    d = D.derive_frozen_mode_sum()
+    e, lam, gam, r2 = d.eta, d.lam, d.gam, d.r2
+    assert sp.simplify(d.increment_sum - e * r2 * (gam - lam) / ((lam + gam) * (2 - e * (lam + gam)))) == 0
+    A_, X0, Y0 = S.make_gaussian_problem(5, 5, x_scale=3.0, y_scale=0.3, seed=7)
+    lam_, gam_, r2_ = D.frozen_modes(A_, X0, Y0)
+    R = A_ - X0 @ Y0.T
+    K, G = X0 @ X0.T, Y0 @ Y0.T
+    # hand steps: ||R^T X||^2 = sum lambda_i r_ij^2, ||R Y||^2 = sum gamma_j r_ij^2 (round-off: 1e-10 relative)
+    assert math.isclose(np.sum((R.T @ X0) ** 2), np.sum(lam_[:, None] * r2_), rel_tol=1e-10)
+    assert math.isclose(np.sum((R @ Y0) ** 2), np.sum(gam_[None, :] * r2_), rel_tol=1e-10)
+    # the frozen linear model R' = R - eta (K R + R G), its increments summed step by step, equals the
+    # closed form (4000 steps: the slowest mode's q^(2t) is below 1e-30 by then)
+    Smax = lam_.max() + gam_.max()
+    for eta_S in (0.5, 1.5):
+        h = eta_S / Smax
+        total, Rt = 0.0, R.copy()
+        for _ in range(4000):
+            total += h ** 2 * (np.sum((Rt @ Y0) ** 2) - np.sum((Rt.T @ X0) ** 2))
+            Rt = Rt - h * (K @ Rt + Rt @ G)
+        assert math.isclose(total, D.predicted_matrix_imbalance_change(A_, X0, Y0, h), rel_tol=1e-9)
+    # no prediction where a mode does not decay; the small-step limit is -eta/2 sum r2 (lam - gam)/(lam + gam),
+    # close to -eta f0 when ||Y0|| << ||X0|| (here 0.93 of it: the small eigenvalues of X0 X0^T)
+    assert math.isnan(D.predicted_matrix_imbalance_change(A_, X0, Y0, 2.01 / Smax))
+    h = 1e-4 / Smax
+    p = D.predicted_matrix_imbalance_change(A_, X0, Y0, h)
+    S_ = lam_[:, None] + gam_[None, :]
+    assert math.isclose(p, -h / 2 * np.sum(r2_ * (lam_[:, None] - gam_[None, :]) / S_), rel_tol=1e-3)
+    assert math.isclose(p / (-h * 0.5 * np.sum(R ** 2)), 1.0, rel_tol=0.1)
+
+
+def test_frozen_mode_prediction_against_gd_below_two_over_L():
+    # a problem not in the chapter (n = 6): GD's change of ||X||^2 - ||Y||^2 at eta L0 = 0.5, 1.0 within 10 %
+    A_, X0, Y0 = S.make_gaussian_problem(6, 6, x_scale=3.0, y_scale=0.3, seed=11)
+    L0 = S.matrix_top_eigenvalue(A_, X0, Y0)
+    etas = np.array([0.5, 1.0]) / L0
+    run = S.matrix_gd(A_, X0, Y0, etas, steps=6000, device="cpu")
+    assert (run.status == CONVERGED).all()
+    meas = (run.X ** 2).sum(axis=(1, 2)) - (run.Y ** 2).sum(axis=(1, 2)) - (np.sum(X0 ** 2) - np.sum(Y0 ** 2))
+    pred = D.predicted_matrix_imbalance_change(A_, X0, Y0, etas)
+    assert np.all(np.abs(meas / pred - 1) < 0.1), (meas, pred)

@@ -15,6 +15,7 @@ CLAIM_IDS = [
     "balancing.scalar.convergence_edge",
     "balancing.scalar.flattest_edge",
     "balancing.matrix.convergence_edge",
+    "balancing.matrix.limit_imbalance",
 ]
 HAS_REFERENCE = CHAPTER.reference_path.exists()
 

@@ -484,3 +484,9 @@ from lrtheory.results.balancing.invariants import *  # noqa: E402,F401,F403
 from lrtheory.results.balancing.invariants import __all__ as _inv_all  # noqa: E402
 
 __all__ += list(_inv_all)
+
+# The matrix-limit derivation (frozen-factor mode sum) lives in ``matrix_invariant.py``.
+from lrtheory.results.balancing.matrix_invariant import *  # noqa: E402,F401,F403
+from lrtheory.results.balancing.matrix_invariant import __all__ as _mat_all  # noqa: E402
+
+__all__ += list(_mat_all)
