@@ -1,8 +1,10 @@
 """Tests of lrtheory.results.elr.claims (chapter 04): the verdicts the chapter reports, and that every
 claim's tolerance rejects a prediction off by a factor of 2 either way.
 
-The chapter's claims are the model's predictions against measured networks, and at the CI and the
-reference scale every one of them fails (the chapter says so and why). A test "fails when the
+The chapter's claims are the model's predictions against measured networks; at the CI and the
+reference scale all but one fail (the chapter says so and why): ``elr.warmup_reduces_spread`` passes at
+the reference scale, loosely (measured 0.69 of the prediction, so a halved prediction passes too; pinned
+below as WEAK, and the chapter says so). A test "fails when the
 prediction is doubled or halved" says nothing about a claim that already fails, so each claim is
 checked three ways: its verdict is the one reported (pinned, so a change of code or config that
 flips it is seen), it passes when the prediction is the measured value (the check can pass), and
@@ -17,7 +19,11 @@ from lrtheory.results.elr import CHAPTER
 CLAIM_IDS = ["elr.ratio_converges", "elr.critical_lr", "elr.warmup_reduces_spread", "elr.warmup_lasting",
              "elr.deep_trainability"]
 #: Verdicts at each scale (the chapter's text reports the same).
-VERDICTS = {"ci": dict.fromkeys(CLAIM_IDS, False), "reference": dict.fromkeys(CLAIM_IDS, False)}
+VERDICTS = {"ci": dict.fromkeys(CLAIM_IDS, False),
+            "reference": dict(dict.fromkeys(CLAIM_IDS, False), **{"elr.warmup_reduces_spread": True})}
+#: Passing claims whose own prediction scaled by these factors still passes (a known weakness the
+#: chapter reports; pinned so that a change is seen, not waved through).
+WEAK = {("reference", "elr.warmup_reduces_spread"): (0.5,)}
 _REF = os.path.join(os.path.dirname(__file__), "..", "lrtheory", "results", "elr", "reference.jsonl")
 SCALES = ["ci", pytest.param("reference", marks=pytest.mark.skipif(not os.path.exists(_REF),
                                                                    reason="no stored reference run"))]
@@ -46,9 +52,10 @@ def test_verdict_and_factor_two(claims, cid, scale):
     assert c.with_prediction(lambda p: m).check(scale, "cpu").passed, "the check cannot pass at all"
     for f in (2.0, 0.5):
         assert not c.with_prediction(lambda p, f=f: _scaled(m, f)).check(scale, "cpu").passed, f
-    if v.passed:  # a passing claim also fails with its own prediction off by 2
+    if v.passed:  # a passing claim also fails with its own prediction off by 2 (except where WEAK says not)
+        weak = WEAK.get((scale, cid), ())
         for f in (2.0, 0.5):
-            assert not c.with_prediction(lambda p, f=f: _scaled(p, f)).check(scale, "cpu").passed, f
+            assert c.with_prediction(lambda p, f=f: _scaled(p, f)).check(scale, "cpu").passed is (f in weak), f
 
 
 def test_sources_say_what_was_derived_here(claims):
@@ -66,3 +73,16 @@ def test_no_claim_simulates_the_model():
 
     src = inspect.getsource(C)
     assert "measure_norm_run" not in src and "measure_ratio_run" not in src
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_warmup_reaches_the_target_lr(scale):
+    # deep_trainability compares the warm-up with the constant LR at the SAME target LR: the warm-up
+    # must hand over to it early in the run (it does within 10 steps at CI and reference)
+    from lrtheory.results.elr import measurements as M
+
+    cfg = CHAPTER.config(scale)
+    for r in M.measure_deep_runs(scale, "cpu")["warm"]:
+        reached = r.lr >= cfg.warm_lr * (1 - 1e-12)
+        assert reached.any() and int(reached.argmax()) < 10, r.lr[:12]
+        assert reached[int(reached.argmax()):].all()  # and stays there

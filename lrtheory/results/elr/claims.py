@@ -113,15 +113,19 @@ def _warm_measure(cfg, device) -> float:
 warmup_reduces_spread = CHAPTER.claim(
     "elr.warmup_reduces_spread",
     statement="Over the first steps of momentum SGD at a large target LR, ELRWarmup lowers the mean log ELR "
-              "spread of a deep BatchNorm MLP by what the model predicts from the ELRs at init (value: mean over "
-              "steps 1..T of log spread, constant LR minus warm-up).",
-    source="derived here (warm-up at the critical LR of the extreme layers, momentum as the gain 1/(1-beta)); "
+              "spread of a deep BatchNorm MLP by what the model predicts from the ELRs at init, the model run "
+              "with the same heavy-ball momentum from a zero buffer (value: mean over steps 1..T of log spread, "
+              "constant LR minus warm-up).",
+    source="derived here (warm-up at the critical LR of the extreme layers; momentum as a heavy-ball buffer of "
+           "aligned gradients from zero, whose limit is the gain 1/(1-beta) the warm-up's rule uses); "
            "paper: " + _PAPER + " (a hyper-parameter-free warm-up that reduces the ELR spread; its rule not read)",
     tolerance=Tolerance(0.4, "rel", "the measured log spread jitters from step to step by about 0.3, averaged "
                                     "over T steps" + _FACTOR2),
     predict=_warm_predict,
     measure=_warm_measure,
-    expect="fail",  # not reproduced at either scale: the chapter reports it so
+    # CI: the model predicts no gap (-0.05), the run shows 1.43; reference: 0.73 against 1.07 passes, but a
+    # prediction half as large would pass too (the chapter says so)
+    expect={"ci": "fail", "reference": "pass"},
 )
 
 
@@ -151,7 +155,8 @@ warmup_lasting = CHAPTER.claim(
               "very deep BatchNorm MLP at the end of momentum SGD at the target LR, constant LR over ELRWarmup, "
               "is what the model predicts from the ELRs at init (value: geometric mean over seeds of the ratio "
               "of the spreads averaged over the last steps).",
-    source="derived here (the model's constant-LR and warm-up traces at the effective LR lr/(1-beta)); paper: "
+    source="derived here (the model's constant-LR and warm-up traces under heavy-ball momentum from a zero "
+           "buffer); paper: "
            + _PAPER + " (the warm-up reduces the spread; nothing said on how long)",
     tolerance=Tolerance(0.4, "rel", "the end spread of one run jitters by about 20% over the averaging window "
                                     "and by more between seeds" + _FACTOR2),
@@ -172,8 +177,8 @@ def _train_measure(cfg, device) -> float:
 deep_trainability = CHAPTER.claim(
     "elr.deep_trainability",
     statement="At a large constant LR with momentum the very deep BatchNorm MLP reaches the same training "
-              "accuracy with and without ELRWarmup (value: mean final training accuracy over seeds, warm-up over "
-              "constant LR).",
+              "accuracy with and without ELRWarmup, the warm-up handing over to the target LR within its first "
+              "10 steps (value: mean final training accuracy over seeds, warm-up over constant LR).",
     source="derived here (the model forgets the initial ELRs, so the warm-up changes nothing lasting); paper: "
            + _PAPER + " (ELR spread linked with trainability, most evident in very deep networks)",
     tolerance=Tolerance(0.3, "rel", "the mean accuracy over the seeds scatters by about 15% between seed sets"

@@ -112,11 +112,12 @@ def measure_widening_onsets(cfg, device, part) -> float:
 
 
 def _comparison(const: S.WarmupRun, warm: S.WarmupRun, lr: float, momentum: float, steps: int):
-    eff = lr / (1.0 - momentum)  # momentum: effective LR lr / (1 - beta)
-    model_warm, _ = D.model_warmup_trace(const.a0, eff, steps)
+    # the model under heavy-ball momentum from a zero buffer, as the runs are (derivation.model_spread_trace)
+    model_warm, _ = D.model_warmup_trace(const.a0, lr, steps, momentum)
     return S.WarmupComparison(lr=lr, momentum=momentum, spread_const=const.spread, spread_warm=warm.spread,
                               lr_warm=warm.lr, loss_const=const.loss, loss_warm=warm.loss,
-                              model_const=D.model_spread_trace(const.a0, np.full(steps, eff)), model_warm=model_warm)
+                              model_const=D.model_spread_trace(const.a0, np.full(steps, lr), momentum),
+                              model_warm=model_warm)
 
 
 @CHAPTER.measurement

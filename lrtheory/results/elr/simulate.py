@@ -352,7 +352,8 @@ class WarmupComparison:
         LR the scheduler chose at each step.
     loss_const, loss_warm : ndarray ``(T + 1,)``
     model_const, model_warm : ndarray ``(T + 1,)``
-        The model's spread for the same LR sequences (effective LR ``lr / (1 - momentum)``).
+        The model's spread for the target LR, constant and under the warm-up rule (heavy-ball momentum from
+        a zero buffer: :func:`~lrtheory.results.elr.derivation.model_spread_trace`).
     """
 
     lr: float
