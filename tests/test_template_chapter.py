@@ -25,8 +25,9 @@ def _count(path):
 
 
 def _rows(path):
-    """The stored lines without the environment (host, timings differ between runs)."""
-    return [{k: v for k, v in json.loads(line).items() if k != "environment"}
+    """The stored lines without the environment (host, timings) and the code version (the
+    checkout may gain a commit between the runs)."""
+    return [{k: v for k, v in json.loads(line).items() if k not in ("environment", "code_version")}
             for line in path.read_text().splitlines()]
 
 
