@@ -950,3 +950,17 @@ def test_block_values_keep_a_number_with_its_exponent():
     for width in range(25, 61):  # wide enough for "abc=1.235e-05," after the 13-character label
         lines = RP.verdict_table([verdict], width=width).splitlines()
         assert not any(line.endswith("e-") for line in lines), (width, lines)
+
+
+def test_expect_per_scale_and_its_messages():
+    c = claim(expect={"reference": "fail"})
+    assert c.expected_at("ci") == "pass" and c.expected_at("full") == "pass" and c.expected_at("reference") == "fail"
+    v = c.check("ci")
+    assert v.expect == "pass" and v.passed and v.as_expected and v.label == "PASS"
+    assert claim(expect="fail").expected_at("ci") == "fail"
+    with pytest.raises(ValueError, match=r"^expect: claim 't.a' at any scale: expected 'pass' or 'fail', got 'maybe'$"):
+        claim(expect="maybe")
+    with pytest.raises(ValueError, match=r"^expect: claim 't.a' at ci: expected 'pass' or 'fail', got 'x'$"):
+        claim(expect={"ci": "x"})
+    with pytest.raises(ValueError, match=r"^scale: "):
+        claim(expect={"huge": "fail"})
