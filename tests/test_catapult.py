@@ -311,6 +311,7 @@ CLAIM_IDS = [
 ]
 #: claims whose prediction is a magnitude: each fails when it is off by a factor 2 either way
 FACTOR2_IDS = ["catapult.uv.lower_boundary", "catapult.uv.upper_boundary", "catapult.uv.finite_width",
+               "catapult.quadratic.range",
                "catapult.relu.upper_boundary", "catapult.uv.peak_growth", "catapult.uv.peak_time"]
 
 

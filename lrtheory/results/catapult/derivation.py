@@ -552,3 +552,45 @@ def derive_uv_peak(w0: float, g0: float = 1e-14, max_steps: int = 10_000) -> UVP
             break
         best = max(best, g)
     return UVPeak(w0=w0, g_star=best, peak_slope=1.0, time_slope=1.0 / (2.0 * math.log(w0 - 1.0)))
+
+
+@functools.lru_cache(maxsize=None)
+def derive_spread_upper_edge(lo: float, hi: float, *, lo_w: float = 3.5025, hi_w: float = 4.5, step: float = 0.005,
+                             nodes: int = 100, steps: int = 2000, seed_delta: float = 1e-9) -> float:
+    """Upper catapult edge of the pure quadratic model with moduli ``s ~ U(lo, hi)`` as ``N -> inf``, derived here.
+
+    In the eigenbasis GD multiplies each ``theta_i^2`` by ``(1 - u s_i)^2`` with
+    ``u = eta zeta z`` (signed ``s_i``, eigenvalues in ``+-`` pairs). As ``N -> inf`` the
+    sums ``zeta^2/2 sum_i (.)`` become averages over the spectrum: ``u = eta E[s theta^2]``,
+    ``eta lambda = 2 eta E[s^2 theta^2]``, with ``theta_0^2 = 1`` and an infinitesimal seed
+    ``1 + seed_delta sign(s)`` (``z_0 = O(N^-1/2)``): a deterministic map on the ``nodes``
+    Gauss-Legendre points of ``(lo, hi)``. The edge is the midpoint between the last
+    ``eta lambda_0`` of the grid ``lo_w : step : hi_w`` whose run stays bounded and the first
+    that blows up (``theta^2 > 1e12``). For ``lo == hi`` it is 4 (the uv edge).
+
+    Examples
+    --------
+    >>> round(derive_spread_upper_edge(1.0, 1.0), 2)
+    4.0
+    """
+    lo, hi = float(lo), float(hi)
+    if not 0 < lo <= hi:
+        raise ValueError(f"lo, hi: expected 0 < lo <= hi, got {lo!r}, {hi!r}")
+    x, wq = np.polynomial.legendre.leggauss(nodes)
+    s = lo + (hi - lo) * (x + 1) / 2
+    wq = wq / wq.sum()
+    S = np.concatenate([s, -s])[None, :]
+    Wt = (np.concatenate([wq, wq]) / 2)[None, :]
+    w = np.round(np.arange(lo_w, hi_w + step / 2, step), 10)
+    th = np.ones((w.size, S.size)) * (1.0 + seed_delta * np.sign(S))
+    eta = (w / (2 * np.sum(Wt * S**2 * th, axis=1)))[:, None]
+    alive = np.ones(w.size, dtype=bool)
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):
+            u = eta * np.sum(Wt * S * th, axis=1, keepdims=True)
+            th = np.where(alive[:, None], th * (1 - u * S) ** 2, th)
+            alive &= np.isfinite(th).all(1) & (th.max(1) < 1e12)
+    bad = np.flatnonzero(~alive)
+    if bad.size == 0 or bad[0] == 0:
+        return math.nan
+    return float(0.5 * (w[bad[0] - 1] + w[bad[0]]))
