@@ -894,3 +894,29 @@ def test_store_nested_dataclasses_text_rows_and_messages(tmp_path):
         S.TextStore(tmp_path)
     with pytest.raises(ValueError, match=rf"^store: '{tmp_path}' is a folder; expected a file path$"):
         S.ResultStore(tmp_path)
+
+
+def test_krylov_arguments_are_checked_naming_them():
+    mv = lambda v: v  # noqa: E731
+    for fn in (lanczos_top_eig, power_iteration_top_eig):
+        with pytest.raises(ValueError, match=r"^tol: expected a positive finite number, got 0$"):
+            fn(mv, 3, tol=0)
+        with pytest.raises(ValueError, match=r"^max_iter: expected a positive integer, got 0$"):
+            fn(mv, 3, max_iter=0)
+        with pytest.raises(ValueError, match=r"^v0: expected shape \(n,\) or \(K, n\), got \(2, 3, 4\)$"):
+            fn(mv, torch.ones(2, 3, 4, dtype=DT))
+        with pytest.raises(ValueError, match=r"^v0: expected shape \(n,\) or \(K, n\), got \(2, 0\)$"):
+            fn(mv, torch.ones(2, 0, dtype=DT))
+        for bad in (torch.tensor([1.0, math.nan], dtype=DT), torch.zeros(2, dtype=DT),
+                    torch.tensor([[1.0, 0.0], [0.0, 0.0]], dtype=DT)):
+            with pytest.raises(ValueError, match=r"^v0: start vectors must be finite and non-zero$"):
+                fn(mv, bad)
+        for bad in (2.5, 0, True, "3"):
+            with pytest.raises(ValueError, match=r"^v0: expected a start tensor or a positive dimension n, got "):
+                fn(mv, bad)
+        one = fn(lambda v: 3.0 * v, torch.ones(1, dtype=DT))  # a 1-dimensional operator
+        assert one.value == pytest.approx(3.0, rel=1e-14) and one.converged
+        unit = fn(lambda v: torch.tensor([2.0, 1.0], dtype=DT) * v, torch.tensor([1.0, 0.0], dtype=DT))
+        assert unit.value == pytest.approx(2.0, rel=1e-14)  # a unit start vector (norm exactly 1) is fine
+        batch = fn(lambda V: V * torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=DT), torch.ones(2, 2, dtype=DT))
+        assert type(batch.n_matvec) is int and batch.n_matvec >= 1
