@@ -964,3 +964,12 @@ def test_expect_per_scale_and_its_messages():
         claim(expect={"ci": "x"})
     with pytest.raises(ValueError, match=r"^scale: "):
         claim(expect={"huge": "fail"})
+
+
+def test_chapter_claim_passes_expect_on():
+    ch = _chapter()
+    c = ch.claim("fk.nr", statement="s", source="src", tolerance=Tolerance(0, "abs", "r"), predict=lambda cfg: 0.0,
+                 measure=lambda cfg, d: 1.0, expect={"ci": "fail"})
+    assert c.expect == {"ci": "fail"} and c.expected_at("ci") == "fail"
+    v = ch.check("ci", "cpu")[0]
+    assert v.passed is False and v.as_expected and v.label == "NOT REPRODUCED"
