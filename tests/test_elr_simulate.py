@@ -148,3 +148,45 @@ def test_run_net_ratio_starts_at_the_critical_multiple():
     tr = S.run_net_ratio("batchnorm", 2, 8, 32, 0.5, 2, device="cpu")
     assert tr.eta == pytest.approx(0.5 / math.sqrt(tr.a0.max() * tr.a0.min()))
     assert tr.spread[0] == pytest.approx(tr.a0.max() / tr.a0.min())
+
+
+@pytest.mark.parametrize("arch", S.NET_ARCHS)
+def test_tracked_tensors_are_scale_invariant(arch):
+    # the audit of the claims: every tensor whose ELR is tracked is a bias-free weight followed by a
+    # normalization, so its gradient is orthogonal to it (and a GD step grows ||W||^2 by eta^2 ||g||^2)
+    from lrtheory.core.data import digits
+    from lrtheory.core.device import seed_for
+    from lrtheory.core.mlp import to_module
+
+    if arch == "cnn":
+        data = digits(seed=S.DATA_SEED, n_train=64)
+        x, y = data.x_train.reshape(-1, 1, 8, 8), data.y_train
+        net = S.make_cnn(4, 4, seed_for("elr", "test", "cnn"))
+        ws = [m.weight for m in net if isinstance(m, torch.nn.Conv2d)]
+    else:
+        st = S.mlp_setting(6, 16, 64, device="cpu", norm=arch)
+        net = to_module(st.spec, list(st.params), 0)
+        ws = [net.linears[l].weight for l in range(st.spec.depth)]
+        x, y = st.x, st.y
+    torch.nn.functional.cross_entropy(net(x), y).backward()
+    for W in ws:
+        g, w = W.grad.detach(), W.detach()
+        cos = float((g * w).sum() / (g.norm() * w.norm()))
+        assert abs(cos) < 1e-4, cos  # float64; BatchNorm's eps = 1e-5 breaks invariance only at that level
+
+
+@pytest.mark.parametrize("scale", ["ci", "reference"])
+def test_momentum_model_gives_the_schedulers_first_lrs(scale):
+    # the warm-up claims' model runs heavy-ball momentum from a zero buffer; its first two LRs are the
+    # scheduler's (the second one needs the short first step: with the steady-state gain from step 0
+    # the model's second LR is several times off); later ones differ as the network's gradient scales move
+    cfg = CHAPTER.config(scale)
+    from lrtheory.results.elr import measurements as M
+
+    w = M.measure_warmup_comparison(scale, "cpu")
+    a0 = M.measure_init_elrs(scale, "cpu")[0]
+    _, lrs = D.model_warmup_trace(a0, cfg.warm_lr, cfg.warm_steps, cfg.warm_momentum)
+    assert lrs[:2] == pytest.approx(w.lr_warm[:2], rel=1e-6)
+    gain = 1.0 / (1.0 - cfg.warm_momentum)  # the earlier model: the steady-state gain from step 0
+    _, steady = D.model_warmup_trace(a0, cfg.warm_lr * gain, cfg.warm_steps)
+    assert abs(steady[1] / gain / w.lr_warm[1] - 1) > 0.5
