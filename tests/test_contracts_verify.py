@@ -973,3 +973,11 @@ def test_chapter_claim_passes_expect_on():
     assert c.expect == {"ci": "fail"} and c.expected_at("ci") == "fail"
     v = ch.check("ci", "cpu")[0]
     assert v.passed is False and v.as_expected and v.label == "NOT REPRODUCED"
+
+
+def test_html_colours_of_the_four_outcomes():
+    cases = {"t.ok": (1.0, "pass", "#1a7f37"), "t.bad": (9.0, "pass", "#cf222e"),
+             "t.nr": (9.0, "fail", "#9a6700"), "t.unexpected": (1.0, "fail", "#cf222e")}
+    for cid, (measured, expect, colour) in cases.items():
+        v = claim(id=cid, predicted=1.0, measured=measured, expect=expect).check()
+        assert f'<td style="color:{colour}; font-weight:bold">{v.label}</td>' in RP.html_table([v], {}), cid
