@@ -80,16 +80,18 @@ def _scan(cfg, device, seed_index: int) -> S.OneStepScan:
     st = _setting(cfg, device, seed_index)
     eta_c = _eta_c(st.a0)
     etas = eta_c * np.asarray(cfg.scan_mults, dtype=np.float64)
-    a, _, _ = S.train_mlp(st, etas, 1)
+    a, S2, _ = S.train_mlp(st, etas, 1)
     model = np.array([D.model_spread_trace(st.a0, [e])[-1] for e in etas])
+    c = a * S2  # ||grad|| ||W|| = (||grad|| / ||W||) ||W||^2
     return S.OneStepScan(etas=etas, spread_before=float(spread(st.a0)), spread_after=spread(a, axis=-1)[:, 1],
-                         model_after=model, eta_c=eta_c)
+                         model_after=model, eta_c=eta_c, grad_scale_change=c[:, 1] / c[:, 0])
 
 
 @CHAPTER.measurement
 def measure_one_step_scan(cfg, device) -> S.OneStepScan:
     """One full-batch step of the MLP (``seed_index`` 0) from init at each LR of
-    ``cfg.scan_mults x eta_c``: the spread before and after, measured and as the model predicts it."""
+    ``cfg.scan_mults x eta_c``: the spread before and after, measured and as the model predicts it, and
+    each layer's change of gradient scale ``c'/c`` (the model's premise: 1)."""
     return _scan(cfg, device, 0)
 
 

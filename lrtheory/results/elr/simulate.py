@@ -312,6 +312,9 @@ class OneStepScan:
         The model's prediction (gradient scales ``c`` held fixed).
     eta_c : float
         Critical LR of the extreme layers before the step.
+    grad_scale_change : ndarray ``(K, depth)``
+        Each layer's gradient scale after the step over before it, ``c'/c`` with
+        ``c = ||grad|| ||W||`` (the model holds ``c`` fixed: 1 everywhere).
     """
 
     etas: np.ndarray
@@ -319,6 +322,7 @@ class OneStepScan:
     spread_after: np.ndarray
     model_after: np.ndarray
     eta_c: float
+    grad_scale_change: np.ndarray
 
 
 # --------------------------------------------------------------------------- warm-up: torch modules
