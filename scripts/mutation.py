@@ -157,6 +157,10 @@ def rerun_module(module: str, tests: list, workdir: Path, max_children: int, dat
     if (workdir / module).read_text("utf-8") != MEMO.sub("", (ROOT / module).read_text("utf-8")):
         print(f"{module} changed since its last run: running it whole", flush=True)
         return run_module(module, tests, workdir, max_children, data)
+    if (workdir / "pyproject.toml").read_text("utf-8") != scoped_pyproject(data, module, tests):
+        # mutmut drops every cached verdict when its pytest options change: test them all again
+        print(f"{module}: its mutmut configuration changed since its last run: running it whole", flush=True)
+        return run_module(module, tests, workdir, max_children, data)
     shutil.rmtree(workdir / "tests")
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     (workdir / "pyproject.toml").write_text(scoped_pyproject(data, module, tests), "utf-8")
