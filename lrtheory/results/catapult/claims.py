@@ -15,9 +15,8 @@ from lrtheory.results.catapult import derivation as D
 from lrtheory.results.catapult import measurements as M
 from lrtheory.verify.claims import Tolerance
 
-__all__ = ["UV_HALF_STEP", "UV_LOWER_TOL", "UV_UPPER_TOL", "QUAD_TOL", "RELU_FACTOR", "RELU_SHALLOW_SLACK",
-           "SPARSITY_THRESHOLD", "uv_initial_moments", "compare_quadratic_range", "compare_relu_upper",
-           "compare_sparsity"]
+__all__ = ["UV_HALF_STEP", "UV_LOWER_TOL", "UV_UPPER_TOL", "QUAD_TOL", "SPARSITY_THRESHOLD", "uv_initial_moments",
+           "compare_quadratic_range", "compare_edge_band", "compare_sparsity"]
 
 SRC_LEWKOWYCZ = "Lewkowycz et al. 2020 (arXiv 2003.02218)"
 SRC_MELTZER = "Meltzer, Chen & Liu 2023 (arXiv 2301.07737)"
@@ -33,9 +32,6 @@ QUAD_TOL = {"lower": Tolerance(0.03, "abs", "half the grid step 0.02 plus the fi
             "upper_unit": Tolerance(0.011, "abs", "half the grid step 0.02 plus round-off"),
             "upper_spread": Tolerance(0.03, "abs", "half the grid step 0.02 plus the finite-N spread of the "
                                       "sampled spectrum at N = 512 around the large-N edge")}
-#: ReLU: deep nets within a factor of this of the literature value; shallow nets within the uv band.
-RELU_FACTOR = 1.5
-RELU_SHALLOW_SLACK = 0.25
 #: Sparsity: mean Spearman rho times the predicted sign must reach this.
 SPARSITY_THRESHOLD = 0.5
 
@@ -52,24 +48,6 @@ def compare_quadratic_range(predicted, measured, tol: Tolerance):
         details[k] = {"error": measured[k] - predicted[k], "tolerance": str(t),
                       "passed": t.passes(predicted[k], measured[k])}
     return all(d["passed"] for d in details.values()), details
-
-
-def compare_relu_upper(predicted, measured, tol: Tolerance):
-    """The one-hidden-layer net diverges inside the uv catapult band (``2 < w <= 4 + slack``);
-    every deeper net diverges beyond the uv edge and within a factor :data:`RELU_FACTOR` of the
-    literature value (a band on both sides: a joint condition, hence custom)."""
-    details, ok = {}, True
-    lit, uv = predicted["literature"], predicted["uv"]
-    for k, m in measured.items():
-        if k == "depth1":
-            band = (2.0, uv + RELU_SHALLOW_SLACK)
-            good = math.isfinite(m) and band[0] < m <= band[1]
-        else:
-            band = (max(uv, lit / RELU_FACTOR), lit * RELU_FACTOR)
-            good = math.isfinite(m) and m > uv and lit / RELU_FACTOR <= m <= lit * RELU_FACTOR
-        details[k] = {"measured": m, "band": band, "passed": good}
-        ok &= good
-    return ok, details
 
 
 def compare_sparsity(predicted, measured, tol: Tolerance):
@@ -126,15 +104,6 @@ def _measure_quadratic_range(cfg, device) -> Dict[str, float]:
     lower = float(np.nanmedian(np.concatenate([unit.lower[-1], spread.lower[-1]])))
     return {"lower": lower, "upper_unit": A.largest_width_median(unit, "upper"),
             "upper_spread": A.largest_width_median(spread, "upper")}
-
-
-def _measure_relu_upper(cfg, device) -> Dict[str, float]:
-    return {f"depth{sw.depth}": float(np.nanmedian(sw.upper)) for sw in M.measure_relu_sweep.of(cfg, device)}
-
-
-def _measure_sparsity(cfg, device) -> float:
-    rhos = np.concatenate([A.sparsity_trend(sw) for sw in M.measure_relu_sweep.of(cfg, device)])
-    return float(np.nanmean(rhos)) if np.isfinite(rhos).any() else math.nan
 
 
 # ----------------------------------------------------------------------------------------
