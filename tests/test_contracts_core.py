@@ -920,3 +920,11 @@ def test_krylov_arguments_are_checked_naming_them():
         assert unit.value == pytest.approx(2.0, rel=1e-14)  # a unit start vector (norm exactly 1) is fine
         batch = fn(lambda V: V * torch.tensor([[2.0, 1.0], [1.0, 3.0]], dtype=DT), torch.ones(2, 2, dtype=DT))
         assert type(batch.n_matvec) is int and batch.n_matvec >= 1
+
+
+def test_power_iteration_shifts_only_a_negative_dominant_value():
+    """A positive dominant eigenvalue below 1 is already the top algebraic one: no shift (a shift by
+    it would return the lowest eigenvalue, -0.3)."""
+    A = torch.diag(torch.tensor([0.5, 0.2, -0.3], dtype=DT))
+    r = power_iteration_top_eig(lambda v: A @ v, torch.ones(3, dtype=DT), tol=1e-12, max_iter=5000)
+    assert r.value == pytest.approx(0.5, rel=1e-10)
