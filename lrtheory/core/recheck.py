@@ -54,6 +54,8 @@ def sweep_status(sweep: SweepDef, scale: str, store: Any = None) -> SweepStatus:
 def results_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
     """Whether two stored results agree: structure equal, numbers within ``rtol``/``atol``
     (arrays element by element, NaN where NaN, infinities equal), everything else equal.
+    Dict entries named ``seconds`` or ``*_seconds`` are timings of the run, not results: they
+    are not compared.
 
     Example
     -------
@@ -61,6 +63,8 @@ def results_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
     True
     >>> results_close({"y": 1.0}, {"y": 1.01}, 1e-3, 0.0)
     False
+    >>> results_close({"y": 1.0, "seconds": 3.2}, {"y": 1.0, "seconds": 0.4}, 1e-9, 0.0)
+    True
     """
     import numpy as np
 
@@ -69,7 +73,7 @@ def results_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
     def close(x, y) -> bool:
         if isinstance(x, dict) or isinstance(y, dict):
             return isinstance(x, dict) and isinstance(y, dict) and x.keys() == y.keys() and all(
-                close(x[k], y[k]) for k in x)
+                close(x[k], y[k]) for k in x if not _is_timing(k))
         if isinstance(x, (list, tuple)) or isinstance(y, (list, tuple)):
             return (type(x) is type(y) and len(x) == len(y)) and all(close(u, v) for u, v in zip(x, y))
         if hasattr(x, "__dataclass_fields__") or hasattr(y, "__dataclass_fields__"):
@@ -87,6 +91,10 @@ def results_close(a: Any, b: Any, rtol: float, atol: float) -> bool:
         return bool(np.allclose(xa, ya, rtol=rtol, atol=atol, equal_nan=True))
 
     return close(a, b)
+
+
+def _is_timing(key: Any) -> bool:
+    return isinstance(key, str) and (key == "seconds" or key.endswith("_seconds"))
 
 
 @dataclass
