@@ -18,20 +18,9 @@ import importlib
 
 from lrtheory._version import __version__
 
-# public name -> submodule of lrtheory.tools that defines it
-_TOOLS = {
-    "sharpness": "hessian",
-    "hessian_eigs": "hessian",
-    "hessian_trace": "hessian",
-    "hessian_density": "hessian",
-    "max_initial_lr": "max_lr",
-    "MaxLRResult": "max_lr",
-    "catapult_range": "catapult",
-    "CatapultRange": "catapult",
-    "depth_scaled_lr": "depth",
-    "layer_lr_multipliers": "depth",
-    "ELRWarmup": "elr_warmup",
-}
+# the package's face: these names of lrtheory.tools (whose own table says where each lives)
+_TOOLS = ("sharpness", "hessian_eigs", "hessian_trace", "hessian_density", "max_initial_lr", "MaxLRResult",
+          "catapult_range", "CatapultRange", "depth_scaled_lr", "layer_lr_multipliers", "ELRWarmup")
 
 __all__ = sorted(_TOOLS) + ["__version__"]
 
@@ -41,7 +30,7 @@ def __getattr__(name: str):
         return importlib.import_module(f"lrtheory.{name}")
     if name not in _TOOLS:
         raise AttributeError(f"module 'lrtheory' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"lrtheory.tools.{_TOOLS[name]}"), name)
+    value = getattr(importlib.import_module("lrtheory.tools"), name)  # lrtheory.tools loads it lazily
     globals()[name] = value  # later look-ups skip __getattr__
     return value
 
