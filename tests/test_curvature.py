@@ -512,3 +512,126 @@ def test_eigsh_reference():
     assert eigsh_top_eig(lambda v: 4.0 * v, 1).value == 4.0
     with pytest.raises(ValueError, match="v0"):
         eigsh_top_eig(lambda v: v, torch.ones(2, 3, dtype=DT))
+
+
+# ----------------------------------------------------------------------------- module_hvp / batched_sharpness contracts
+class _TwoInputs(nn.Module):
+    """out = a @ W + b @ V, plus a parameter the loss never reads (its Hessian rows and columns are 0)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(11)
+        self.W = nn.Parameter(torch.randn(3, 2, generator=g, dtype=DT))
+        self.V = nn.Parameter(torch.randn(2, 2, generator=g, dtype=DT))
+        self.unused = nn.Parameter(torch.randn(4, generator=g, dtype=DT))
+
+    def forward(self, a, b):
+        return torch.tanh(a @ self.W + b @ self.V)
+
+
+def test_module_hvp_tuple_inputs_and_an_unused_parameter():
+    # a tuple of inputs is unpacked as positional arguments; a parameter the loss never reads has zero Hessian
+    # rows/columns (autograd returns None for it, by both backward passes); reference: the dense Hessian of the
+    # loss over the flat vector, computed here with torch.autograd.functional.hessian
+    model = _TwoInputs()
+    g = torch.Generator().manual_seed(12)
+    a, b = torch.randn(7, 3, generator=g, dtype=DT), torch.randn(7, 2, generator=g, dtype=DT)
+    y = torch.randn(7, 2, generator=g, dtype=DT)
+    sizes, shapes = [6, 4, 4], [(3, 2), (2, 2), (4,)]
+
+    def f(theta):
+        W, V, _ = (c.view(s) for c, s in zip(torch.split(theta, sizes), shapes))
+        return half_mse(torch.tanh(a @ W + b @ V), y)
+
+    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    H = torch.autograd.functional.hessian(f, flat)
+    assert (H[10:] == 0).all() and (H[:, 10:] == 0).all()
+    op = module_hvp(model, half_mse, (a, b), y)
+    v = torch.randn(14, generator=g, dtype=DT)
+    torch.testing.assert_close(op.matvec(v), H @ v, rtol=1e-10, atol=1e-12)  # round-off
+    torch.testing.assert_close(dense_hessian(model, half_mse, (a, b), y), H, rtol=1e-10, atol=1e-12)
+    # a float32 vector is computed in the model's dtype (float64)
+    out = op.matvec(v.float())
+    assert out.dtype == DT
+    torch.testing.assert_close(out, H @ v.float().double(), rtol=1e-10, atol=1e-12)
+    assert op.count == 2 and op.n == 14 and op.dtype == DT
+
+
+def test_module_hvp_of_a_loss_linear_in_every_parameter_is_zero():
+    # loss = sum(x @ w): the gradient is constant, so the Hessian is exactly 0 (no second backward possible)
+    model = nn.Linear(3, 1, bias=False).double()
+    x = torch.randn(5, 3, generator=torch.Generator().manual_seed(13), dtype=DT)
+    op = module_hvp(model, lambda out, t: out.sum(), x, None)
+    v = torch.ones(3, dtype=DT)
+    assert torch.equal(op.matvec(v), torch.zeros(3, dtype=DT))
+    assert op.count == 1
+
+
+def test_module_closure_error_messages():
+    model, loss_fn, x, y = CASES["tanh_mse"]
+    with pytest.raises(ValueError, match=r"^model: expected a torch.nn.Module, got int$"):
+        module_hvp(5, loss_fn, x, y)
+    with pytest.raises(ValueError, match=r"^loss_fn: expected a callable loss_fn\(outputs, targets\) -> scalar$"):
+        module_hvp(model, "mse", x, y)
+    frozen = nn.Linear(3, 2).double().requires_grad_(False)
+    with pytest.raises(ValueError, match=r"^model: has no parameter with requires_grad=True$"):
+        module_hvp(frozen, loss_fn, x, y)
+    mixed = nn.Sequential(nn.Linear(3, 2).double(), nn.Linear(2, 2).float())
+    with pytest.raises(ValueError, match=r"^model: parameters must share one dtype, got \['torch.float32', 'torch.float64'\]$"):
+        dense_hessian(mixed, loss_fn, x, y)
+    with pytest.raises(ValueError, match=r"^loss_fn: must return a scalar tensor$"):
+        module_hvp(model, lambda out, t: out, x, y)
+    spec = MLPSpec(3, 4, 1, 2)
+    with pytest.raises(ValueError, match=r"^method: expected 'lanczos' or 'power', got 'dense'$"):
+        batched_sharpness(spec, init_params(spec, 2), torch.zeros(5, 3, dtype=DT), torch.zeros(5, 2, dtype=DT),
+                          method="dense")
+
+
+def _small_batch():
+    spec = MLPSpec(5, 20, 2, 3, bias=False, parametrization="ntk")
+    P = init_params(spec, 2, seed=4)
+    g = torch.Generator().manual_seed(2)
+    return spec, P, torch.randn(16, 5, generator=g, dtype=DT), torch.randn(16, 3, generator=g, dtype=DT)
+
+
+def test_batched_sharpness_methods_tolerance_and_seed():
+    spec, P, x, y = _small_batch()
+    refs = [sharpness(to_module(spec, P, k), half_mse, x, y, method="dense").value for k in range(2)]
+    lz = batched_sharpness(spec, P, x, y, method="lanczos", return_info=True)
+    pw = batched_sharpness(spec, P, x, y, method="power", return_info=True)
+    for info, name in ((lz, "lanczos"), (pw, "power")):
+        assert info.method == name and info.converged.all() and info.values.dtype == np.float64
+        np.testing.assert_allclose(info.values, refs, rtol=1e-8)  # tol 1e-10 on the Ritz residual
+    # each method is the one named: power iteration needs many more products (measured 133 vs 19)
+    assert isinstance(lz.n_hvp, int) and 0 < 3 * lz.n_hvp < pw.n_hvp
+    # the tolerance is passed on: a loose one stops earlier, still within it
+    loose = batched_sharpness(spec, P, x, y, tol=1e-3, return_info=True)
+    assert loose.n_hvp < lz.n_hvp
+    np.testing.assert_allclose(loose.values, refs, rtol=1e-3)
+    # the default seed is 0: the same start vectors, the same floats
+    assert np.array_equal(batched_sharpness(spec, P, x, y), batched_sharpness(spec, P, x, y, seed=0))
+    # a non-finite model is reported not converged
+    P[0][1, 0, 0] = float("nan")
+    bad = batched_sharpness(spec, P, x, y, return_info=True)
+    assert bad.converged.tolist() == [True, False] and np.isnan(bad.values[1])
+
+
+def test_batched_sharpness_power_iteration_cap_is_5000():
+    # an unreachable tolerance: power iteration stops at its documented default cap, unconverged
+    spec = MLPSpec(2, 3, 1, 1, bias=False, parametrization="ntk")
+    P = init_params(spec, 1, seed=3)
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.randn(4, 2, generator=g, dtype=DT), torch.randn(4, 1, generator=g, dtype=DT)
+    info = batched_sharpness(spec, P, x, y, method="power", tol=1e-300, return_info=True)
+    assert info.n_hvp == 5000 and not info.converged.any()
+    ref = sharpness(to_module(spec, P, 0), half_mse, x, y, method="dense").value
+    assert info.values[0] == pytest.approx(ref, rel=1e-8)
+
+
+def test_batched_sharpness_float32_model():
+    # the start vectors follow the parameters' dtype; float32 round-off (~1e-7) against the float64 value
+    spec, P, x, y = _small_batch()
+    ref = batched_sharpness(spec, P, x, y)
+    P32 = [p.float() for p in P]
+    info = batched_sharpness(spec, P32, x.float(), y.float(), return_info=True)
+    np.testing.assert_allclose(info.values, ref, rtol=1e-4)
