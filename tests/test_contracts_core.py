@@ -928,3 +928,69 @@ def test_power_iteration_shifts_only_a_negative_dominant_value():
     A = torch.diag(torch.tensor([0.5, 0.2, -0.3], dtype=DT))
     r = power_iteration_top_eig(lambda v: A @ v, torch.ones(3, dtype=DT), tol=1e-12, max_iter=5000)
     assert r.value == pytest.approx(0.5, rel=1e-10)
+
+
+def test_power_iteration_shift_decided_row_by_row():
+    """In a batch where one row's dominant eigenvalue is negative (so the shift phase runs), a row whose
+    dominant value is positive and below 1 keeps it: shifting it by its own value would return its lowest
+    eigenvalue (-0.3 + 0.5 - 0.5 ...: -0.3)."""
+    D = torch.tensor([[0.5, 0.2, -0.3], [1.0, 0.5, -4.0]], dtype=DT)
+    r = power_iteration_top_eig(lambda V: D * V, torch.ones(2, 3, dtype=DT), tol=1e-12, max_iter=5000)
+    assert r.value[0] == pytest.approx(0.5, rel=1e-10) and r.value[1] == pytest.approx(1.0, rel=1e-10)
+    assert r.converged.all()
+
+
+def test_krylov_batch_rows_of_very_different_scales():
+    """Breakdown (b <= 10 eps * scale) is judged against each row's own spectrum: a row with eigenvalues in
+    [1, 1.001] (its b are ~5e-4) beside a row of scale 1e12 is still solved to the tolerance; a batch-wide
+    scale would call 5e-4 <= 10 eps 1e12 = 2e-3 a breakdown and stop it at its first Ritz value."""
+    n = 40
+    base = torch.linspace(0.0, 1.0, n, dtype=DT)
+    D = torch.stack([1.0 + 1e-3 * base ** 2, 1e12 * base.flip(0)])
+    r = lanczos_top_eig(lambda V: D * V, torch.ones(2, n, dtype=DT) + 0.01 * torch.arange(n, dtype=DT),
+                        tol=1e-12, max_iter=n)
+    assert r.converged.all()
+    np.testing.assert_allclose(r.value, [1.001, 1e12], rtol=1e-10)
+
+
+def test_krylov_exact_breakdown_of_one_row_leaves_the_others():
+    """A row whose Krylov space closes exactly (start e_1 of a diagonal operator: A v0 = d_1 v0, b = 0
+    exactly at the first step) is done; a row that needs more steps goes on, and the finished row gets no
+    NaN from its zero norm (Lanczos divides by b only where b > 0)."""
+    n = 12
+    D = torch.stack([torch.linspace(-1.0, 2.0, n, dtype=DT).flip(0), torch.linspace(-1.0, 3.0, n, dtype=DT)])
+    V0 = torch.ones(2, n, dtype=DT) + 0.1 * torch.arange(n, dtype=DT)
+    V0[0] = 0.0
+    V0[0, 0] = 1.0
+    for fn in (lanczos_top_eig, power_iteration_top_eig):
+        r = fn(lambda V: D * V, V0, tol=1e-10, max_iter=5000)
+        assert r.value[0] == 2.0 and r.value[1] == pytest.approx(3.0, rel=1e-9), fn
+        assert r.converged.all() and torch.isfinite(r.vector).all()
+    # the zero operator in one row (A v = 0: power iteration must not divide by the zero norm)
+    Z = torch.stack([torch.zeros(n, dtype=DT), torch.linspace(-1.0, 3.0, n, dtype=DT)])
+    r = power_iteration_top_eig(lambda V: Z * V, V0, tol=1e-10, max_iter=5000)
+    assert r.value[0] == 0.0 and r.value[1] == pytest.approx(3.0, rel=1e-9) and torch.isfinite(r.vector).all()
+
+
+def test_lanczos_ritz_vector_is_accurate_to_the_tolerance():
+    """The returned vector is the Ritz vector in the operator's precision: ||A u - theta u|| <= 1e-9 |theta|
+    at tol 1e-10 (residual bound of the stopping rule, plus round-off), unit norm, float64."""
+    n = 80
+    g = torch.Generator().manual_seed(8)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=DT))
+    A = Q @ torch.diag(torch.linspace(-2.0, 1.0, n, dtype=DT) ** 3) @ Q.T
+    r = lanczos_top_eig(lambda v: A @ v, n, tol=1e-10, max_iter=n)
+    assert r.converged and r.vector.dtype == DT
+    u = r.vector
+    assert abs(u.norm().item() - 1.0) < 1e-12
+    assert (A @ u - r.value * u).norm().item() <= 1e-9 * abs(r.value)
+    assert r.value == pytest.approx(1.0, rel=1e-10)
+
+
+def test_eigsh_one_dimension_by_a_matrix():
+    """A 1 x 1 operator given as a matrix product: the start is a 1-vector in the operator's dtype."""
+    for dt in (torch.float64, torch.float32):
+        A = torch.tensor([[-1.5]], dtype=dt)
+        r = eigsh_top_eig(lambda v: A @ v, torch.ones(1, dtype=dt))
+        assert r.value == -1.5 and r.converged and r.n_matvec == 1
+        assert r.vector.dtype == dt and r.vector.tolist() == [1.0]
