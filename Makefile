@@ -17,7 +17,7 @@ export OMP_NUM_THREADS := 1
 export MKL_NUM_THREADS := 1
 export OPENBLAS_NUM_THREADS := 1
 
-.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-reference test-browser verify mutation clean
+.PHONY: help install notebooks book book-build test test-unit test-nbval test-nbval-kernel test-nbval-matrix test-reference test-browser verify mutation clean
 
 help:
 	@echo "make book          install, execute the chapters, build _build/html"
@@ -25,6 +25,7 @@ help:
 	@echo "make notebooks     re-execute chapters in place (NB=chapters/05_balancing.ipynb for one)"
 	@echo "make verify        lrtheory verify --scale ci"
 	@echo "make test-nbval-kernel  nbval under ATEN_CPU_CAPABILITY=avx2 (another CPU kernel)"
+	@echo "make test-nbval-matrix  nbval RUNS=3 times each under avx2, default kernels and 2 threads; slow"
 	@echo "make test-reference  reference runs complete, passing, a sample recomputed"
 	@echo "make test-browser  build, serve and check every page in headless Chromium"
 	@echo "make mutation      mutation testing (mutmut), one module at a time (MODULES=lrtheory/core/stats.py); slow"
@@ -65,6 +66,22 @@ test-nbval: $(STAMP)
 test-nbval-kernel: $(STAMP)
 	ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 $(PY) -m pytest -q -p no:cacheprovider -n 2 \
 	  --dist loadfile --nbval-lax --nbval-current-env $(NB)
+
+# issue 20's portability matrix: nbval RUNS times in a row under each setting a user's machine
+# may have (AVX2 kernels, baseline kernels, two OpenMP threads). Not in CI (about 9 nbval runs).
+RUNS ?= 3
+NBVAL_SETTINGS := avx2:ATEN_CPU_CAPABILITY=avx2,MKL_ENABLE_INSTRUCTIONS=AVX2 \
+                  default:ATEN_CPU_CAPABILITY=default \
+                  threads2:OMP_NUM_THREADS=2,MKL_NUM_THREADS=2
+test-nbval-matrix: $(STAMP)
+	@for setting in $(NBVAL_SETTINGS); do \
+	  name=$${setting%%:*}; vars=$$(echo $${setting#*:} | tr , ' '); \
+	  for run in $$(seq $(RUNS)); do \
+	    echo "== nbval [$$name] run $$run/$(RUNS): $$vars"; \
+	    env $$vars $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile \
+	      --nbval-lax --nbval-current-env $(NB) | tail -3; \
+	  done; \
+	done
 
 # the committed reference runs: complete, passing, and a random sample of cheap points recomputed
 test-reference: $(STAMP)
