@@ -129,7 +129,8 @@ def test_derivations_return_frozen_dataclasses():
     for d in (D.derive_scalar_gd(), D.derive_scalar_hessian(), D.derive_imbalance_recursion(),
               D.derive_minimum_hessian(), D.derive_flattest_minimum(), D.derive_convergence_range(),
               D.derive_balancing_bound(), D.derive_gradient_flow_limit(), D.derive_matrix_gd(2, 2, 2),
-              D.derive_matrix_imbalance_recursion(), D.derive_matrix_balancing_bound()):
+              D.derive_matrix_imbalance_recursion(), D.derive_matrix_balancing_bound(),
+              D.derive_mode_reduction()):
         assert dataclasses.is_dataclass(d) and type(d).__dataclass_params__.frozen
 
 
@@ -437,3 +438,188 @@ def test_frozen_mode_prediction_against_gd_below_two_over_L():
     meas = (run.X ** 2).sum(axis=(1, 2)) - (run.Y ** 2).sum(axis=(1, 2)) - (np.sum(X0 ** 2) - np.sum(Y0 ** 2))
     pred = D.predicted_matrix_imbalance_change(A_, X0, Y0, etas)
     assert np.all(np.abs(meas / pred - 1) < 0.1), (meas, pred)
+
+
+# ---------------------------------------------------------------- matrix limit beyond 2/L (mode reduction) ----------
+
+def _aligned_problem(s, a, b, seed=0):
+    """``A = U diag(s) V^T``, ``X0 = U diag(a) Q^T``, ``Y0 = V diag(b) Q^T``: GD decouples exactly into scalar problems."""
+    rng = np.random.default_rng(seed)
+    n = len(s)
+    U, V, Q = (np.linalg.qr(rng.normal(size=(n, n)))[0] for _ in range(3))
+    return U @ np.diag(s) @ V.T, U @ np.diag(a) @ Q.T, V @ np.diag(b) @ Q.T
+
+
+def test_mode_reduction_symbolic():
+    d = D.derive_mode_reduction()
+    x, p, z, mu, eta = d.x, d.p, d.z, d.mu, d.eta
+    assert sp.expand(d.f - ((mu - x * p) ** 2 / 2 + x ** 2 * z ** 2 / 2)) == 0
+    assert sp.expand(d.z_factor - (1 - eta * x ** 2)) == 0
+    assert sp.expand(d.x_next - (x + eta * ((mu - x * p) * p - x * z ** 2))) == 0
+    assert sp.expand(d.p_next - (p + eta * x * (mu - x * p))) == 0
+    assert sp.expand(d.imbalance - (x ** 2 - p ** 2 - z ** 2)) == 0
+    assert d.scalar_at_z0
+
+
+def test_mode_reduction_step_matches_autograd_on_a_vector_problem():
+    # one GD step on ||a - x y||^2/2 with a, y in R^5 (torch autograd), then split y' along a and across it:
+    # the derived (x', p', z') of the plane, to round-off (1e-12 relative)
+    rng = np.random.default_rng(4)
+    a, y0 = rng.normal(size=5), rng.normal(size=5)
+    x0, eta = 1.7, 0.05
+    xt = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    yt = torch.tensor(y0, dtype=torch.float64, requires_grad=True)
+    loss = 0.5 * ((torch.tensor(a) - xt * yt) ** 2).sum()
+    gx, gy = torch.autograd.grad(loss, (xt, yt))
+    xn, yn = x0 - eta * gx.item(), y0 - eta * gy.numpy()
+    ah = a / np.linalg.norm(a)
+    p0 = y0 @ ah
+    z0 = np.linalg.norm(y0 - p0 * ah)
+    d = D.derive_mode_reduction()
+    step = sp.lambdify((d.x, d.p, d.z, d.mu, d.eta), (d.x_next, d.p_next, d.z_next))
+    xs, ps, zs = step(x0, p0, z0, np.linalg.norm(a), eta)
+    assert math.isclose(xs, xn, rel_tol=1e-12)
+    assert math.isclose(ps, yn @ ah, rel_tol=1e-12)
+    assert math.isclose(abs(zs), np.linalg.norm(yn - (yn @ ah) * ah), rel_tol=1e-12)
+    # the loss in the plane equals the vector loss
+    f = sp.lambdify((d.x, d.p, d.z, d.mu), d.f)
+    assert math.isclose(f(x0, p0, z0, np.linalg.norm(a)), loss.item(), rel_tol=1e-12)
+
+
+def test_mode_reduction_hand_steps_on_random_matrices():
+    # ||A - X Y^T||^2 = sum_i ||A^T u_i - sigma_i Y w_i||^2 for X = U diag(sigma) W^T (exact), and the
+    # derivative of the loss in sigma_i is u_i^T grad_X w_i (the restricted gradient): round-off only
+    A_, X0, Y0 = S.make_gaussian_problem(5, 5, x_scale=3.0, y_scale=0.3, seed=9)
+    U, sig, Wt = np.linalg.svd(X0)
+    W = Wt.T
+    total = sum(np.sum((A_.T @ U[:, i] - sig[i] * (Y0 @ W[:, i])) ** 2) for i in range(5))
+    assert math.isclose(total, np.sum((A_ - X0 @ Y0.T) ** 2), rel_tol=1e-12)
+    gX = -(A_ - X0 @ Y0.T) @ Y0
+    for i in range(5):
+        ds = -(A_.T @ U[:, i] - sig[i] * (Y0 @ W[:, i])) @ (Y0 @ W[:, i])
+        assert math.isclose(ds, U[:, i] @ gX @ W[:, i], rel_tol=1e-10, abs_tol=1e-12)
+    md = D.matrix_modes(A_, X0, Y0)
+    assert np.allclose(md.sigma, sig, rtol=1e-12)
+    assert np.allclose(md.mu, np.linalg.norm(A_.T @ U, axis=0), rtol=1e-12)
+    # the modes hold all of Y0: sum (p^2 + z^2) = ||Y0||_F^2
+    assert math.isclose(np.sum(md.p ** 2 + md.z ** 2), np.sum(Y0 ** 2), rel_tol=1e-12)
+    assert np.all(md.z >= 0)
+
+
+def test_matrix_modes_of_an_aligned_problem():
+    # aligned SVDs: the modes are (a_i, s_i, b_i) with no transverse part
+    s, a, b = np.array([1.5, 1.0, 0.5]), np.array([4.0, 3.0, 2.0]), np.array([0.3, 0.2, 0.1])
+    md = D.matrix_modes(*_aligned_problem(s, a, b))
+    assert np.allclose(md.sigma, a, rtol=1e-12) and np.allclose(md.mu, s, rtol=1e-12)
+    assert np.allclose(md.p, b, rtol=1e-10) and np.all(md.z < 1e-10)
+    one = D.matrix_modes(np.array([[2.0]]), np.array([[-3.0]]), np.array([[0.5]]))
+    assert (float(one.sigma[0]), float(one.mu[0]), float(one.p[0])) == (3.0, 2.0, -0.5)
+
+
+def test_mode_prediction_is_exact_where_the_modes_decouple():
+    # an aligned problem stays aligned under GD: the mode prediction equals matrix GD to round-off, below and
+    # beyond 2/L (eta L0 = 1.0, 2.8), and it is the scalar GD of each mode
+    s, a, b = np.array([1.2, 0.7]), np.array([3.0, 1.5]), np.array([0.2, 0.1])
+    A_, X0, Y0 = _aligned_problem(s, a, b, seed=2)
+    L0 = S.matrix_top_eigenvalue(A_, X0, Y0)
+    etas = np.array([1.0, 2.8]) / L0
+    run = S.matrix_gd(A_, X0, Y0, etas, steps=6000, device="cpu")
+    assert (run.status == CONVERGED).all()
+    meas = (run.X ** 2).sum(axis=(1, 2)) - (run.Y ** 2).sum(axis=(1, 2)) - (np.sum(X0 ** 2) - np.sum(Y0 ** 2))
+    pred = D.predicted_matrix_imbalance_change_modes(A_, X0, Y0, etas, 6000)
+    assert np.allclose(pred, meas, rtol=1e-8, atol=1e-10), (pred, meas)
+    change = 0.0
+    for i in range(2):
+        r = S.scalar_gd(a[i], b[i], etas, mu=float(s[i]), steps=6000, device="cpu")
+        change = change + (r.x ** 2 - r.y ** 2) - (a[i] ** 2 - b[i] ** 2)
+    assert np.allclose(pred, change, rtol=1e-8, atol=1e-10)
+    # beyond 2/L the top mode balances: most of the start's imbalance is lost
+    assert -pred[1] > 0.5 * (a[0] ** 2 - b[0] ** 2)
+
+
+def test_mode_gd_diverges_beyond_the_edge_and_stops_at_a_fixed_point():
+    A_, X0, Y0 = S.make_gaussian_problem(3, 3, x_scale=3.0, y_scale=0.3, seed=1)
+    edge = D.predicted_matrix_edge(A_, X0, Y0)
+    out = D.predicted_matrix_imbalance_change_modes(A_, X0, Y0, np.array([0.5 * edge, 1.2 * edge]), 5000)
+    assert np.isfinite(out[0]) and np.isnan(out[1])
+    # a converged run is a floating-point fixed point: more steps change nothing
+    md = D.matrix_modes(A_, X0, Y0)
+    r1, r2 = D.mode_gd(md, [0.5 * edge], 5000), D.mode_gd(md, [0.5 * edge], 50000)
+    assert all(np.array_equal(u, v) for u, v in zip(r1, r2))
+    assert float(D.predicted_matrix_imbalance_change_modes(A_, X0, Y0, 0.5 * edge, 5000)) == out[0]
+
+
+def test_mode_edges_solve_the_invariant_curve_and_bound_convergence():
+    # each mode's edge is a root of eta (sigma^2 + p^2) + eta^2 mu (mu - sigma p) = 4 (typed here, not derived)
+    A_, X0, Y0 = S.make_gaussian_problem(4, 4, x_scale=3.0, y_scale=0.3, seed=3)
+    md = D.matrix_modes(A_, X0, Y0)
+    e = D.mode_edges(A_, X0, Y0)
+    lhs = e * (md.sigma ** 2 + md.p ** 2) + e ** 2 * md.mu * (md.mu - md.sigma * md.p)
+    assert np.allclose(lhs, 4.0, rtol=1e-10)
+    assert D.predicted_matrix_edge(A_, X0, Y0) == e.min()
+    # the smallest positive root: below it w > 0 at the start
+    for i in range(4):
+        h = 0.999 * e[i]
+        assert h * (md.sigma[i] ** 2 + md.p[i] ** 2) + h ** 2 * md.mu[i] * (md.mu[i] - md.sigma[i] * md.p[i]) < 4
+    # on an aligned one-mode problem (exactly the scalar problem) matrix GD converges just below the edge
+    # and diverges just above it
+    A1, X1, Y1 = np.array([[2.0]]), np.array([[9.0]]), np.array([[1.0]])
+    edge = D.predicted_matrix_edge(A1, X1, Y1)
+    assert math.isclose(edge, D.edge_eta(9.0, 1.0, 2.0), rel_tol=1e-12)
+    run = S.matrix_gd(A1, X1, Y1, [0.999 * edge, 1.001 * edge], steps=20000, device="cpu")
+    assert run.status.tolist() == [CONVERGED, DIVERGED]
+    # a mode with mu (mu - sigma p) = 0 has the linear edge 4 / (sigma^2 + p^2)
+    A2, X2, Y2 = np.array([[2.0]]), np.array([[4.0]]), np.array([[0.5]])
+    assert math.isclose(D.predicted_matrix_edge(A2, X2, Y2), 4 / 16.25, rel_tol=1e-12)
+
+
+def test_mode_prediction_against_gd_beyond_two_over_L_on_a_new_problem():
+    # a problem not in the chapter (n = 6): GD's change of ||X||^2 - ||Y||^2 at eta L0 = 2.4, 2.8 within 20 %
+    A_, X0, Y0 = S.make_gaussian_problem(6, 6, x_scale=3.0, y_scale=0.3, seed=11)
+    L0 = S.matrix_top_eigenvalue(A_, X0, Y0)
+    etas = np.array([2.4, 2.8]) / L0
+    run = S.matrix_gd(A_, X0, Y0, etas, steps=8000, device="cpu")
+    assert (run.status == CONVERGED).all()
+    meas = (run.X ** 2).sum(axis=(1, 2)) - (run.Y ** 2).sum(axis=(1, 2)) - (np.sum(X0 ** 2) - np.sum(Y0 ** 2))
+    pred = D.predicted_matrix_imbalance_change_modes(A_, X0, Y0, etas, 8000)
+    assert np.all(np.abs(meas / pred - 1) < 0.2), (meas, pred)
+
+
+# ---------------------------------------------------------------- formulas without a check before ----------
+
+def test_q_bound_solves_its_constraint():
+    # nu (q + 1/q) = 2 r / eta at q = q_bound, q >= 1 (the larger root), element-wise (1e-12 relative)
+    for eta, nu, r in [(0.1, 2.0, 3), (0.05, 1.0, 1), (0.3, 0.5, 4)]:
+        q = float(D.q_bound(eta, nu, r))
+        assert q >= 1 and math.isclose(nu * (q + 1 / q), 2 * r / eta, rel_tol=1e-12)
+    qs = D.q_bound(np.array([0.1, 0.2]), 2.0, 3)
+    assert qs.shape == (2,) and qs[0] > qs[1]
+    mb = D.derive_matrix_balancing_bound()
+    assert sp.simplify(mb.constraint.lhs - mb.nu * (mb.q + 1 / mb.q)) == 0
+
+
+def test_limit_invariant_peak_and_hessian_eigenvalues():
+    # g(s) = sqrt(s^2 - 4 m^2) (4 - s) peaks where s (4 - s) = s^2 - 4 m^2: s = 1 + sqrt(1 + 2 m^2)
+    li = D.derive_limit_invariant()
+    rm = D.derive_reduced_map()
+    for m in (0.01, 0.1, 0.5):
+        sp_ = float(li.s_peak.subs(rm.m, m))
+        assert math.isclose(sp_, 1 + math.sqrt(1 + 2 * m * m), rel_tol=1e-12)
+        g = lambda s: math.sqrt(s * s - 4 * m * m) * (4 - s)  # noqa: E731
+        assert g(sp_) > g(sp_ - 1e-3) and g(sp_) > g(sp_ + 1e-3)
+    # the scalar Hessian's eigenvalues at a point, against numpy (1e-12 relative)
+    hs = D.derive_scalar_hessian()
+    s = D.symbols()
+    pt = {s.x: 1.3, s.y: -0.4, s.mu: 2.0}
+    ev = sorted(float(e.subs(pt)) for e in hs.eigenvalues)
+    H = np.array([[0.16, -(2.0 - 2 * 1.3 * -0.4)], [-(2.0 - 2 * 1.3 * -0.4), 1.69]])
+    assert np.allclose(ev, np.linalg.eigvalsh(H), rtol=1e-12)
+
+
+def test_balanced_minimum_sharpness_is_twice_the_top_singular_value():
+    # the regime condition of the mode edge: at X = U S^(1/2), Y = V S^(1/2) the Hessian's top eigenvalue is
+    # 2 s1(A) (hand step: the eigenvalues at an aligned minimum are a_i^2 + b_j^2), dense Hessian, 1e-10 relative
+    A_, _, _ = S.make_gaussian_problem(4, 4, x_scale=1.0, y_scale=1.0, seed=2)
+    U, s, Vt = np.linalg.svd(A_)
+    X, Y = U * np.sqrt(s), Vt.T * np.sqrt(s)
+    assert math.isclose(S.matrix_top_eigenvalue(A_, X, Y), 2 * s[0], rel_tol=1e-10)

@@ -16,6 +16,7 @@ CLAIM_IDS = [
     "balancing.scalar.flattest_edge",
     "balancing.matrix.convergence_edge",
     "balancing.matrix.limit_imbalance",
+    "balancing.matrix.limit_beyond_2L",
 ]
 HAS_REFERENCE = CHAPTER.reference_path.exists()
 
@@ -93,3 +94,58 @@ def test_no_two_models_share_a_seed():
 def test_claims_pass_at_full_scale():
     for v in CHAPTER.check("full"):
         assert v.passed, (v.id, v.details)
+
+
+def test_matrix_edge_claim_reads_the_first_mode_edge():
+    # the derived edge in units of 1/L0 differs from the analogy's 4 by 9 % at n = 2 (the mode's mu is not small)
+    c = _claim("balancing.matrix.convergence_edge")
+    p = c.predict(CONFIGS["ci"])
+    assert set(p) == {"n=2", "n=4"} and abs(p["n=2"] / 4 - 1) > 0.08
+    assert not c.with_prediction(lambda q: {k: 4.0 * 1.15 for k in q}).check("ci", "cpu").passed
+
+
+def test_reference_draws_lie_in_the_regime_of_the_mode_edge():
+    # the mode edge is a divergence edge only while a stable minimum exists there: eta_edge s1(A) < 1
+    # (beyond 1/s1(A) even the balanced minimum, sharpness 2 s1(A), is unstable); every draw of the chapter
+    from lrtheory.results.balancing import derivation as D
+
+    for cfg in (CONFIGS["ci"], CONFIGS["reference"]):
+        for n in cfg.matrix.ns:
+            A_, X0, Y0 = M.matrix_problem(cfg, n)
+            assert D.predicted_matrix_edge(A_, X0, Y0) * np.linalg.norm(A_, 2) < 0.85
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("n", [2, 4, 8, 16])
+def test_mode_reduction_on_further_draws(n):
+    # the spread the chapter states (sec-05-matrix): seed indices 1..5 at each n, reference settings. Where the
+    # regime holds (eta_edge s1(A) < 1): the limit within 20 % for 2 < eta L0 <= 3 (measured: 13 %), the edge
+    # at most 10 % below the mode edge and never more than 1 % above it (measured: 0.2 to 9 % below)
+    from dataclasses import replace
+
+    from lrtheory.results.balancing import derivation as D
+    from lrtheory.results.balancing import simulate as S
+    from lrtheory.results.balancing.analysis import EndState
+
+    base = CONFIGS["reference"]
+    for si in range(1, 6):
+        cfg = replace(base, matrix=replace(base.matrix, seed_index=si))
+        A_, X0, Y0 = M.matrix_problem(cfg, n)
+        L0 = S.matrix_top_eigenvalue(A_, X0, Y0)
+        edge = D.predicted_matrix_edge(A_, X0, Y0)
+        if edge * np.linalg.norm(A_, 2) >= 1:
+            continue  # no stable minimum at the mode edge (n = 2, seed index 3)
+        g = np.round(np.arange(2.1, 3.01, 0.1), 10)
+        run = S.matrix_gd(A_, X0, Y0, g / L0, 20000, device="cpu")
+        assert (run.status == EndState.CONVERGED).all()
+        meas = (run.X ** 2).sum(axis=(1, 2)) - (run.Y ** 2).sum(axis=(1, 2)) - (np.sum(X0 ** 2) - np.sum(Y0 ** 2))
+        pred = D.predicted_matrix_imbalance_change_modes(A_, X0, Y0, g / L0, 20000)
+        assert np.all(np.abs(meas / pred - 1) < 0.2), (si, meas, pred)
+
+        def diverges(eL):
+            r = S.matrix_gd(A_, X0, Y0, eL.reshape(-1) / L0, 6000, device="cpu")
+            return (r.status == int(EndState.DIVERGED)).reshape(eL.shape)
+
+        lo, hi, found = S.divergence_edge(diverges, [3.0], [5.0], 17, 3)
+        ratio = 0.5 * (lo[0] + hi[0]) / (edge * L0)
+        assert found[0] and 0.9 < ratio < 1.01, (si, ratio)

@@ -23,7 +23,9 @@ import numpy as np
 import sympy as sp
 
 __all__ = ["MatrixResidualStep", "derive_matrix_residual_step", "FrozenModeSum", "derive_frozen_mode_sum",
-           "frozen_modes", "predicted_matrix_imbalance_change"]
+           "frozen_modes", "predicted_matrix_imbalance_change",
+           "ModeReduction", "derive_mode_reduction", "MatrixModes", "matrix_modes", "mode_gd",
+           "predicted_matrix_imbalance_change_modes", "mode_edges", "predicted_matrix_edge"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +154,191 @@ def predicted_matrix_imbalance_change(A, X0, Y0, eta):
             continue
         out[idx] = float(np.sum(f(e, lam[:, None], gam[None, :], r2)[live]))
     return out if out.ndim else float(out)
+
+
+# ----------------------------------------------------------------------------- beyond 2/L: one problem per mode
+@dataclass(frozen=True)
+class ModeReduction:
+    """One singular mode of ``X`` with its singular vectors frozen: the problem ``||a - x y||^2/2``
+    (``x`` a scalar, ``y`` a vector) in the plane of ``a`` and ``y``.
+
+    ``x, p, z, mu, eta``: the symbols (``p``, ``z``: the parts of ``y`` along ``a`` and across it,
+    ``mu = |a|``); ``f`` (``(mu - x p)^2/2 + x^2 z^2/2``); ``x_next``, ``p_next``, ``z_next`` (one
+    GD step); ``z_factor`` (``z_next / z = 1 - eta x^2``: ``y``'s transverse part keeps its
+    direction, so the plane is invariant); ``imbalance`` (``x^2 - p^2 - z^2``, the mode's share of
+    ``||X||_F^2 - ||Y||_F^2``); ``scalar_at_z0`` (True: at ``z = 0`` the step is the scalar
+    problem's, :func:`~lrtheory.results.balancing.derivation.derive_scalar_gd`, with ``y = p``)."""
+
+    x: sp.Symbol
+    p: sp.Symbol
+    z: sp.Symbol
+    mu: sp.Symbol
+    eta: sp.Symbol
+    f: sp.Expr
+    x_next: sp.Expr
+    p_next: sp.Expr
+    z_next: sp.Expr
+    z_factor: sp.Expr
+    imbalance: sp.Expr
+    scalar_at_z0: bool
+
+
+@functools.lru_cache(maxsize=None)
+def derive_mode_reduction() -> ModeReduction:
+    """GD on ``||A - X Y^T||_F^2/2`` as one small problem per singular mode of ``X0`` (the reduction used
+    beyond ``2/L``).
+
+    Hand steps (checked numerically in tests/test_balancing.py): with ``X = U diag(sigma) W^T``
+    (``U``, ``W`` orthogonal), ``||A - X Y^T||_F^2 = sum_i ||a_i - sigma_i y_i||^2`` where
+    ``a_i = A^T u_i`` and ``y_i = Y w_i`` (the Frobenius norm is invariant under ``U^T``, and row ``i`` of
+    ``U^T (A - X Y^T)`` is ``u_i^T A - sigma_i (Y w_i)^T``). The approximation: ``U`` and ``W`` stay those
+    of ``X0`` (GD's step of ``X`` has an off-diagonal part ``u_i^T R Y w_j``, ``i != j``, that rotates
+    them; it is dropped). Then the modes are independent problems ``||a - x y||^2/2``. sympy writes one in
+    the plane of ``a = (mu, 0)`` and ``y = (p, z)``, differentiates and steps; the step of ``z``
+    is ``(1 - eta x^2) z``, so ``y``'s part across ``a`` keeps its direction and the plane holds
+    the whole run (exact). At ``z = 0`` the mode is the paper's scalar problem with ``mu = |a|``.
+    """
+    from lrtheory.results.balancing.derivation import derive_scalar_gd, symbols
+
+    s = symbols()
+    x, eta, mu = s.x, s.eta, s.mu
+    p, z = sp.symbols("p z", real=True)
+    a, y = sp.Matrix([mu, 0]), sp.Matrix([p, z])
+    res = a - x * y
+    f = sp.expand((res.T * res)[0, 0] / 2)
+    x_next, p_next, z_next = (v - eta * sp.diff(f, v) for v in (x, p, z))
+    z_factor = sp.factor(sp.cancel(z_next / z))
+    gd = derive_scalar_gd()
+    at0 = {z: 0}
+    sc = {s.y: p}
+    scalar = (sp.expand(x_next.subs(at0) - gd.x_next.subs(sc)) == 0
+              and sp.expand(p_next.subs(at0) - gd.y_next.subs(sc)) == 0)
+    return ModeReduction(x=x, p=p, z=z, mu=mu, eta=eta, f=f, x_next=sp.expand(x_next), p_next=sp.expand(p_next),
+                         z_next=sp.expand(z_next), z_factor=z_factor, imbalance=x ** 2 - p ** 2 - z ** 2,
+                         scalar_at_z0=bool(scalar))
+
+
+@dataclass(frozen=True)
+class MatrixModes:
+    """The modes of a start ``(A, X0, Y0)``: ``sigma`` (singular values of ``X0``, descending), ``mu``
+    (``|A^T u_i|``), ``p`` (``Y0 w_i`` along ``A^T u_i``), ``z`` (the length of its part across ``A^T u_i``),
+    all (r,). ``sum(p^2 + z^2) = ||Y0||_F^2`` when ``W`` is square (``X0`` of shape ``(m, r)``, ``r <= m``)."""
+
+    sigma: np.ndarray
+    mu: np.ndarray
+    p: np.ndarray
+    z: np.ndarray
+
+
+def matrix_modes(A, X0, Y0) -> MatrixModes:
+    """The start ``(A, X0, Y0)`` as :func:`derive_mode_reduction`'s modes (numpy).
+
+    ``X0 = U diag(sigma) W^T`` (thin SVD, ``X0`` of shape ``(m, r)``); mode ``i`` has ``a_i = A^T u_i``,
+    ``mu_i = |a_i|``, ``y_i = Y0 w_i = p_i a_i / mu_i + (across)``, ``z_i = |across| >= 0``.
+
+    Example
+    -------
+    >>> md = matrix_modes(np.array([[2.0]]), np.array([[3.0]]), np.array([[0.5]]))
+    >>> float(md.sigma[0]), float(md.mu[0]), float(md.p[0]), float(md.z[0])
+    (3.0, 2.0, 0.5, 0.0)
+    """
+    A, X0, Y0 = (np.asarray(v, dtype=np.float64) for v in (A, X0, Y0))
+    U, sig, Wt = np.linalg.svd(X0, full_matrices=False)
+    a = A.T @ U  # (n, r): column i is a_i
+    y = Y0 @ Wt.T  # (n, r): column i is y_i
+    mu = np.linalg.norm(a, axis=0)
+    safe = np.where(mu > 0, mu, 1.0)
+    p = np.where(mu > 0, np.sum(a * y, axis=0) / safe, 0.0)
+    across = y - np.where(mu > 0, p / safe, 0.0)[None, :] * a  # y_i minus its part along a_i
+    z = np.linalg.norm(across, axis=0)
+    return MatrixModes(sigma=sig, mu=mu, p=p, z=z)
+
+
+@functools.lru_cache(maxsize=None)
+def _mode_step_fn():
+    d = derive_mode_reduction()
+    return sp.lambdify((d.x, d.p, d.z, d.mu, d.eta), (d.x_next, d.p_next, d.z_next), "numpy")
+
+
+def mode_gd(modes: MatrixModes, eta, steps: int, bound: float = 1e6):
+    """Iterate :func:`derive_mode_reduction`'s step for every mode and every ``eta`` (numpy).
+
+    Returns ``(x, p, z, diverged)``: arrays ``(E, r)`` of the final states and ``(E,)`` bool (some
+    mode of that ``eta`` left ``|x|, |p|, |z| <= bound``; its modes are frozen there). It stops early
+    once a step changes no number (a floating-point fixed point), with the result all ``steps`` give."""
+    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))[:, None]
+    shape = (eta.shape[0], modes.sigma.shape[0])
+    x, p, z = (np.broadcast_to(v, shape).astype(np.float64) for v in (modes.sigma, modes.p, modes.z))
+    mu = np.broadcast_to(modes.mu, shape)
+    step = _mode_step_fn()
+    live = np.ones(eta.shape[0], dtype=bool)
+    for _ in range(int(steps)):
+        xn, pn, zn = step(x, p, z, mu, eta)
+        ok = np.isfinite(xn).all(1) & np.isfinite(pn).all(1) & np.isfinite(zn).all(1)
+        ok &= (np.abs(xn).max(1) <= bound) & (np.abs(pn).max(1) <= bound) & (np.abs(zn).max(1) <= bound)
+        live &= ok
+        keep = live[:, None]
+        xn, pn, zn = np.where(keep, xn, x), np.where(keep, pn, p), np.where(keep, zn, z)
+        if np.array_equal(xn, x) and np.array_equal(pn, p) and np.array_equal(zn, z):
+            break  # a fixed point in floating point: every later step would return it unchanged
+        x, p, z = xn, pn, zn
+    return x, p, z, ~live
+
+
+def predicted_matrix_imbalance_change_modes(A, X0, Y0, eta, steps: int):
+    """Predicted change of ``||X||_F^2 - ||Y||_F^2`` over ``steps`` GD steps, from the modes of the start.
+
+    The sum over modes of the change of ``x^2 - p^2 - z^2`` along :func:`mode_gd` (numpy,
+    element-wise in ``eta``); ``nan`` where a mode diverges (no limit). Valid below and beyond
+    ``2/L``; the error is the rotation of ``X``'s singular vectors it neglects.
+
+    Example
+    -------
+    >>> A = np.array([[1.0]]); X0 = np.array([[3.0]]); Y0 = np.array([[0.1]])
+    >>> round(float(predicted_matrix_imbalance_change_modes(A, X0, Y0, 0.05, 2000)), 6)
+    -0.015731
+    """
+    md = matrix_modes(A, X0, Y0)
+    d = derive_mode_reduction()
+    imb = sp.lambdify((d.x, d.p, d.z), d.imbalance, "numpy")
+    x, p, z, div = mode_gd(md, eta, steps)
+    change = np.sum(imb(x, p, z) - imb(md.sigma, md.p, md.z)[None, :], axis=1)
+    out = np.where(div, np.nan, change)
+    return out if np.ndim(eta) else float(out[0])
+
+
+def mode_edges(A, X0, Y0) -> np.ndarray:
+    """The convergence edge of every mode, with its transverse part ``z`` dropped (numpy, (r,)).
+
+    At ``z = 0`` mode ``i`` is the scalar problem from ``(sigma_i, p_i)`` with ``mu = mu_i``; its
+    edge is where that start lies on the invariant curve ``w = 0`` (the stable set of the mode's
+    balanced period-2 orbit, :func:`~lrtheory.results.balancing.derivation.derive_edge_invariant`):
+    ``eta (sigma^2 + p^2) + eta^2 mu (mu - sigma p) = 4``, its smallest positive root.
+    """
+    md = matrix_modes(A, X0, Y0)
+    c2, c1, c0 = (np.broadcast_to(np.asarray(c(md.sigma, md.p, md.mu), dtype=np.float64), md.sigma.shape)
+                  for c in _edge_coeff_fns())
+    out = np.empty(md.sigma.shape)
+    for i in range(out.size):
+        roots = np.roots([c2[i], c1[i], c0[i]]) if c2[i] != 0 else np.array([-c0[i] / c1[i]])
+        pos = roots.real[(np.abs(roots.imag) < 1e-12) & (roots.real > 0)]
+        out[i] = pos.min() if pos.size else np.inf
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def _edge_coeff_fns():
+    """The coefficients of ``w(x0, y0; eta)`` as a quadratic in ``eta`` (highest first), lambdified in ``(x, y, mu)``."""
+    from lrtheory.results.balancing.derivation import derive_edge_invariant, symbols
+
+    s = symbols()
+    coeffs = sp.Poly(derive_edge_invariant().w_xy, s.eta).all_coeffs()
+    if len(coeffs) != 3:  # pragma: no cover - w is quadratic in eta
+        raise AssertionError(f"w is not quadratic in eta: {coeffs}")
+    return tuple(sp.lambdify((s.x, s.y, s.mu), c, "numpy") for c in coeffs)
+
+
+def predicted_matrix_edge(A, X0, Y0) -> float:
+    """The derived convergence edge of GD on ``||A - X Y^T||_F^2/2`` from ``(X0, Y0)``: the first mode
+    edge (:func:`mode_edges`), the LR at which the first mode's start lies on its curve ``w = 0``."""
+    return float(np.min(mode_edges(A, X0, Y0)))

@@ -20,7 +20,7 @@ from lrtheory.results.balancing.simulate import (MatrixRun, ScalarRun, divergenc
                                                  matrix_gd, matrix_top_eigenvalue, scalar_gd, scalar_top_eigenvalue)
 
 __all__ = ["PaperGrid", "ScalarEdges", "ScalarSweep", "OrbitSweep", "MatrixPart", "MatrixSweep", "MatrixEdges",
-           "matrix_problem", "measure_paper_grid", "measure_scalar_edges", "measure_scalar_sweep",
+           "matrix_problem", "matrix_problem_of", "measure_paper_grid", "measure_scalar_edges", "measure_scalar_sweep",
            "measure_orbit_sweep", "measure_matrix_sweep", "measure_matrix_edges"]
 
 
@@ -191,7 +191,11 @@ def measure_orbit_sweep(cfg, device) -> OrbitSweep:
 # ----------------------------------------------------------------------------- matrix case
 def matrix_problem(cfg, n: int):
     """``(A, X0, Y0)`` of size ``n`` of ``cfg``: square Gaussian ``A``, ``X, Y`` of shape ``(n, n)``, its own seed."""
-    c = cfg.matrix
+    return matrix_problem_of(cfg.matrix, n)
+
+
+def matrix_problem_of(c, n: int):
+    """:func:`matrix_problem` from the matrix settings ``c`` (a :class:`~lrtheory.results.balancing.config.MatrixConfig`)."""
     seed = seed_for("balancing", "gaussian_matrix_problem", n, c.seed_index)
     return make_gaussian_problem(n, n, x_scale=c.x_scale, y_scale=c.y_scale, seed=seed)
 
