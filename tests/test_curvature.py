@@ -635,3 +635,92 @@ def test_batched_sharpness_float32_model():
     P32 = [p.float() for p in P]
     info = batched_sharpness(spec, P32, x.float(), y.float(), return_info=True)
     np.testing.assert_allclose(info.values, ref, rtol=1e-4)
+
+
+def test_ntk_error_messages_exactly():
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2)
+    x = torch.randn(5, 3, dtype=DT)
+    mod = to_module(spec, P, 0)
+    names = [n for n, _ in mod.named_parameters()]
+    cases = [
+        (lambda: ntk_top_eig(mod, x, lr_weights="spec"),
+         r"^lr_weights: the string form is 'spec' \(a core MLP's own LR multipliers\), got 'spec'$"),
+        (lambda: ntk_top_eig(spec, P, x, lr_weights="layers"),
+         r"^lr_weights: the string form is 'spec' \(a core MLP's own LR multipliers\), got 'layers'$"),
+        (lambda: ntk_top_eig(spec, P, x, lr_weights={"W0": 1.0}),
+         r"^lr_weights: a dict \(parameter name -> weight\) needs an nn.Module$"),
+        (lambda: ntk_top_eig(mod, x, lr_weights={"nope": 1.0, "zz": 2.0}),
+         rf"^lr_weights: unknown parameter names \['nope', 'zz'\]; trainable ones are {re.escape(str(names))}$"),
+        (lambda: ntk_top_eig(mod, x, lr_weights=3.0),
+         r"^lr_weights: expected None, 'spec', a sequence or a dict, got 3.0$"),
+        (lambda: ntk_top_eig(mod, x, lr_weights=[1.0]),
+         rf"^lr_weights: expected {len(names)} weights \(one per parameter tensor\), got 1$"),
+        (lambda: ntk_top_eig(spec, P, x, lr_weights=[1.0, -1.0]), r"^lr_weights: expected finite numbers >= 0, got -1.0$"),
+        (lambda: ntk_top_eig(spec, P, x, lr_weights=[1.0, True]), r"^lr_weights: expected finite numbers >= 0, got True$"),
+        (lambda: ntk_top_eig(spec, P, x, lr_weights=[1.0, "2"]), r"^lr_weights: expected finite numbers >= 0, got '2'$"),
+        (lambda: ntk_top_eig(spec, P, x, lr_weights=[1.0, float("inf")]),
+         r"^lr_weights: expected finite numbers >= 0, got inf$"),
+        (lambda: ntk_top_eig(spec, P), r"^x: the spec form is ntk_top_eig\(spec, params, x\)$"),
+        (lambda: ntk_top_eig(mod, x, x), r"^x: the module form is ntk_top_eig\(model, inputs\); pass the inputs second$"),
+        (lambda: ntk_top_eig(mod, torch.zeros(0, 3, dtype=DT)), r"^inputs: expected a tensor of shape \(m, ...\) with m >= 1$"),
+        (lambda: ntk_top_eig(mod, torch.tensor(1.0, dtype=DT)), r"^inputs: expected a tensor of shape \(m, ...\) with m >= 1$"),
+        (lambda: ntk_top_eig(mod, [[1.0, 2.0, 3.0]]), r"^inputs: expected a tensor of shape \(m, ...\) with m >= 1$"),
+        (lambda: ntk_top_eig("mlp", x), r"^model: expected an MLPSpec or a torch.nn.Module, got str$"),
+        (lambda: ntk_top_eig(to_module(spec, P, 0).requires_grad_(False), x),
+         r"^model: has no parameter with requires_grad=True$"),
+        (lambda: ntk_top_eig(mod, x, tol=0.0), r"^tol: "),
+        (lambda: ntk_top_eig(mod, x, method="eigsh"), r"^method: "),
+        (lambda: gauss_newton_top_eig(spec, P, x, tol=-1.0), r"^tol: "),
+        (lambda: gauss_newton_top_eig(spec, P, x, max_iter=0), r"^max_iter: "),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+    # numpy numbers and integers are weights too
+    assert ntk_top_eig(spec, P, x, lr_weights=[np.float64(1.0), 1])[0] == pytest.approx(
+        ntk_top_eig(spec, P, x)[0], rel=1e-12)
+
+
+import re  # noqa: E402
+
+
+class _WithUnused(nn.Module):
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(21)
+        self.W = nn.Parameter(torch.randn(3, 2, generator=g, dtype=DT))
+        self.unused = nn.Parameter(torch.randn(5, generator=g, dtype=DT))
+
+    def forward(self, a):
+        return torch.tanh(a @ self.W)
+
+
+def test_ntk_with_an_unused_parameter_and_the_lanczos_settings():
+    # a parameter the outputs never read contributes a zero Jacobian block; reference: the explicit Jacobian
+    model = _WithUnused()
+    x = torch.randn(6, 3, generator=torch.Generator().manual_seed(22), dtype=DT)
+    blocks = _module_jacobian(model, x)
+    assert (blocks[1] == 0).all()
+    ref = _ref_top(blocks, [1.0, 1.0], 6)
+    for method in ("dense", "lanczos"):
+        assert ntk_top_eig(model, x, method=method) == pytest.approx(ref, rel=1e-9), method
+    assert ntk_top_eig(model, x, method="lanczos", lr_weights=[2.0, 7.0]) == pytest.approx(2 * ref, rel=1e-9)
+    # the Lanczos settings are passed on: one step gives a Ritz value below the top (not converged), the
+    # default seed is 0 (same floats), and another seed the same value to the tolerance
+    spec = MLPSpec(4, 12, 2, 2, bias=True)
+    P = init_params(spec, 2, seed=5)
+    xs = torch.randn(10, 4, generator=torch.Generator().manual_seed(3), dtype=DT)
+    top = ntk_top_eig(spec, P, xs, method="dense")
+    one = ntk_top_eig(spec, P, xs, method="lanczos", max_iter=1)
+    assert (one < top * (1 - 1e-6)).all()
+    lz = ntk_top_eig(spec, P, xs, method="lanczos")
+    assert np.array_equal(lz, ntk_top_eig(spec, P, xs, method="lanczos", seed=0))
+    np.testing.assert_allclose(ntk_top_eig(spec, P, xs, method="lanczos", seed=3), top, rtol=1e-8)
+    loose = ntk_top_eig(spec, P, xs, method="lanczos", tol=1e-2)
+    assert not np.array_equal(loose, lz)
+    np.testing.assert_allclose(loose, top, rtol=1e-2)
+    gn1 = gauss_newton_top_eig(spec, P, xs, max_iter=1)
+    assert (gn1 < top * (1 - 1e-6)).all()  # MSE: GN = J^T J / N, the same top eigenvalue
+    np.testing.assert_allclose(gauss_newton_top_eig(spec, P, xs, tol=1e-2), top, rtol=1e-2)
+    assert np.array_equal(gauss_newton_top_eig(spec, P, xs), gauss_newton_top_eig(spec, P, xs, seed=0))
