@@ -88,3 +88,153 @@ def test_mnist1d_local_and_deterministic():
 def test_data_validation(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+# ----------------------------------------------------------------------------- the documented draws, by hand
+# Each data set rebuilt here from its docstring (scikit-learn's arrays, torch generators seeded with the seed,
+# the draws in the documented order) and compared exactly: the split, the subset, the standardization, the
+# teacher, the class means.
+from sklearn.datasets import load_digits  # noqa: E402
+
+
+def _gen(seed):
+    g = torch.Generator()
+    g.manual_seed(seed)
+    return g
+
+
+@pytest.mark.parametrize("seed, frac, n_train, standardize", [(0, 0.25, None, True), (3, 0.1, 200, False)])
+def test_digits_is_the_documented_split(seed, frac, n_train, standardize):
+    X, Y = load_digits(return_X_y=True)
+    perm = torch.randperm(1797, generator=_gen(seed)).numpy()
+    n_test = round(1797 * frac)
+    tr, te = perm[n_test:], perm[:n_test]
+    if n_train is not None:
+        tr = tr[:n_train]
+    xtr, xte = X[tr].astype(np.float64), X[te].astype(np.float64)
+    if standardize:
+        mu, sd = xtr.mean(0), xtr.std(0)
+        sd = np.where(sd == 0, 1.0, sd)
+        xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+    else:
+        xtr, xte = xtr / 16, xte / 16
+    ds = digits(seed=seed, test_fraction=frac, n_train=n_train, standardize=standardize, device="cpu")
+    np.testing.assert_allclose(ds.x_train.numpy(), xtr, rtol=0, atol=1e-12)  # the same arithmetic: round-off
+    np.testing.assert_allclose(ds.x_test.numpy(), xte, rtol=0, atol=1e-12)
+    assert ds.y_train.tolist() == Y[tr].tolist() and ds.y_test.tolist() == Y[te].tolist()
+    assert ds.d_in == 64 and ds.d_out == 10
+    # the default dtype and device
+    assert ds.x_train.dtype == torch.float64 and ds.x_train.device.type == "cpu"
+
+
+def test_digits_float32_and_the_largest_subset():
+    ds = digits(dtype=torch.float32, device="cpu")
+    assert ds.x_train.dtype == ds.x_test.dtype == torch.float32 and ds.y_train.dtype == torch.int64
+    assert digits(n_train=1797 - 449, device="cpu").x_train.shape == (1348, 64)
+    with pytest.raises(ValueError, match=r"^n_train: at most 1348 training examples available, got 1349$"):
+        digits(n_train=1349, device="cpu")
+    # a tiny test fraction still holds out one example
+    assert digits(test_fraction=1e-6, device="cpu").x_test.shape == (1, 64)
+
+
+def _teacher(n, d, k, width, seed):
+    g = _gen(seed)
+    W = torch.randn(width, d, generator=g, dtype=torch.float64)
+    V = torch.randn(k, width, generator=g, dtype=torch.float64)
+    X = torch.randn(n, d, generator=g, dtype=torch.float64)
+    return g, X, torch.relu(X @ W.T / d ** 0.5) @ V.T * (2.0 / width) ** 0.5
+
+
+def test_gaussian_teacher_is_the_documented_teacher():
+    g, X, F = _teacher(30 + 7, 5, 2, 16, 4)
+    Y = F + 0.3 * torch.randn(F.shape, generator=g, dtype=torch.float64)
+    ds = gaussian_teacher(30, 7, 5, d_out=2, teacher_width=16, noise_std=0.3, seed=4, device="cpu")
+    assert torch.equal(ds.x_train, X[:30]) and torch.equal(ds.x_test, X[30:])
+    assert torch.equal(ds.y_train, Y[:30]) and torch.equal(ds.y_test, Y[30:])
+    assert ds.name == "gaussian_teacher_regression" and ds.n_classes is None and ds.d_out == 2
+    _, Xc, Fc = _teacher(50 + 10, 3, 4, 64, 2)
+    cls = gaussian_teacher(50, 10, 3, task="classification", n_classes=4, seed=2, device="cpu")
+    assert torch.equal(cls.x_train, Xc[:50]) and cls.y_train.tolist() == Fc[:50].argmax(1).tolist()
+    assert cls.y_test.tolist() == Fc[50:].argmax(1).tolist() and cls.y_train.dtype == torch.int64
+    assert cls.name == "gaussian_teacher_classification" and cls.n_classes == 4 and cls.d_out == 4
+    f32 = gaussian_teacher(30, 7, 5, d_out=2, seed=4, dtype=torch.float32, device="cpu")
+    assert f32.x_train.dtype == f32.y_train.dtype == f32.y_test.dtype == torch.float32
+
+
+def test_two_gaussians_is_the_documented_mixture():
+    g = _gen(5)
+    u = torch.randn(6, generator=g, dtype=torch.float64)
+    u = u / u.norm()
+    lab = torch.randint(0, 2, (25,), generator=g)
+    X = torch.randn(25, 6, generator=g, dtype=torch.float64) + (2 * lab.double() - 1)[:, None] * 1.5 * u
+    ds = two_gaussians(20, 5, 6, separation=3.0, seed=5, device="cpu")
+    np.testing.assert_array_equal(ds.x_train.numpy(), X[:20].numpy())
+    np.testing.assert_array_equal(ds.x_test.numpy(), X[20:].numpy())
+    assert ds.y_train.tolist() == lab[:20].tolist() and ds.y_test.tolist() == lab[20:].tolist()
+    assert ds.name == "two_gaussians" and ds.n_classes == 2 and ds.y_train.dtype == torch.int64
+
+
+def test_one_hot_details():
+    oh = one_hot(torch.tensor([1, 0, 1]), 2, dtype=torch.float32, scale=3.0)
+    assert oh.dtype == torch.float32 and oh.tolist() == [[0.0, 3.0], [3.0, 0.0], [0.0, 3.0]]
+    assert one_hot(torch.tensor([], dtype=torch.int64), 4).shape == (0, 4)
+    assert one_hot(torch.tensor([2], dtype=torch.int32), 3).tolist() == [[0.0, 0.0, 1.0]]
+    for bad in (torch.tensor([0.0, 1.0]), torch.tensor([[0, 1]]), [0, 1]):
+        with pytest.raises(ValueError, match=r"^labels: expected an integer tensor of shape \(N,\)$"):
+            one_hot(bad, 2)
+    with pytest.raises(ValueError, match=r"^labels: values must lie in \[0, 3\)$"):
+        one_hot(torch.tensor([-1, 0]), 3)
+    with pytest.raises(ValueError, match=r"^labels: values must lie in \[0, 3\)$"):
+        one_hot(torch.tensor([0, 3]), 3)
+    with pytest.raises(ValueError, match=r"^n_classes: "):
+        one_hot(torch.tensor([0]), 0)
+    ds = digits(n_train=20, dtype=torch.float32, device="cpu").one_hot(scale=0.5)
+    assert ds.y_train.dtype == ds.y_test.dtype == torch.float32 and ds.y_test.shape == (449, 10)
+    assert ds.y_test.sum().item() == 0.5 * 449 and ds.name == "digits" and ds.n_classes == 10
+    with pytest.raises(ValueError, match=r"^one_hot: this data set is a regression task \(n_classes is None\)$"):
+        gaussian_teacher(5, 5, 2, device="cpu").one_hot()
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: gaussian_teacher(10, 10, 3, task="ranking"), r"^task: expected 'regression' or 'classification', got 'ranking'$"),
+    (lambda: gaussian_teacher(10, 0, 3), r"^n_test: "),
+    (lambda: gaussian_teacher(10, 10, 0), r"^d: "),
+    (lambda: gaussian_teacher(10, 10, 3, teacher_width=0), r"^teacher_width: "),
+    (lambda: gaussian_teacher(10, 10, 3, d_out=0), r"^d_out: "),
+    (lambda: gaussian_teacher(10, 10, 3, seed=-1), r"^seed: "),
+    (lambda: gaussian_teacher(10, 10, 3, task="classification", n_classes=1), r"^n_classes: "),
+    (lambda: gaussian_teacher(10, 10, 3, noise_std=-1.0), r"^noise_std: "),
+    (lambda: two_gaussians(0, 10, 3), r"^n_train: "),
+    (lambda: two_gaussians(10, 0, 3), r"^n_test: "),
+    (lambda: two_gaussians(10, 10, 0), r"^d: "),
+    (lambda: two_gaussians(10, 10, 3, seed=-1), r"^seed: "),
+    (lambda: two_gaussians(10, 10, 3, separation=-1.0), r"^separation: "),
+    (lambda: digits(seed=-1), r"^seed: "),
+    (lambda: digits(test_fraction=0.0), r"^test_fraction: "),
+    (lambda: digits(test_fraction=1.0), r"^test_fraction: "),
+    (lambda: digits(n_train=0), r"^n_train: "),
+    (lambda: mnist1d(n_samples=19), r"^n_samples: expected at least 20 \(2 per class\), got 19$"),
+    (lambda: mnist1d(n_samples=0), r"^n_samples: "),
+    (lambda: mnist1d(seed=-1), r"^seed: "),
+    (lambda: mnist1d(n_train=0), r"^n_train: "),
+    (lambda: mnist1d(test_fraction=1.0), r"^test_fraction: "),
+    (lambda: mnist1d(n_samples=40, test_fraction=0.5, n_train=21),
+     r"^n_train: at most 20 training examples available, got 21$"),
+])
+def test_data_messages(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.skipif(not MNIST1D_AVAILABLE, reason="mnist1d package not installed")
+def test_mnist1d_arguments_reach_the_generator():
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    args = get_dataset_args()
+    args.num_samples, args.train_split, args.seed = 200, 0.75, 7
+    ref = make_dataset(args)
+    ds = mnist1d(seed=7, n_samples=200, test_fraction=0.25, n_train=100, dtype=torch.float32, device="cpu")
+    np.testing.assert_array_equal(ds.x_train.numpy(), np.asarray(ref["x"][:100], dtype=np.float32))
+    np.testing.assert_array_equal(ds.x_test.numpy(), np.asarray(ref["x_test"], dtype=np.float32))
+    assert ds.y_train.tolist() == list(ref["y"][:100]) and ds.y_test.tolist() == list(ref["y_test"])
+    assert ds.name == "mnist1d" and ds.n_classes == 10 and ds.x_train.dtype == torch.float32
