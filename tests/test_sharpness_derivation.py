@@ -130,3 +130,127 @@ def test_bad_arguments_raise():
         D.predict_lambda1(np.ones((2, 3)), 1, 4, 0)
     with pytest.raises(ValueError, match="which"):
         D.predict_config(CHAPTER.config("ci"), "wide")
+
+
+# ---------------------------------------------------------------- independent checks of each formula
+# (numerical integration, Monte Carlo over He-init networks, finite differences, limits): none of
+# them reuses the derivation's own algebra.
+def _mc_spec_params(d0, L, n, k, seeds, seed):
+    from lrtheory.core.mlp import MLPSpec, init_params
+
+    spec = MLPSpec(d_in=d0, width=n, depth=L, d_out=k)
+    return spec, [p.requires_grad_(True) for p in init_params(spec, seeds, seed=seed)]
+
+
+def _mc_gram(spec, P, x):
+    """Empirical NTK Gram matrices per model, (K, N k, N k), rows ordered (example, output)."""
+    from lrtheory.core.mlp import forward
+
+    out = forward(spec, P, x)  # (K, N, k)
+    rows = []
+    for i in range(out.shape[1]):
+        for o in range(out.shape[2]):
+            g = torch.autograd.grad(out[:, i, o].sum(), P, retain_graph=True)
+            rows.append(torch.cat([a.flatten(1) for a in g], 1))
+    J = torch.stack(rows, 1)
+    return (J @ J.transpose(1, 2)).detach().numpy()
+
+
+def test_relu_moments_by_numerical_integration():
+    from scipy import integrate
+
+    m = D.relu_gaussian_moments()
+    for q in (0.3, 1.0, 2.7):
+        dens = lambda z: math.exp(-z * z / (2 * q)) / math.sqrt(2 * math.pi * q)  # noqa: E731
+        e2, _ = integrate.quad(lambda z: z * z * dens(z), 0, math.inf)
+        p, _ = integrate.quad(dens, 0, math.inf)
+        assert float(m.E_relu2.subs(m.q, q)) == pytest.approx(e2, rel=1e-9)
+        assert float(m.E_step) == pytest.approx(p, rel=1e-9)
+
+
+def test_moment_recursions_against_monte_carlo():
+    """A_l = E||h^(l)||^2 and B_l = E||d f_o / d z^(l)||^2 at every layer of He-init ReLU nets
+    (core.mlp, 400 networks), against the solved recursions evaluated at l."""
+    from lrtheory.core.mlp import forward
+
+    r = D.derive_moment_recursions()
+    d0, L, n, K = 7, 3, 48, 400
+    x = torch.tensor(np.random.default_rng(4).normal(size=(1, d0)))
+    X = float((x ** 2).sum())
+    spec, P = _mc_spec_params(d0, L, n, 1, K, seed=5)
+    out, z = forward(spec, P, x, return_preacts=True)
+    grads = torch.autograd.grad(out[:, 0, 0].sum(), z)
+    for l in range(1, L + 1):
+        h2 = (torch.relu(z[l - 1][:, 0]) ** 2).sum(1).detach().numpy()
+        b2 = (grads[l - 1][:, 0] ** 2).sum(1).numpy()
+        subs = {r.l: l, r.L: L, r.n: n, r.d0: d0, r.X: X}
+        for mc, want in ((h2, float(r.A.subs(subs))), (b2, float(r.B.subs(subs)))):
+            # 4 Monte Carlo standard errors (the product of layers is heavy-tailed but K = 400 suffices)
+            assert abs(mc.mean() - want) <= 4 * mc.std(ddof=1) / math.sqrt(K), (l, mc.mean(), want)
+
+
+def test_growth_slope_integrates_to_the_numeric_kernel():
+    """The symbolic local slope d log Theta / d log P, integrated numerically over log P from
+    P1 = L n1 to P2 = L n2 (scipy quad), equals log Theta(P2) - log Theta(P1) of the numeric
+    arc-cosine Gram diagonal (another code path), at the input layer's LR rho_in = 0.1 and 1."""
+    from scipy import integrate
+
+    g = D.derive_lambda1_growth()
+    x = np.random.default_rng(6).normal(size=(3, 10))
+    d0 = x.shape[1]
+    for rho in (0.1, 1.0):
+        slope = sp.lambdify(g.P, g.slope.subs({g.d0: d0, g.rho_in: rho}), "math")
+        for L, n1, n2 in ((1, 2, 64), (3, 4, 128)):
+            integral, _ = integrate.quad(lambda u: slope(math.exp(u)), math.log(L * n1), math.log(L * n2))
+            t1, t2 = (D.ntk_gram_infinite_width(x, L, n, rho_in=rho).diagonal()[0] for n in (n1, n2))
+            assert integral == pytest.approx(math.log(t2 / t1), rel=1e-8)
+
+
+def test_predictions_against_monte_carlo_gram():
+    """predict_lambda1 on Gaussian inputs vs empirical NTK Gram matrices of wide nets (one output):
+    ``lower`` = mean of the Gram, ``point`` = lambda_max / N, ``upper`` = k * mean diagonal = E tr(G)."""
+    d0, N, L, n, K = 6, 8, 2, 512, 12
+    x = torch.tensor(np.random.default_rng(7).normal(size=(N, d0)))
+    spec, P = _mc_spec_params(d0, L, n, 1, K, seed=8)
+    G = _mc_gram(spec, P, x)
+    p = D.predict_lambda1(x.numpy(), L, n, 1)
+    top = np.linalg.eigvalsh(G)[:, -1] / N
+    # O(L/n) = 0.4% finite-width bias plus 4 Monte Carlo standard errors over K networks
+    for mc, want in ((G.mean((1, 2)), p.lower), (top, p.point), (np.trace(G, axis1=1, axis2=2) / N, p.upper)):
+        assert abs(mc.mean() - want) <= 4 * mc.std(ddof=1) / math.sqrt(K) + 0.02 * want, (mc.mean(), want)
+
+
+def test_predict_grid_is_predict_lambda1_per_architecture():
+    x = np.random.default_rng(9).normal(size=(12, 5))
+    archs = [(1, 8), (3, 16)]
+    out = D.predict_grid(x, archs, 4)
+    assert [a for a, _ in out] == archs
+    for (L, n), p in out:
+        q = D.predict_lambda1(x, L, n, 4)
+        assert (p.lower, p.point, p.upper, p.finite) == (q.lower, q.point, q.upper, q.finite)
+    # one architecture by hand: one input, so the Gram is its diagonal |x|^2 (1 + L n / d0)
+    one = D.predict_grid(x[:1], [(2, 10)], 3)[0][1]
+    X = float((x[0] ** 2).sum())
+    assert one.point == pytest.approx(X * (1 + 2 * 10 / 5), rel=1e-12) == one.lower
+    assert one.upper == pytest.approx(3 * one.point, rel=1e-12)
+    assert one.finite == pytest.approx(one.point * (1 + D.FINITE_WIDTH_C * 2 / 10), rel=1e-12)
+
+
+def test_finite_width_factor_limits_and_monte_carlo_direction():
+    """The factor is 1 at infinite width and grows with L / n. Monte Carlo of the Gauss-Newton part of
+    lambda_1 (empirical Gram top eigenvalue, ten outputs): it exceeds the infinite-width value by an
+    amount that grows with L / n, vanishes as n grows, and stays below the fitted excess (the rest of
+    the fitted excess is the Hessian's residual term and the data, measured in the chapter)."""
+    assert D.finite_width_factor(10 ** 9, 1) == pytest.approx(1.0, abs=1e-7)
+    assert D.finite_width_factor(32, 4) > D.finite_width_factor(32, 2) > D.finite_width_factor(64, 2) > 1
+    d0, N, k, K = 16, 12, 10, 8
+    x = torch.tensor(np.random.default_rng(10).normal(size=(N, d0)))
+    ratios = {}
+    for L, n in [(1, 256), (2, 64), (4, 32)]:
+        spec, P = _mc_spec_params(d0, L, n, k, K, seed=11)
+        top = np.linalg.eigvalsh(_mc_gram(spec, P, x))[:, -1] / N
+        ratios[(L, n)] = float(np.exp(np.mean(np.log(top)))) / D.predict_lambda1(x.numpy(), L, n, k).point
+    assert abs(ratios[(1, 256)] - 1) < 0.05
+    assert 1 < ratios[(2, 64)] < ratios[(4, 32)]
+    for (L, n), r in ratios.items():
+        assert r <= D.finite_width_factor(n, L) + 0.05

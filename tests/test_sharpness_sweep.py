@@ -97,3 +97,36 @@ def test_ci_grid_runs_stores_and_gives_eta_star(tmp_path):
     assert set(etas) == {(d, w) for d in (1, 2, 4) for w in (16, 64)}
     for e in etas.values():
         assert 0.05 <= e["eta_star"] < e["eta_fail"] <= 50  # the grid brackets the edge everywhere
+
+
+def test_wide_sweep_points_carry_the_reference_settings():
+    from lrtheory.results.sharpness import simulate as S
+    from lrtheory.results.sharpness.config import CONFIGS, WIDE_ARCHS
+
+    assert S.wide_points("ci") == []
+    pts = S.wide_points("reference")
+    ref = CONFIGS["reference"]
+    assert len(pts) == 2 * len(WIDE_ARCHS["reference"])
+    for p in pts:
+        assert p["width"] >= 128 * p["depth"]  # widths well above depths
+        assert (p["threshold"], p["steps"], p["seeds"], p["n_train"]) == (ref.threshold, ref.steps, ref.seeds, ref.n_train)
+        assert tuple(2.0 ** k for k in range(p["grid_log2_lo"], p["grid_log2_hi"] + 1)) == ref.grid
+    assert sorted({p["input_lr_mult"] for p in pts}) == [ref.input_lr_mult, 1.0]
+    with pytest.raises(ValueError, match="grid"):
+        S.wide_point(type("C", (), {"grid": (0.1, 0.3)})(), 1, 8, 0.1)
+
+
+def test_wide_point_is_the_main_grids_measurement_at_that_architecture():
+    """A condition-(ii) eta_star_wide point gives exactly measure_grid's part (same networks, settings)."""
+    import numpy as np
+    import torch
+
+    from lrtheory.results.sharpness import CHAPTER
+    from lrtheory.results.sharpness import simulate as S
+
+    cfg = CHAPTER.config("ci")
+    dev = torch.device("cpu")
+    (got,) = S.run_wide_batch([S.wide_point(cfg, 2, 16, cfg.input_lr_mult)], dev)
+    want = S.run_arch(cfg, S.load_dataset(cfg, dev), 2, 16, dev, measurement="grid")
+    for k in ("eta", "lo", "hi", "lam", "lam_ce", "lam_w"):
+        np.testing.assert_array_equal(np.asarray(got[k], dtype=float), np.asarray(want[k], dtype=float))

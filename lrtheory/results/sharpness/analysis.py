@@ -31,6 +31,12 @@ __all__ = [
     "chapter_fits",
     "bounds_summary",
     "eta_star_from_grid",
+    "WideMeasurement",
+    "DepthWidthFit",
+    "depth_width_fit",
+    "VarianceSources",
+    "variance_sources",
+    "finite_width_constants",
 ]
 
 
@@ -56,6 +62,8 @@ class GridMeasurement:
         multiplier in ``C`` (:func:`~lrtheory.results.sharpness.simulate.weighted_sharpness`).
     eta_lo : ndarray (A, S)
         Each seed's largest successful LR (NaN: none).
+    eta_hi : ndarray (A, S)
+        Each seed's smallest failed LR above it (inf: none failed above).
     pred_lower, pred_point, pred_upper, pred_finite : ndarray (A,)
         :func:`~lrtheory.results.sharpness.derivation.predict_lambda1` on the same inputs.
     seconds : float
@@ -70,6 +78,7 @@ class GridMeasurement:
     lam1_ce: np.ndarray
     lam1_w: np.ndarray
     eta_lo: np.ndarray
+    eta_hi: np.ndarray
     pred_lower: np.ndarray
     pred_point: np.ndarray
     pred_upper: np.ndarray
@@ -412,3 +421,170 @@ def eta_star_from_grid(rows, *, min_test_acc: Optional[float] = None) -> Dict[tu
         below = [e for e in etas if per_eta[e] and not e > fail]
         out[arch] = {"eta_star": max(below) if below else math.nan, "eta_fail": fail}
     return out
+
+
+@dataclass(frozen=True)
+class WideMeasurement:
+    """The main grid's eta* searches and sharpness at widths well above depths (``eta_star_wide``).
+
+    Attributes
+    ----------
+    depth, width, Ln : ndarray (W,)
+    eta_star : ndarray (W,)
+        Condition (ii) (the input layer at ``input_lr_mult``).
+    eta_lo : ndarray (W, S)
+        Per seed (NaN: no success).
+    eta_plain : ndarray (W,)
+        Every layer at the same LR.
+    lam1, lam1_w : ndarray (W, S')
+        ``lambda_1`` at init per seed: squared loss, and CE LR-weighted.
+    """
+
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    eta_star: np.ndarray
+    eta_lo: np.ndarray
+    eta_plain: np.ndarray
+    lam1: np.ndarray
+    lam1_w: np.ndarray
+
+    @property
+    def lam1_geo(self) -> np.ndarray:
+        """Geometric mean of ``lam1`` over seeds ``(W,)``."""
+        return geo_mean(self.lam1)
+
+    @property
+    def lam1_w_geo(self) -> np.ndarray:
+        """Geometric mean of ``lam1_w`` over seeds ``(W,)``."""
+        return geo_mean(self.lam1_w)
+
+
+@dataclass(frozen=True)
+class DepthWidthFit:
+    """OLS fit ``log y = a + b_L log L + b_n log n`` (separate exponents of depth and width).
+
+    The paper's law ``c (L n)^(-p)`` is the special case ``b_L = b_n = -p``; ``diff`` is
+    ``b_L - b_n`` with its standard error, the test of that special case.
+
+    Attributes
+    ----------
+    depth_exp, width_exp : float
+        ``b_L`` and ``b_n``.
+    depth_se, width_se : float
+    diff, diff_se : float
+        ``b_L - b_n`` and its standard error (from the covariance of the two).
+    r2 : float
+        Fraction of the variance of ``log y`` explained (two exponents).
+    n : int
+    """
+
+    depth_exp: float
+    width_exp: float
+    depth_se: float
+    width_se: float
+    diff: float
+    diff_se: float
+    r2: float
+    n: int
+
+
+def depth_width_fit(depth, width, y) -> DepthWidthFit:
+    """Fit ``y = c L^b_L n^b_n`` by OLS on logs, dropping non-finite ``y``.
+
+    Raises
+    ------
+    ValueError
+        If fewer than 4 finite points remain (three coefficients need a residual).
+
+    Example
+    -------
+    >>> L = np.array([1, 2, 4, 1, 2, 4]); n = np.array([8, 8, 8, 32, 32, 32])
+    >>> f = depth_width_fit(L, n, 3.0 / (L ** 1.0 * n ** 0.5))
+    >>> round(f.depth_exp, 12), round(f.width_exp, 12), round(f.r2, 12)
+    (-1.0, -0.5, 1.0)
+    """
+    L = np.asarray(depth, dtype=np.float64).ravel()
+    n = np.asarray(width, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if not (L.shape == n.shape == y.shape):
+        raise ValueError(f"y: depth, width and y must have the same shape, got {L.shape}, {n.shape}, {y.shape}")
+    ok = np.isfinite(y) & (y > 0)
+    if ok.sum() < 4:
+        raise ValueError(f"y: need at least 4 finite positive points, got {int(ok.sum())}")
+    X = np.column_stack([np.ones(int(ok.sum())), np.log(L[ok]), np.log(n[ok])])
+    t = np.log(y[ok])
+    beta, *_ = np.linalg.lstsq(X, t, rcond=None)
+    r = t - X @ beta
+    m = t.size
+    s2 = float(r @ r) / (m - 3) if m > 3 else math.nan
+    cov = s2 * np.linalg.pinv(X.T @ X)
+    tc = t - t.mean()
+    r2 = 1.0 - float(r @ r) / float(tc @ tc) if float(tc @ tc) > 0 else math.nan
+    diff_var = cov[1, 1] + cov[2, 2] - 2 * cov[1, 2]
+    return DepthWidthFit(depth_exp=float(beta[1]), width_exp=float(beta[2]), depth_se=float(np.sqrt(cov[1, 1])),
+                         width_se=float(np.sqrt(cov[2, 2])), diff=float(beta[1] - beta[2]),
+                         diff_se=float(np.sqrt(max(diff_var, 0.0))), r2=float(r2), n=int(m))
+
+
+@dataclass(frozen=True)
+class VarianceSources:
+    """Where the scatter of ``log eta*`` about the ``(L n)`` power law comes from.
+
+    Attributes
+    ----------
+    residual_var : float
+        Mean squared residual of ``log eta*`` (seed geometric means) about the ``L n`` fit.
+    seed_var : float
+        The part the seeds explain: pooled within-architecture variance of each seed's
+        ``log eta*`` divided by the number of seeds (the variance of a seed mean).
+    bracket_var : float
+        The part the bracket resolution explains: ``(log(hi / lo))^2 / 12`` (a uniform position
+        within the final bracket), averaged over seeds and architectures, divided by the seeds.
+    two_factor_var : float
+        Mean squared residual about the fit with separate depth and width exponents.
+    """
+
+    residual_var: float
+    seed_var: float
+    bracket_var: float
+    two_factor_var: float
+
+
+def variance_sources(grid: "GridMeasurement") -> VarianceSources:
+    """The scatter of the reference eta* law split into seeds, bracket resolution and architecture.
+
+    If the seeds and the brackets explained the scatter, ``seed_var + bracket_var`` would be
+    about ``residual_var``; what is left is architecture (``eta*`` is not a function of ``L n``
+    alone), which ``two_factor_var`` shows: separate exponents of depth and width remove it.
+    """
+    lo = np.asarray(grid.eta_lo, dtype=np.float64)
+    good = np.isfinite(grid.eta_star)
+    fit = fit_power_law(grid.Ln[good], grid.eta_star[good])
+    res = np.log(grid.eta_star[good]) - (fit.intercept + fit.slope * np.log(grid.Ln[good]))
+    ll = np.log(lo[good])
+    S = ll.shape[1]
+    within = float(np.nanmean(np.nanvar(ll, axis=1, ddof=1))) if S > 1 else math.nan
+    hi = np.asarray(grid.eta_hi, dtype=np.float64)[good]
+    with np.errstate(all="ignore"):
+        span = np.log(hi / lo[good])
+    bracket = float(np.mean(np.where(np.isfinite(span), span, 0.0) ** 2) / 12.0) / S
+    tf = depth_width_fit(grid.depth[good], grid.width[good], grid.eta_star[good])
+    tf_res = (1.0 - tf.r2) * float(np.var(np.log(grid.eta_star[good])))
+    return VarianceSources(residual_var=float(np.mean(res ** 2)), seed_var=within / S, bracket_var=bracket,
+                           two_factor_var=float(tf_res))
+
+
+def finite_width_constants(depth, width, measured, point) -> np.ndarray:
+    """Per architecture, the constant ``c`` of ``1 + c L / n`` that would make the prediction exact:
+    ``(measured / point - 1) n / L`` (how :data:`~lrtheory.results.sharpness.derivation.FINITE_WIDTH_C`
+    is calibrated, on :data:`~lrtheory.results.sharpness.derivation.CALIBRATION_ARCHS` only).
+
+    Example
+    -------
+    >>> finite_width_constants([2], [32], [3.0], [1.5]).tolist()
+    [16.0]
+    """
+    L = np.asarray(depth, dtype=np.float64)
+    n = np.asarray(width, dtype=np.float64)
+    return (np.asarray(measured, dtype=np.float64) / np.asarray(point, dtype=np.float64) - 1.0) * n / L

@@ -16,7 +16,7 @@ import numpy as np
 
 from lrtheory.results.sharpness import CHAPTER
 from lrtheory.results.sharpness import derivation as D
-from lrtheory.results.sharpness.analysis import fit_power_law
+from lrtheory.results.sharpness.analysis import depth_width_fit, fit_power_law
 from lrtheory.results.sharpness.config import CONFIGS
 from lrtheory.results.sharpness.measurements import measure_grid
 from lrtheory.verify.claims import Tolerance
@@ -71,8 +71,12 @@ def _predict_power_law(cfg) -> Dict[str, float]:
 def _measure_power_law(cfg, device) -> Dict[str, float]:
     g = measure_grid.of(cfg, device)
     fit = fit_power_law(g.Ln, g.eta_star)
+    # beside the verdict (not compared): separate exponents of depth and width, whose difference
+    # is 0 under the paper's law; at the reference scale it is what the L n law misses
+    two = depth_width_fit(g.depth, g.width, g.eta_star)
     return {"r2": fit.r2, "exponent": -fit.slope, "ci_low": -fit.ci[1], "ci_high": -fit.ci[0],
-            "ci_half": 0.5 * (fit.ci[1] - fit.ci[0])}
+            "ci_half": 0.5 * (fit.ci[1] - fit.ci[0]), "depth_exp": two.depth_exp, "width_exp": two.width_exp,
+            "exp_diff_se": two.diff_se}
 
 
 def _compare_power_law(predicted, measured, tol):
@@ -94,7 +98,10 @@ ETA_STAR_POWER_LAW = CHAPTER.claim(
     predict=_predict_power_law,
     measure=_measure_power_law,
     compare=_compare_power_law,
-    expect={"reference": "fail"},  # R^2 0.765, CI +-0.27 at the reference scale: not reproduced, as the chapter says
+    # R^2 0.765, CI +-0.27 at the reference scale: not reproduced, as the chapter says. Not the seeds
+    # (2.5% of the scatter) nor the brackets (0.1%): eta* ~ L^-1.20 n^-0.29 (R^2 0.97), depth and
+    # width exponents 0.91 +- 0.11 apart, where the L n law has them equal.
+    expect={"reference": "fail"},
 )
 
 
@@ -136,21 +143,32 @@ ETA_VS_LAMBDA1 = CHAPTER.claim(
 
 
 # ---------------------------------------------------------------------------- lambda1_value
+def _held_out(archs):
+    """The architectures of ``archs`` outside :data:`~lrtheory.results.sharpness.derivation.CALIBRATION_ARCHS`."""
+    cal = {tuple(a) for a in D.CALIBRATION_ARCHS}
+    return {(int(L), int(n)) for (L, n) in archs} - cal
+
+
 def _predict_value(cfg) -> Dict[str, float]:
-    return {_arch_key(L, n): p.finite for (L, n), p in D.predict_config(cfg)}
+    keep = _held_out(cfg.archs)
+    return {_arch_key(L, n): p.finite for (L, n), p in D.predict_config(cfg) if (L, n) in keep}
 
 
 def _measure_value(cfg, device) -> Dict[str, float]:
     g = measure_grid.of(cfg, device)
-    return {_arch_key(L, n): float(v) for L, n, v in zip(g.depth, g.width, g.lam1_geo)}
+    keep = _held_out(cfg.archs)
+    return {_arch_key(L, n): float(v) for L, n, v in zip(g.depth, g.width, g.lam1_geo) if (int(L), int(n)) in keep}
 
 
 LAMBDA1_VALUE = CHAPTER.claim(
     "sharpness.lambda1_value",
     statement="lambda_1 of the squared loss at init (geometric mean over seeds) is the infinite-width "
-              "lambda_max(Theta)/N times the finite-width factor 1 + 16 L/n, within 30% at every architecture.",
+              f"lambda_max(Theta)/N times the finite-width factor 1 + {D.FINITE_WIDTH_C:g} L/n, within 30% at every "
+              "architecture outside the constant's calibration set (CI: depths 4-6; reference: depths 1, 4, 6 "
+              "and width 128).",
     source="derived here: the infinite-width NTK Gram matrix (arc-cosine recursion); the finite-width factor's "
-           "form and its constant 16 are ours, calibrated on the CI-scale grid (out of sample at the reference scale)",
+           f"form and its constant {D.FINITE_WIDTH_C:g} are ours, fitted on the CI-scale depths 2-3 "
+           "(derivation.CALIBRATION_ARCHS) and checked only on other architectures",
     tolerance=Tolerance(LAMBDA1_REL, "rel", "the calibration scatter of the finite-width constant (+-20% at CI scale) "
                                             "and the seed spread of the geometric mean"),
     predict=_predict_value,
@@ -175,7 +193,7 @@ def _measure_growth(cfg, device) -> Dict[str, float]:
 LAMBDA1_GROWTH = CHAPTER.claim(
     "sharpness.lambda1_growth",
     statement="The sharpness at initialization grows as a power of depth x width with the exponent of the "
-              "finite-width prediction (the NTK Gram matrix times 1 + 16 L/n).",
+              "finite-width prediction (the NTK Gram matrix times 1 + c L/n, c fitted at CI scale).",
     source="derived here from the He-init second-moment recursions, the NTK Gram matrix and the finite-width "
            f"factor (the paper bounds lambda_1 in terms of depth x width: {PAPER}, theory section)",
     tolerance=Tolerance(2, "sigma", "2 standard errors of the fitted slope (from the seed spread of lambda_1)"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
-__all__ = ["TaskConfig", "SharpnessConfig", "MaxLRGridConfig", "CONFIGS", "GRID_CONFIGS"]
+__all__ = ["TaskConfig", "SharpnessConfig", "MaxLRGridConfig", "CONFIGS", "GRID_CONFIGS", "WIDE_ARCHS"]
 
 
 @dataclass(frozen=True)
@@ -191,4 +191,14 @@ GRID_CONFIGS = {
     # 5 depths x 6 widths x 25 LRs x 3 seeds = 2250 points on the 1347 training digits (a GPU run).
     "full": MaxLRGridConfig(depths=(1, 2, 4, 8, 16), widths=(32, 64, 128, 256, 512, 1024), eta_lo=1e-3,
                             eta_hi=1e2, n_etas=25, seeds=(0, 1, 2), steps=500, n_train=1347),
+}
+
+
+#: Widths well above depths (condition (i) with n >= 128 L): the main grid's searches and sharpness
+#: at these architectures, with the reference settings, stored as the ``eta_star_wide`` sweep (its
+#: points carry the settings, so the main grid's stored points stay valid). About 10 CPU-minutes:
+#: widths 256 and 512 at depths 1 and 2 (depth 4 at width 256 would cost as much again).
+WIDE_ARCHS = {
+    "ci": (),
+    "reference": ((1, 256), (1, 512), (2, 256), (2, 512)),
 }

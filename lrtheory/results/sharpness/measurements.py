@@ -17,10 +17,10 @@ from lrtheory.results.sharpness import derivation as D
 from lrtheory.results.sharpness import simulate as S
 from lrtheory.results.sharpness.analysis import (BisectionMeasurement, GridMeasurement, LossCurves,
                                                  NarrowMeasurement, PlainMeasurement, TaskMeasurement,
-                                                 ThresholdStudy)
+                                                 ThresholdStudy, WideMeasurement)
 
 __all__ = ["measure_grid", "measure_plain", "measure_bisection", "measure_threshold", "measure_tasks",
-           "measure_narrow", "measure_loss_curves", "MAX_LR_GRID"]
+           "measure_narrow", "measure_loss_curves", "MAX_LR_GRID", "ETA_STAR_WIDE", "wide"]
 
 
 def _archs(archs):
@@ -44,7 +44,7 @@ def _combine_grid(cfg, results) -> GridMeasurement:
     return GridMeasurement(
         depth=depth, width=width, Ln=Ln, eta_star=_stack(results, "eta"), eta_bracket=_stack(results, "bracket"),
         lam1=_stack(results, "lam"), lam1_ce=_stack(results, "lam_ce"), lam1_w=_stack(results, "lam_w"),
-        eta_lo=_stack(results, "lo"), pred_lower=np.array([p.lower for p in preds]),
+        eta_lo=_stack(results, "lo"), eta_hi=_stack(results, "hi"), pred_lower=np.array([p.lower for p in preds]),
         pred_point=np.array([p.point for p in preds]), pred_upper=np.array([p.upper for p in preds]),
         pred_finite=np.array([p.finite for p in preds]), seconds=float(sum(r["seconds"] for r in results)),
     )
@@ -55,7 +55,7 @@ def measure_grid(cfg, device, part) -> GridMeasurement:
     """The grid of ``eta*`` searches and sharpness measurements, one part per architecture.
 
     For every ``(L, n)`` of ``cfg.archs``: the grid-then-refine search of
-    :func:`lrtheory.tools.max_lr.max_initial_lr` (:func:`~lrtheory.results.sharpness.simulate.grid_then_refine`) with
+    :func:`lrtheory.tools.max_lr.max_initial_lr` (called by :func:`~lrtheory.results.sharpness.simulate.grid_then_refine`) with
     the input layer at ``input_lr_mult`` (condition (ii)); ``lambda_1`` at init (squared loss,
     CE, and CE LR-weighted as the runs step on it) by batched Lanczos on ``n_sharp`` training
     examples for ``sharp_seeds`` fresh networks; the predictions on the same inputs.
@@ -197,3 +197,49 @@ MAX_LR_GRID = CHAPTER.add_sweep(SweepDef(
     batch_size=64,
     check=S.check_maxlr,
 ))
+
+
+#: The main grid's measurements at widths well above depths (256 and 512 at depths 1 and 2 at the
+#: reference scale), with and without condition (ii): a sweep of its own, whose points carry the
+#: settings they were run with (:func:`~lrtheory.results.sharpness.simulate.wide_points`).
+ETA_STAR_WIDE = CHAPTER.add_sweep(SweepDef(
+    name="eta_star_wide",
+    chapter="sharpness",
+    description="eta* searches and lambda_1 at widths well above depths (depths 1-2, widths 256-512)",
+    points=S.wide_points,
+    run_batch=S.run_wide_batch,
+    schema=S.WIDE_SCHEMA,
+    group_by=("depth", "width", "input_lr_mult"),
+    batch_size=1,
+))
+
+
+def wide(scale: str = "reference") -> WideMeasurement:
+    """The ``eta_star_wide`` results at ``scale``, read from the chapter's store (nothing is computed).
+
+    Raises
+    ------
+    lrtheory.verify.chapter.MissingResults
+        If a point is not stored (``lrtheory sweep eta_star_wide --scale reference`` computes them).
+    """
+    from lrtheory.core.sweep import load_results
+    from lrtheory.verify.chapter import MissingResults
+
+    rows = load_results(ETA_STAR_WIDE, scale, CHAPTER.store_for(scale))
+    if rows is None:
+        raise MissingResults(f"sharpness: eta_star_wide at scale={scale} is not (completely) stored; "
+                             f"`lrtheory sweep eta_star_wide --scale {scale}` computes it")
+    cond = [(c, r) for c, r in rows if c["input_lr_mult"] < 1.0]
+    plain = {(c["depth"], c["width"]): r for c, r in rows if c["input_lr_mult"] == 1.0}
+    depth, width, Ln = _archs([(c["depth"], c["width"]) for c, _ in cond])
+
+    def arr(rs, key):
+        return np.asarray([[np.nan if v is None else v for v in r[key]] for r in rs], dtype=np.float64)
+
+    rs = [r for _, r in cond]
+    return WideMeasurement(depth=depth, width=width, Ln=Ln,
+                           eta_star=np.asarray([np.nan if r["eta"] is None else r["eta"] for r in rs], dtype=np.float64),
+                           eta_lo=arr(rs, "lo"),
+                           eta_plain=np.asarray([plain[(int(L), int(n))]["eta"] for L, n in zip(depth, width)],
+                                                dtype=np.float64),
+                           lam1=arr(rs, "lam"), lam1_w=arr(rs, "lam_w"))

@@ -12,7 +12,7 @@ and the runs of one loss-curve figure, are the *same* network trained at differe
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Mapping, NamedTuple, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ import torch
 from lrtheory.core import validate
 from lrtheory.core.device import seed_for
 from lrtheory.core.sweep import Param
-from lrtheory.results.sharpness.config import GRID_CONFIGS
+from lrtheory.results.sharpness.config import CONFIGS, GRID_CONFIGS, WIDE_ARCHS
 from lrtheory.verify.claims import check_scale
 
 __all__ = [
@@ -29,7 +29,6 @@ __all__ = [
     "batch_order_seed",
     "load_dataset",
     "eta_star_search",
-    "SearchResult",
     "grid_then_refine",
     "sharpness_at_init",
     "run_arch",
@@ -44,6 +43,10 @@ __all__ = [
     "check_maxlr",
     "max_lr_grid_points",
     "run_max_lr_batch",
+    "WIDE_SCHEMA",
+    "wide_points",
+    "wide_point",
+    "run_wide_batch",
 ]
 
 #: The chapter key, first key of every seed of this chapter.
@@ -93,76 +96,28 @@ def eta_star_search(cfg, ds, depth: int, width: int, input_lr_mult: float, devic
                             eval_every=cfg.eval_every, device=device)
 
 
-class SearchResult(NamedTuple):
-    """What :func:`grid_then_refine` returns: ``eta_star`` and ``bracket`` (geometric means over the
-    seeds that succeeded somewhere), ``lo``/``hi`` per seed, ``runs`` ((round, seed index, eta, success), ...)."""
-
-    eta_star: float
-    bracket: Tuple[float, float]
-    lo: np.ndarray
-    hi: np.ndarray
-    runs: Tuple[Tuple[int, int, float, bool], ...]
-
-
 def grid_then_refine(spec, ds, seeds: Sequence[int], *, threshold: float, steps: int, grid: Sequence[float],
-                     rounds: int, points_per_round: int, batch_size: int, eval_every: int, device) -> SearchResult:
-    """The search of :func:`lrtheory.tools.max_lr.max_initial_lr`, run on :func:`best_accuracy`.
+                     rounds: int, points_per_round: int, batch_size: int, eval_every: int, device):
+    """:func:`lrtheory.tools.max_lr.max_initial_lr` on the chapter's terms: CE, the chapter's minibatch order.
 
     Round 0 trains every LR of ``grid`` for every seed at once; per seed the bracket is the
     largest successful LR and the smallest tried LR above it; each of ``rounds`` refinement
     rounds trains ``points_per_round`` geometrically spaced interior LRs of every seed's bracket
-    (an open bracket steps upward by the grid's ratio). Same algorithm, networks, minibatches
-    and success criterion as the tool (a test checks equal results); it runs here because the
-    tool's trainer call fails when every candidate of a round diverges between two evaluations
-    (a core.train bug, reported), which :func:`best_accuracy` avoids.
+    (an open bracket steps upward by the grid's ratio). A run succeeds when its validation
+    accuracy reaches ``threshold`` at some evaluation (every ``eval_every`` steps) within
+    ``steps``: the success criterion of :func:`best_accuracy`, on the same networks.
+
+    Returns
+    -------
+    lrtheory.tools.max_lr.MaxLRResult
+        ``eta_star``, ``bracket``, per-seed ``lo``/``hi``, every ``runs`` entry.
     """
-    seeds = [int(s) for s in seeds]
-    S_ = len(seeds)
-    g = np.unique(np.asarray(grid, dtype=np.float64))
-    tried = [dict() for _ in range(S_)]
-    runs = []
+    from lrtheory.tools.max_lr import max_initial_lr
 
-    def run_round(r, cand):
-        if not cand:
-            return
-        best = best_accuracy(spec, ds, [e for _, e in cand], [seeds[j] for j, _ in cand], steps=steps,
-                             batch_size=batch_size, eval_every=eval_every, device=device)
-        for (j, e), b in zip(cand, best):
-            tried[j][float(e)] = bool(b >= threshold)
-            runs.append((r, j, float(e), bool(b >= threshold)))
-
-    def bracket(j):
-        items = sorted(tried[j].items())
-        ok = [e for e, s in items if s]
-        if not ok:
-            return np.nan, np.nan
-        lo = max(ok)
-        above = [e for e, s in items if e > lo]
-        return lo, (min(above) if above else np.inf)
-
-    run_round(0, [(j, float(e)) for e in g for j in range(S_)])
-    ratio = float(np.exp(np.mean(np.diff(np.log(g)))))
-    for r in range(1, int(rounds) + 1):
-        cand = []
-        for j in range(S_):
-            lo, hi = bracket(j)
-            if not np.isfinite(lo):
-                continue
-            if np.isfinite(hi):
-                cand += [(j, lo * (hi / lo) ** (i / (points_per_round + 1))) for i in range(1, points_per_round + 1)]
-            else:
-                cand += [(j, lo * ratio ** i) for i in range(1, points_per_round + 1)]
-        run_round(r, cand)
-    br = np.array([bracket(j) for j in range(S_)], dtype=np.float64).reshape(S_, 2)
-    lo, hi = br[:, 0], br[:, 1]
-    good = np.isfinite(lo)
-    if good.any():
-        eta = float(np.exp(np.mean(np.log(lo[good]))))
-        hig = hi[good]
-        brk = (eta, float(np.exp(np.mean(np.log(hig)))) if np.all(np.isfinite(hig)) else np.inf)
-    else:
-        eta, brk = np.nan, (np.nan, np.nan)
-    return SearchResult(eta, brk, lo, hi, tuple(runs))
+    return max_initial_lr(spec, ds, threshold=float(threshold), steps=int(steps), seeds=[int(s) for s in seeds],
+                          grid=grid, rounds=int(rounds), points_per_round=int(points_per_round),
+                          batch_size=int(batch_size), eval_every=int(eval_every), loss="ce",
+                          seed=batch_order_seed(), device=device, progress=False)
 
 
 def _init_models(spec, seeds: Sequence[int], device) -> List[torch.Tensor]:
@@ -335,9 +290,11 @@ def best_accuracy(spec, ds, etas: Sequence[float], seeds: Sequence[int], *, step
     from lrtheory.core.train import train
 
     seeds = [int(s) for s in seeds]
-    # one extra model at a tiny LR that never diverges, dropped from the result: core.train records
-    # the minibatch's outputs as "train_acc" when every model diverges between two recorded steps
-    # (a shape error), so the batch must never be all diverged (workaround until core fixes it)
+    # one extra model at a tiny LR that never diverges, dropped from the result: it guarded against
+    # a core.train shape error when every model diverged between two records (fixed in core,
+    # e5bcf9c); kept because the stored reference results were computed with it (each model's
+    # run does not depend on the others in its batch; the tool's search, without it, gives the
+    # same successes: tests/test_sharpness_chapter.py)
     P = _init_models(spec, seeds + seeds[:1], device)
     res = train(spec, P, ds.x_train, ds.y_train, etas=[float(e) for e in etas] + [1e-8], steps=int(steps), loss="ce",
                 batch_size=batch_size, seed=batch_order_seed(), x_test=ds.x_test, y_test=ds.y_test,
@@ -486,4 +443,93 @@ def run_max_lr_batch(configs: List[Dict[str, Any]], device) -> List[Dict[str, An
             "diverged": bool(res.diverged[k]),
             "diverged_step": int(res.diverged_step[k]),
         })
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# eta_star_wide: the main grid's measurements at widths well above depths (own sweep, own points)
+# ----------------------------------------------------------------------------------------------
+#: The settings a wide point carries: every value :func:`run_arch` reads from a chapter config.
+_WIDE_SETTINGS = ("dataset", "n_train", "threshold", "steps", "batch_size", "eval_every", "seeds", "rounds",
+                  "points_per_round", "n_sharp", "sharp_seeds")
+
+WIDE_SCHEMA = {
+    "depth": Param("int", positive=True),
+    "width": Param("int", positive=True),
+    "input_lr_mult": Param("float", positive=True),
+    "dataset": Param("str", choices=("digits", "mnist1d")),
+    "n_train": Param("int", positive=True),
+    "threshold": Param("float", positive=True),
+    "steps": Param("int", positive=True),
+    "batch_size": Param("int", positive=True),
+    "eval_every": Param("int", positive=True),
+    "seeds": Param("int", positive=True),
+    "rounds": Param("int", nonneg=True),
+    "points_per_round": Param("int", positive=True),
+    "n_sharp": Param("int", positive=True),
+    "sharp_seeds": Param("int", positive=True),
+    "grid_log2_lo": Param("int"),
+    "grid_log2_hi": Param("int"),
+}
+
+
+def wide_points(scale: str = "ci") -> List[Dict[str, Any]]:
+    """Points of ``eta_star_wide`` at ``scale``: every architecture of
+    :data:`~lrtheory.results.sharpness.config.WIDE_ARCHS` with the input layer at the config's
+    ``input_lr_mult`` (condition (ii)) and at 1 (plain), the scale's settings in every point.
+
+    The config's grid must be powers of two (it is stored as its two exponents).
+
+    Raises
+    ------
+    ValueError
+        On an unknown scale.
+    """
+    check_scale(scale)
+    archs = WIDE_ARCHS.get(scale, ())
+    if not archs:
+        return []
+    cfg = CONFIGS[scale]
+    return [wide_point(cfg, L, n, rho) for (L, n) in archs for rho in (cfg.input_lr_mult, 1.0)]
+
+
+def wide_point(cfg, depth: int, width: int, input_lr_mult: float) -> Dict[str, Any]:
+    """One ``eta_star_wide`` point: architecture, input-layer LR and every setting of ``cfg`` it uses.
+
+    Raises
+    ------
+    ValueError
+        If ``cfg.grid`` is not consecutive powers of two.
+    """
+    k = np.log2(np.asarray(cfg.grid, dtype=np.float64))
+    if not (np.allclose(k, np.round(k)) and np.all(np.round(np.diff(k)) == 1)):
+        raise ValueError(f"grid: eta_star_wide needs consecutive powers of two, got {cfg.grid!r}")
+    point = {name: getattr(cfg, name) for name in _WIDE_SETTINGS}
+    point.update(grid_log2_lo=int(round(k[0])), grid_log2_hi=int(round(k[-1])), depth=int(depth), width=int(width),
+                 input_lr_mult=float(input_lr_mult))
+    return point
+
+
+def run_wide_batch(configs: List[Dict[str, Any]], device) -> List[Dict[str, Any]]:
+    """Run ``eta_star_wide`` points: :func:`run_arch` on each with the point's settings.
+
+    Condition (ii) points (``input_lr_mult < 1``) are the main grid's measurement at a wider
+    architecture (the networks ``model_seed("grid/...", L, n, j)``, with the sharpness); plain
+    points are :func:`~lrtheory.results.sharpness.measurements.measure_plain`'s (``"plain"``, no
+    sharpness). Returns per point ``eta``, ``bracket``, ``lo``, ``hi`` (and ``lam``, ``lam_ce``,
+    ``lam_w``) as lists, and ``seconds``.
+    """
+    from types import SimpleNamespace
+
+    out = []
+    for c in configs:
+        grid = tuple(2.0 ** k for k in range(int(c["grid_log2_lo"]), int(c["grid_log2_hi"]) + 1))
+        cfg = SimpleNamespace(grid=grid, input_lr_mult=float(c["input_lr_mult"]),
+                              **{name: c[name] for name in _WIDE_SETTINGS})
+        ds = load_dataset(cfg, device)
+        cond = cfg.input_lr_mult < 1.0
+        r = run_arch(cfg, ds, c["depth"], c["width"], device, measurement="grid" if cond else "plain", sharp=cond)
+        # stored as plain JSON lists: a non-finite value (no success: lo; no failure above: hi) becomes null
+        out.append({k: (np.asarray(v, dtype=np.float64).tolist() if k != "seconds" else float(v))
+                    for k, v in r.items()})
     return out
