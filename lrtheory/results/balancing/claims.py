@@ -58,7 +58,7 @@ CHAPTER.claim(
               "|x^2 - y^2| is the stable root of |d| (4 - s) = |d0| w0 (the invariant |d| w, d = eta (x^2 - y^2), "
               "s = eta (x^2 + y^2), w = 4 - s - eta^2 mu (mu - x y)): balancing at 4/7 h0, none below 2/L.",
     source="derived here with sympy (the invariant curve w = 0 and the product |d| w; the neglected per-step "
-           f"factor is stated and measured); the setting is the paper's ({PAPER}, Sec. 5, scalar experiments)",
+           f"factor is stated and measured); the setting is the paper's ({PAPER}, its scalar experiments)",
     tolerance=Tolerance(0.1, "rel", "the neglected factor (1 - rho^2)(1 + rho^2 - m rho) per step: its product "
                                     "along these runs is >= 0.96; 0.1 covers it (a factor 2 is 0.5 or 1)"),
     predict=_predict_limit,
@@ -127,8 +127,8 @@ CHAPTER.claim(
     "balancing.scalar.flattest_edge",
     statement="No minimum is stable beyond eta = 1/mu (flattest minimum, sharpness 2 mu): from a near-balanced "
               "start GD converges up to eta*mu = 1 and lands on a period-2 orbit just beyond it.",
-    source=f"derived here with sympy (the flattest minimum and its stability edge; paper: {PAPER}, Sec. 3, "
-           "on flat minima and periodic orbits)",
+    source="derived here with sympy (the flattest minimum and its stability edge); the problem is the paper's "
+           f"({PAPER}), the edge is not one of its statements",
     tolerance=Tolerance(0.02, "custom", "0.02 in eta*mu (two CI grid steps): converged in [1 - 0.02, 1], "
                                         "first period-2 orbit in [1, 1 + 0.02] "
                                         "(convergence at eta*mu = 1 is marginal)"),
@@ -168,7 +168,7 @@ CHAPTER.claim(
               "lies on its invariant curve eta (sigma^2 + p^2) + eta^2 mu (mu - sigma p) = 4, and diverges beyond.",
     source="derived here with sympy (the mode reduction of X0's singular modes; each mode's edge is the scalar "
            "problem's invariant curve w = 0, the stable set of its balanced period-2 orbit); the setting and "
-           f"the claim 'beyond 2/L' are the paper's ({PAPER}, abstract and Sec. 5)",
+           f"the claim 'beyond 2/L' are the paper's ({PAPER}, abstract; its matrix experiments)",
     tolerance=Tolerance(0.1, "rel", "the reduction neglects the coupling of the modes (the rotation of X's "
                                     "singular vectors), which only brings divergence earlier: measured 0.3 to "
                                     "6.5 % below on the reference draws, up to 9 % below on 19 other draws "
@@ -230,7 +230,7 @@ CHAPTER.claim(
               "residual in their eigenbases): the factors frozen at the start, the residual decaying mode by mode.",
     source="derived here with sympy (the exact increment eta^2 (Y^T R^T R Y - X^T R R^T X) of X^T X - Y^T Y, the "
            "residual's GD step, the geometric sum per mode; the frozen factors are the approximation, its hand "
-           f"steps checked in the tests); the setting is the paper's ({PAPER}, Sec. 5, matrix experiments)",
+           f"steps checked in the tests); the setting is the paper's ({PAPER}, its matrix experiments)",
     tolerance=Tolerance(0.1, "rel", "the frozen factors drift by a few per cent of ||X0||_F^2 over the run: "
                                     "measured within 7 % for eta L0 <= 1.5 at every n; 0.1 covers it "
                                     "(a factor 2 is 0.5 or 1)"),
@@ -296,7 +296,7 @@ CHAPTER.claim(
     source="derived here with sympy (the mode reduction: the loss as a sum over X's singular modes, each mode's "
            "GD step in the plane of A^T u_i and y, at z = 0 the paper's scalar problem; the frozen singular vectors "
            f"are the approximation, its hand steps checked in the tests); the setting is the paper's ({PAPER}, "
-           "Sec. 5, matrix experiments)",
+           "its matrix experiments)",
     tolerance=Tolerance(0.2, "rel", "the neglected rotation of X's singular vectors: measured within 12 % on the "
                                     "reference draws (n = 2 at eta L0 = 2.5; 3 % for n >= 4) and 13 % on 19 "
                                     "other draws; 0.2 covers it (a factor 2 is 0.5 or 1)"),
