@@ -113,3 +113,83 @@ def test_widening_onset_interpolates_and_flags_divergence():
 def test_bad_inputs_raise_value_error(call):
     with pytest.raises(ValueError):
         call()
+
+
+# ----------------------------------------------------------------- independent checks (worked by hand)
+
+def test_s2_rate():
+    d = D.derive_elr_model()
+    y = d.symbols
+    assert sp.simplify(d.S2_rate - 2 * y["eta"]**2 * y["c"]**2) == 0
+
+
+def test_flow_elrs_hand_values():
+    # S_l(t)^2 = S0_l^2 + 2 eta^2 sum_{s<t} c_l(s)^2, E = eta c / S: worked by hand for eta = 1/2
+    c = [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]
+    E = D.flow_elrs(c, [1.0, 2.0], 0.5)
+    want = [[0.5, 0.5],
+            [1.5 / math.sqrt(1.5), 2.0 / math.sqrt(6.0)],        # S^2: 1 + 0.5 * 1, 4 + 0.5 * 4
+            [2.5 / math.sqrt(6.0), 3.0 / math.sqrt(14.0)]]       # S^2: 1.5 + 0.5 * 9, 6 + 0.5 * 16
+    assert E == pytest.approx(np.array(want), rel=1e-14)
+
+
+def test_flow_elrs_tracks_the_pythagoras_recursion_at_small_elr():
+    # the exact norm step of an orthogonal gradient, S' = S + eta^2 c^2 / S (not the ODE), with a varying c:
+    # S'^2 = S^2 + 2 eta^2 c^2 + E^4 S^2, so the flow law's S^2 misses sum_t E_t^4 relative (E <= 0.05:
+    # under 200 * 0.05^4 ~ 1e-3; 3e-4 on the ELR here)
+    rng = np.random.default_rng(0)
+    c = rng.uniform(0.5, 2.0, size=(200, 3))
+    eta, S = 0.02, np.array([1.0, 2.0, 0.8])
+    E_exact = []
+    for t in range(200):
+        E_exact.append(eta * c[t] / S)
+        S = S + eta**2 * c[t] ** 2 / S
+    assert D.flow_elrs(c, [1.0, 2.0, 0.8], eta) == pytest.approx(np.array(E_exact), rel=3e-4)
+
+
+def test_flow_elrs_bad_inputs():
+    with pytest.raises(ValueError, match="c"):
+        D.flow_elrs([1.0, 2.0], [1.0], 1.0)
+    with pytest.raises(ValueError, match="S0"):
+        D.flow_elrs([[1.0, 2.0]], [1.0], 1.0)
+    with pytest.raises(ValueError, match="eta"):
+        D.flow_elrs([[1.0]], [1.0], 0.0)
+
+
+def test_model_warmup_trace_with_momentum_by_hand():
+    # a0 = (1, 0.01) at S = 1 (so c = a0), target 100, heavy ball beta = 1/2 from a zero buffer
+    s, lrs = D.model_warmup_trace([1.0, 0.01], lr=100.0, steps=2, momentum=0.5)
+    # step 0: gain 1, LR 1/sqrt(1 * 0.01) = 10; buffer m = c; S = 1 + (10 m)^2 = (101, 1.01): a = (1/101, 1/101)
+    assert lrs[0] == pytest.approx(10.0, rel=1e-14)
+    assert s[1] == pytest.approx(1.0, rel=1e-12)
+    # step 1: 100 * (1/101) * 2 > 1, not done; gain 1 + 1/2, LR 101 / 1.5
+    assert lrs[1] == pytest.approx(101.0 / 1.5, rel=1e-12)
+    m = np.array([0.5 + 1 / math.sqrt(101.0), 0.005 + 0.01 / math.sqrt(1.01)])
+    S = np.array([101.0, 1.01]) + (101.0 / 1.5 * m) ** 2
+    a = np.array([1.0, 0.01]) / S
+    assert s[2] == pytest.approx(a.max() / a.min(), rel=1e-12)
+    # without momentum the warm-up ends at step 1 (100 / 101 <= 1) and runs at the target
+    s0, l0 = D.model_warmup_trace([1.0, 0.01], lr=100.0, steps=3)
+    assert l0.tolist() == pytest.approx([10.0, 100.0, 100.0], rel=1e-14) and s0[1:] == pytest.approx(1.0, rel=1e-12)
+
+
+def test_warmup_gap_prediction_by_hand():
+    # constant LR 100 from a0 = (1, 0.01), no momentum: a -> a / (1 + (100 a)^2) twice
+    a1 = np.array([1.0 / 10001.0, 0.01 / 2.0])
+    a2 = a1 / (1.0 + (100.0 * a1) ** 2)  # (1/10001) / (1 + (100/10001)^2), 0.005 / 1.25
+    const = [math.log(a1[1] / a1[0]), math.log(a2[1] / a2[0])]
+    # the warm-up: spread 1 after its first step (LR 10) and stays 1 at the target
+    want = sum(const) / 2 - 0.0
+    assert D.warmup_gap_prediction([1.0, 0.01], lr=100.0, momentum=0.0, steps=2) == pytest.approx(want, rel=1e-12)
+    assert want == pytest.approx((math.log(50.005) + math.log(0.004 * 10001 * (1 + 1e-4 / 1.0002**2))) / 2, rel=1e-6)
+
+
+def test_lasting_prediction_by_hand():
+    # the warm-up's end spread is 1 (see above), so the ratio is the constant-LR run's end spread
+    a = np.array([1.0, 0.01])
+    spreads = []
+    for _ in range(5):
+        a = a / (1.0 + (100.0 * a) ** 2)
+        spreads.append(a.max() / a.min())
+    want = math.exp(np.mean(np.log(spreads[-2:])))
+    assert D.lasting_prediction([1.0, 0.01], 100.0, 0.0, 5, 2) == pytest.approx(want, rel=1e-12)

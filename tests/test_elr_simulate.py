@@ -99,7 +99,7 @@ def test_measurements_survive_the_results_store():
         elif dataclasses.is_dataclass(value):
             for f in dataclasses.fields(value):
                 a, b = getattr(value, f.name), getattr(back, f.name)
-                if isinstance(a, str):
+                if isinstance(a, str) or a is None:
                     assert a == b, (where, f.name)
                 else:
                     assert np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True), (where, f.name)
@@ -190,3 +190,25 @@ def test_momentum_model_gives_the_schedulers_first_lrs(scale):
     gain = 1.0 / (1.0 - cfg.warm_momentum)  # the earlier model: the steady-state gain from step 0
     _, steady = D.model_warmup_trace(a0, cfg.warm_lr * gain, cfg.warm_steps)
     assert abs(steady[1] / gain / w.lr_warm[1] - 1) > 0.5
+
+
+def test_ratio_trace_records_the_gradient_scales():
+    # c = ||g|| ||W|| per tensor and step, read independently here: c / S = ||g|| / ||W|| is the unit ELR,
+    # whose max/min is the recorded spread; the drift is 1 at step 0 by definition
+    tr = S.run_net_ratio("batchnorm", 3, 8, 32, 0.5, 4, device="cpu")
+    assert tr.c.shape == (5, 3) and np.all(tr.c > 0)
+    assert tr.c_drift[0] == pytest.approx(1.0, rel=1e-15)
+    S0 = tr.c[0] / tr.a0  # ||W||^2 at init
+    st = S.mlp_setting(3, 8, 32, device="cpu")
+    W0 = [p for i, p in enumerate(st.params) if i in st.weight_index]
+    assert S0 == pytest.approx(np.array([float(w.pow(2).sum()) for w in W0]), rel=1e-12)
+
+
+@pytest.mark.parametrize("scale", ["ci", "reference"])
+def test_drift_of_the_gradient_scales_is_what_breaks_the_ratio_claim(scale):
+    # the diagnosis the chapter states: in every network the layers' gradient scales move apart by more
+    # than a factor 2 over the run (the model's premise: 1), while the norm law holds (elr.norm_law)
+    from lrtheory.results.elr import measurements as M
+
+    for a, tr in M.measure_net_ratios(scale, "cpu").items():
+        assert tr.c_drift[-1] > 2.0, (a, tr.c_drift[-1])

@@ -76,11 +76,47 @@ def test_step_uses_previous_norm_and_new_norm():
 
 
 def test_momentum_gain_enters_the_critical_lr():
-    w1, w2, opt, _ = _two_layers(lr=100.0, momentum=0.9)
+    # the heavy-ball buffer starts at zero: gain 1 at the first step, then 1.9, 2.71, ... (1 - 0.9^(k+1))/0.1;
+    # before, the steady-state gain 10 was used from the first step (its first LR 10x below the critical LR)
+    w1, w2, opt, gen = _two_layers(lr=100.0, momentum=0.9)
     pairs = [(float(w.grad.norm()), float(w.detach().norm()), float(w.detach().norm())) for w in (w1, w2)]
     sched = ELRWarmup(opt)
-    # heavy ball gain 1/(1 - 0.9) = 10
-    assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 10.0, pairs), rel=1e-9)
+    assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 1.0, pairs), rel=1e-12)
+    for k, gain in ((1, 1.9), (2, 2.71), (3, 3.439)):
+        prev = [float(w.detach().norm()) for w in (w1, w2)]
+        for w, s in ((w1, 0.3), (w2, 0.02)):
+            w.grad = _orth(w.detach(), torch.randn(w.shape, generator=gen, dtype=torch.float64)) * s
+        gnorms = [float(w.grad.norm()) for w in (w1, w2)]
+        opt.step()
+        pairs = [(g, n0, float(w.detach().norm())) for w, g, n0 in zip((w1, w2), gnorms, prev)]
+        sched.step()
+        assert not sched.done
+        assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, gain, pairs), rel=1e-12), k
+
+
+def test_warmup_does_not_end_while_the_momentum_buffer_grows():
+    # a target just below the critical LR at gain 1 but above it at the steady-state gain 10: the first
+    # LR is the target (factor 1), yet the warm-up goes on (ending there would let later steps run
+    # up to 10x above the critical LR)
+    w1, w2, opt, _ = _two_layers(lr=1.0, momentum=0.9)
+    b = [float(w.grad.norm()) / float(w.detach().norm()) for w in (w1, w2)]
+    crit = 1.0 / math.sqrt(b[0] * b[1])
+    for g in opt.param_groups:
+        g["lr"] = 0.5 * crit  # below the critical LR at gain 1, 5x above it at gain 10
+    sched = ELRWarmup(opt)
+    assert sched.get_last_lr()[0] == pytest.approx(0.5 * crit, rel=1e-12) and sched.factor == 1.0
+    assert not sched.done
+
+
+def test_a_scheduler_joining_a_run_takes_the_steady_state_gain():
+    w1, w2, opt, _ = _two_layers(lr=100.0, momentum=0.9)
+    g = [w.grad.clone() for w in (w1, w2)]
+    opt.step()  # the momentum buffers exist now
+    for w, gi in zip((w1, w2), g):
+        w.grad = _orth(w.detach(), gi)
+    pairs = [(float(w.grad.norm()), float(w.detach().norm()), float(w.detach().norm())) for w in (w1, w2)]
+    sched = ELRWarmup(opt)
+    assert sched.get_last_lr()[0] == pytest.approx(100.0 * _expected_factor(100.0, 10.0, pairs), rel=1e-12)
 
 
 def test_no_gradients_at_construction_first_step_sets_the_critical_lr():
@@ -224,6 +260,16 @@ def test_momentum_gains():
     assert _sgd_gain({"momentum": 0.9, "dampening": 0.0}) == pytest.approx(10.0, rel=1e-12)
     assert _sgd_gain({"momentum": 0.9, "dampening": 0.5}) == pytest.approx(5.0, rel=1e-12)
     assert _sgd_gain({"momentum": 0.9, "dampening": 0.0, "nesterov": True}) == pytest.approx(10.0, rel=1e-12)
+    # after k earlier steps of a buffer started at the gradient itself (worked by hand):
+    # heavy ball 1, 1 + 0.9, 1 + 0.9 + 0.81; with dampening 0.5: 1, 0.9 + 0.5, 0.81 + 0.5 (1 + 0.9)
+    assert _sgd_gain({"momentum": 0.9}, 0) == 1.0
+    assert _sgd_gain({"momentum": 0.9}, 1) == pytest.approx(1.9, rel=1e-14)
+    assert _sgd_gain({"momentum": 0.9}, 2) == pytest.approx(2.71, rel=1e-14)
+    assert _sgd_gain({"momentum": 0.9, "dampening": 0.5}, 1) == pytest.approx(1.4, rel=1e-14)
+    assert _sgd_gain({"momentum": 0.9, "dampening": 0.5}, 2) == pytest.approx(1.76, rel=1e-14)
+    assert _sgd_gain({"momentum": 0.9, "nesterov": True}, 0) == pytest.approx(1.9, rel=1e-14)  # g + 0.9 g
+    assert _sgd_gain({"momentum": 0.9, "nesterov": True}, 1) == pytest.approx(1 + 0.9 * 1.9, rel=1e-14)
+    assert _sgd_gain({"momentum": 0.0}, 3) == 1.0
 
 
 def test_param_groups_with_different_target_lrs():
@@ -293,18 +339,20 @@ def test_loop_order_does_not_matter(backward_first):
     # before: opt.step(); opt.zero_grad(); sched.step() kept the LR at 0 forever
     out = []
     for order in ("standard", "zero_grad_before_sched"):
-        net, x, y, opt = _fresh(backward_first=backward_first)
+        # a target far above the critical LR, so that the warm-up is active for all 8 steps (with momentum's
+        # gain counted from a zero buffer it ends sooner than it did with the steady-state gain)
+        net, x, y, opt = _fresh(backward_first=backward_first, lr=1e4)
         sched = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
         if order != "standard":
             opt.zero_grad()  # this loop clears the gradients after each step
         out.append(_loop(net, x, y, opt, sched, 8, order))
     assert out[0] == out[1]
-    assert all(0 < v < 50.0 for v in out[1]) and len(set(out[1])) > 1
+    assert all(0 < v < 1e4 for v in out[1]) and len(set(out[1])) > 1
 
 
 def test_chained_with_cosine_keeps_the_cosine():
     # before: in ChainedScheduler with CosineAnnealingLR the cosine was erased
-    net, x, y, opt = _fresh()
+    net, x, y, opt = _fresh(lr=1e4)  # far above the critical LR: the warm-up is active throughout
     warm = ELRWarmup(opt, params=[net[i].weight for i in (0, 3, 6)])
     T = 20
     cos = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=T)
@@ -315,7 +363,7 @@ def test_chained_with_cosine_keeps_the_cosine():
         opt.step()
         sched.step()
         c = 0.5 * (1 + math.cos(math.pi * t / T))
-        assert opt.param_groups[0]["lr"] == pytest.approx(50.0 * warm.factor * c, rel=1e-12)
+        assert opt.param_groups[0]["lr"] == pytest.approx(1e4 * warm.factor * c, rel=1e-12)
     assert warm.factor < 1  # the warm-up was active throughout
 
 

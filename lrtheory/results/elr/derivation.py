@@ -61,6 +61,7 @@ __all__ = [
     "critical_lr",
     "model_spread_trace",
     "model_warmup_trace",
+    "flow_elrs",
     "warmup_spread_bound",
     "ratio_times",
     "norm_prediction",
@@ -113,6 +114,9 @@ class ELRDerivation:
     warmup_spread : sympy.Expr
         Spread after one step at ``critical_lr`` when a third layer sits at the
         geometric mean (the worst case): ``(s + 1) / (2 sqrt(s))`` for spread ``s``.
+    S2_rate : sympy.Expr
+        ``d(S^2)/dt = 2 eta^2 c^2`` along the gradient flow: free of ``S``, so with a gradient scale
+        that changes in time ``S(t)^2 = S0^2 + 2 eta^2 int_0^t c^2`` (:func:`flow_elrs`).
     """
 
     symbols: Dict[str, sp.Symbol]
@@ -132,6 +136,7 @@ class ELRDerivation:
     critical_lr: sp.Expr
     critical_lr_elr: sp.Expr
     warmup_spread: sp.Expr
+    S2_rate: sp.Expr
 
 
 @functools.lru_cache(maxsize=1)
@@ -197,6 +202,8 @@ def derive_elr_model() -> ELRDerivation:
                       sp.Symbol("x", positive=True))[0]
     worst = sp.simplify(g(a_star) / g(al))
     warmup_spread = sp.simplify(worst.subs(al, s * ak))
+    # d(S^2)/dt along the flow: S-free, so a time-varying c integrates (flow_elrs)
+    S2_rate = sp.simplify(sp.diff(S_closed**2, t))
     return ELRDerivation(
         symbols=dict(eta=eta, c=c, S=S, S0=S0, t=t, E=E, E0=E0, E_l0=El0, E_k0=Ek0, a_l=al, a_k=ak,
                      c_l=cl, c_k=ck, u=u, s=s, E_l=Elc, E_k=Ekc),
@@ -204,7 +211,7 @@ def derive_elr_model() -> ELRDerivation:
         E_closed=E_closed, log_ratio=log_ratio, ratio_limit=ratio_limit,
         classic_ratio_limit=classic_ratio_limit, rate=rate, next_ratio=next_ratio,
         next_ratio_slope=next_ratio_slope, critical_lr=critical_lr, critical_lr_elr=critical_lr_elr,
-        warmup_spread=warmup_spread,
+        warmup_spread=warmup_spread, S2_rate=S2_rate,
     )
 
 
@@ -439,10 +446,12 @@ def model_spread_trace(a0, lrs, momentum: float = 0.0) -> np.ndarray:
 def model_warmup_trace(a0, lr: float, steps: int, momentum: float = 0.0):
     """Spread and LRs the model predicts for the critical-LR warm-up towards target ``lr``.
 
-    Each step runs at ``min(lr, 1 / (G sqrt(a_max a_min)))`` with ``G = 1 / (1 - momentum)``:
-    ELRWarmup's rule (the critical LR of the current extreme layers, momentum counted at its
-    steady-state gain ``G``); the layers then move as in :func:`model_spread_trace` (with
-    momentum: the heavy-ball buffer from zero, so the first steps are shorter than ``G`` says).
+    Step ``k`` (``k = 0, 1, ...``) runs at ``min(lr, 1 / (G_k sqrt(a_max a_min)))`` with
+    ``G_k = (1 - beta^(k+1)) / (1 - beta)``, the gain of a heavy-ball buffer started at zero after
+    ``k`` earlier steps of an unchanged gradient: ELRWarmup's rule (the critical LR of the current
+    extreme layers). The warm-up ends, and the LR stays at ``lr`` from then on, at the first step
+    at which ``lr`` is below that critical LR even at the steady-state gain ``1 / (1 - beta)``. The
+    layers move as in :func:`model_spread_trace` (the heavy-ball buffer from zero).
 
     Parameters
     ----------
@@ -471,8 +480,62 @@ def model_warmup_trace(a0, lr: float, steps: int, momentum: float = 0.0):
     """
     lr = V.positive_real(lr, "lr")
     steps = V.nonneg_int(steps, "steps")
-    G = 1.0 / (1.0 - V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False)))
-    return _heavy_ball(a0, lambda a: min(lr, 1.0 / (G * math.sqrt(a.max() * a.min()))), steps, momentum)
+    beta = V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False))
+    state = {"k": 0, "done": False}
+
+    def rule(a):
+        k, g = state["k"], math.sqrt(a.max() * a.min())
+        state["k"] += 1
+        if not state["done"] and lr * g / (1.0 - beta) <= 1.0:
+            state["done"] = True
+        if state["done"]:
+            return lr
+        return min(lr, 1.0 / (g * (1.0 - beta ** (k + 1)) / (1.0 - beta)))
+
+    return _heavy_ball(a0, rule, steps, momentum)
+
+
+def flow_elrs(c, S0, eta: float) -> np.ndarray:
+    """ELRs of the model's gradient flow when each layer's gradient scale changes from step to step.
+
+    ``d(S^2)/dt = 2 eta^2 c^2`` does not depend on ``S`` (``S2_rate`` of :func:`derive_elr_model`),
+    so with the gradient scale ``c_l(s)`` of step ``s`` the squared norm is
+    ``S_l(t) = sqrt(S_l0^2 + 2 eta^2 sum_{s<t} c_l(s)^2)`` and the ELR ``E_l(t) = eta c_l(t) / S_l(t)``
+    (with a fixed ``c`` this is :func:`elr_closed_form`). The ratio of two layers' ELRs tends to 1
+    only if their gradient scales keep a fixed ratio: ``E_l(t) -> c_l(t) / sqrt(2 sum_s c_l(s)^2)``.
+
+    Parameters
+    ----------
+    c : array ``(T + 1, L)``, > 0
+        Gradient scales ``||grad|| ||W||`` of ``L`` layers at steps ``0..T``.
+    S0 : array ``(L,)``, > 0
+        Squared weight norms at step 0.
+    eta : float, > 0
+        The constant learning rate.
+
+    Returns
+    -------
+    ndarray ``(T + 1, L)``
+
+    Raises
+    ------
+    ValueError
+        On a bad argument (the message names it).
+
+    Example
+    -------
+    >>> np.round(flow_elrs([[1.0], [2.0]], [1.0], 1.0), 6).ravel().tolist()
+    [1.0, 1.154701]
+    """
+    c = V.positive_array(c, "c")
+    if c.ndim != 2:
+        raise ValueError(f"c: expected a (T + 1, L) array, got shape {c.shape}")
+    S0 = V.positive_array(S0, "S0").ravel()
+    if S0.shape != c.shape[1:]:
+        raise ValueError(f"S0: expected {c.shape[1]} values, got {S0.shape[0]}")
+    eta = V.positive_real(eta, "eta")
+    before = np.vstack([np.zeros((1, c.shape[1])), np.cumsum(c[:-1] ** 2, axis=0)])
+    return eta * c / np.sqrt(S0**2 + 2.0 * eta**2 * before)
 
 
 def warmup_spread_bound(s0: float, steps: int) -> list:

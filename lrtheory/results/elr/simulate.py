@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -338,6 +338,7 @@ class WarmupRun:
     loss: np.ndarray  # (T + 1,)
     a0: np.ndarray  # per-unit-LR ELRs of the tracked tensors at init
     acc: float  # training accuracy after the last step
+    c: Optional[np.ndarray] = None  # (T + 1, L) gradient scales ||grad|| ||W||, when recorded
 
 
 @dataclass(frozen=True)
@@ -372,9 +373,10 @@ class WarmupComparison:
 
 
 def _run_optimizer(net: torch.nn.Module, ws: List[torch.Tensor], x, y, lr: float, momentum: float, steps: int,
-                   warm: bool) -> WarmupRun:
+                   warm: bool, record_c: bool = False) -> WarmupRun:
     """Momentum SGD (``torch.optim.SGD``) on the tensors ``ws`` of ``net``, full batch, cross-entropy,
-    with :class:`ELRWarmup` when ``warm``; records the spread of ``ws``' ELRs before every update."""
+    with :class:`ELRWarmup` when ``warm``; records the spread of ``ws``' ELRs before every update
+    (and, with ``record_c``, each tensor's gradient scale ``||grad|| ||W||``)."""
     opt = torch.optim.SGD(ws, lr=lr, momentum=momentum)
 
     def grad_step():
@@ -387,12 +389,14 @@ def _run_optimizer(net: torch.nn.Module, ws: List[torch.Tensor], x, y, lr: float
     if warm:
         grad_step()
         sched = ELRWarmup(opt)
-    spreads, lrs, losses, a0 = [], [], [], None
+    spreads, lrs, losses, a0, cs = [], [], [], None, []
     for t in range(steps + 1):
         losses.append(grad_step())
         a = unit_elrs(ws)
         a0 = np.array(a) if a0 is None else a0
         spreads.append(max(a) / min(a))
+        if record_c:
+            cs.append([ai * float(W.detach().double().norm()) ** 2 for ai, W in zip(a, ws)])
         if t < steps:
             lrs.append(opt.param_groups[0]["lr"])
             opt.step()
@@ -400,7 +404,8 @@ def _run_optimizer(net: torch.nn.Module, ws: List[torch.Tensor], x, y, lr: float
                 sched.step()
     with torch.no_grad():
         acc = float((net(x).argmax(1) == y).double().mean())
-    return WarmupRun(spread=np.array(spreads), lr=np.array(lrs), loss=np.array(losses), a0=a0, acc=acc)
+    return WarmupRun(spread=np.array(spreads), lr=np.array(lrs), loss=np.array(losses), a0=a0, acc=acc,
+                     c=np.array(cs) if record_c else None)
 
 
 def run_mlp_module(setting: MLPSetting, lr: float, momentum: float, steps: int, warm: bool) -> WarmupRun:
@@ -486,6 +491,9 @@ class RatioTrace:
     spread : ndarray ``(T + 1,)``
         ELR spread (max/min across the trained tensors) before the update of each step.
     loss : ndarray ``(T + 1,)``
+    c : ndarray ``(T + 1, L)``
+        Each tensor's gradient scale ``c = ||grad|| ||W||`` before the update of each step (the
+        model holds it fixed).
     """
 
     arch: str
@@ -493,6 +501,13 @@ class RatioTrace:
     a0: np.ndarray
     spread: np.ndarray
     loss: np.ndarray
+    c: np.ndarray
+
+    @property
+    def c_drift(self) -> np.ndarray:
+        """``(T + 1,)`` max/min across tensors of ``c_l(t) / c_l(0)``: how far the layers' gradient
+        scales have moved apart since init (1 where the model's premise holds)."""
+        return spread(self.c / self.c[0], axis=-1)
 
 
 def run_net_ratio(arch: str, depth: int, width: int, n_train: int, mult: float, steps: int,
@@ -533,5 +548,5 @@ def run_net_ratio(arch: str, depth: int, width: int, n_train: int, mult: float, 
     torch.nn.functional.cross_entropy(net(x), y).backward()
     a0 = np.array(unit_elrs(ws))
     eta = mult / math.sqrt(a0.max() * a0.min())
-    run = _run_optimizer(net, ws, x, y, eta, 0.0, steps, warm=False)
-    return RatioTrace(arch=arch, eta=float(eta), a0=run.a0, spread=run.spread, loss=run.loss)
+    run = _run_optimizer(net, ws, x, y, eta, 0.0, steps, warm=False, record_c=True)
+    return RatioTrace(arch=arch, eta=float(eta), a0=run.a0, spread=run.spread, loss=run.loss, c=run.c)
