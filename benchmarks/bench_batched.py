@@ -1,40 +1,54 @@
-"""Batched-K training vs a per-model loop, and achieved FLOP/s vs one large GEMM.
+"""Batched-K training against a per-model loop, the torch.func vmap recipe and one large GEMM.
 
-Run:  python benchmarks/bench_batched.py [--device cpu|cuda] [--quick]
+Run:  python benchmarks/bench_batched.py [--device cpu|cuda] [--threads N] [--quick]
 
-Everything is measured in this one run, on this machine, in float32:
+Everything is measured in this one run, on this machine, in float32, for two settings (depth 3
+hidden layers, d_in = width, d_out = 10, no bias, full-batch GD on 1/2-MSE, standard
+parametrization):
 
-1. the FLOP/s of one large float32 GEMM (``n x n @ n x n``, best of a few), the
-   machine's practical peak for the matmul-bound work below;
-2. for each setting (small: width 32, batch 128; large: width 512, batch 1024;
-   depth 3 hidden layers, d_in = width, d_out = 10, full-batch GD on 1/2 MSE):
-   * ``batched``: ``lrtheory.core.train.train`` on K models at once;
-   * ``loop(train)``: the same K models one after the other through ``train`` with K = 1;
-   * ``loop(torch)``: the same K models as plain ``nn.Module`` + ``torch.optim.SGD``;
-   * ``vmap``: the K modules ensembled the torch.func way (``stack_module_state``,
-     ``vmap(grad(functional_call))``, the SGD step on the stacked tensors);
-   and prints wall times, the speed-up of batched over each, and the achieved
-   matmul FLOP/s of the batched run (``lrtheory.core.mlp.count_flops``: 2 per
-   multiply-add; backward = weight gradients of every layer + input gradients of
-   all but the first) as a fraction of the GEMM rate: once against the GEMM of
-   the start, once paired (each batched repeat against a GEMM measured just
-   before it, median over repeats).
+* small: width 32, batch 128, K = 64 models; large: width 512, batch 1024, K = 8 (16 on CUDA).
 
-Targets (issue 3): >= 5x over the loop for the small setting, >= 0.6 of the GEMM
-rate for the large one. Timings on a shared machine vary: the load average is
-printed so that contention can be judged.
+Per setting, four things are timed in interleaved rounds (each round runs all of them, in a
+rotating order, so that contention drifting during the run hits them alike):
+
+* ``loop``: the K models one after the other as plain ``nn.Sequential`` + ``torch.optim.SGD``;
+* ``vmap``: PyTorch's own ensembling recipe (torch.func docs, "Model ensembling"):
+  ``stack_module_state`` of the K modules, a ``meta`` copy as the base,
+  ``vmap(grad(loss))`` over ``functional_call``, and the SGD step applied to the stacked tensors
+  (``{k: p - lr * g}``); eager, as the docs show it (no ``torch.compile``: the recipe's page does
+  not use it);
+* ``batched``: ``lrtheory.core.train.train`` on the K models at once;
+* ``GEMM``: one large float32 GEMM (2048^2 on CPU, 4096^2 on CUDA), the machine's practical peak.
+
+Each is timed by wall clock and, on CPU, by the process's CPU time (``time.process_time``: on a
+machine shared with other jobs it leaves out the time the process waits for a core). Reported:
+the best of the rounds of each, the speed-ups of ``batched`` over ``loop`` and ``vmap``, and the
+achieved matmul FLOP/s of ``batched`` (``lrtheory.core.mlp.count_flops``: 2 per multiply-add;
+backward = weight gradients of every layer + input gradients of all but the first) over the
+GEMM's FLOP/s, as ratios of bests and as the median of the per-round (paired) ratios.
+
+A last table times the masked loop :func:`lrtheory.core.gd.run_gd` on two tiny scalar models
+(microseconds per step, K models of a few numbers each) against the same arithmetic as a plain
+Python loop: the per-step overhead of the loop's checks and records.
+
+Targets (issue 13): batched >= 2x vmap for the small setting; batched >= 0.8 of the GEMM rate for
+the large one. The load average is printed at the start and the end.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
+import statistics
 import time
 
 import torch
+from torch import nn
 
 from lrtheory.core.device import resolve_device
-from lrtheory.core.mlp import MLPSpec, count_flops, init_params, lr_multipliers, select_models, to_module
+from lrtheory.core.gd import run_gd
+from lrtheory.core.mlp import MLPSpec, count_flops, init_params
 from lrtheory.core.train import train
 
 
@@ -43,30 +57,36 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def _best_time(fn, device, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        best = min(best, time.perf_counter() - t0)
-    return best
+def _time(fn, device):
+    """(wall seconds, CPU seconds) of one call."""
+    _sync(device)
+    w0, c0 = time.perf_counter(), time.process_time()
+    fn()
+    _sync(device)
+    return time.perf_counter() - w0, time.process_time() - c0
 
 
-def gemm_flops(device, n, repeats=5):
-    a = torch.randn(n, n, device=device, dtype=torch.float32)
-    b = torch.randn(n, n, device=device, dtype=torch.float32)
-    a @ b
-    t = _best_time(lambda: a @ b, device, repeats)
-    return 2.0 * n**3 / t
+def _load():
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
-def torch_loop(spec, P, x, y, eta, steps):
+def _modules(spec, P):
+    """The K models as plain nn.Sequential(Linear, ReLU, ..., Linear) holding the weights of P."""
+    mods = []
     for k in range(P[0].shape[0]):
-        mod = to_module(spec, P, k)
-        groups = [{"params": [p], "lr": eta * m} for p, m in zip(mod.parameters(), lr_multipliers(spec))]
-        opt = torch.optim.SGD(groups, lr=eta)
+        layers = []
+        for l, (fo, fi) in enumerate(spec.layer_dims):
+            lin = nn.Linear(fi, fo, bias=False, device=P[0].device, dtype=P[0].dtype)
+            with torch.no_grad():
+                lin.weight.copy_(P[l][k])
+            layers += [lin, nn.ReLU()] if l < spec.depth else [lin]
+        mods.append(nn.Sequential(*layers))
+    return mods
+
+
+def torch_loop(mods, x, y, eta, steps):
+    for mod in mods:
+        opt = torch.optim.SGD(mod.parameters(), lr=eta)
         for _ in range(steps):
             opt.zero_grad()
             loss = 0.5 * ((mod(x) - y) ** 2).sum(1).mean()
@@ -74,92 +94,208 @@ def torch_loop(spec, P, x, y, eta, steps):
             opt.step()
 
 
-def vmap_ensemble(spec, P, x, y, eta, steps):
-    """The K models as torch.func ensembling does it: one vmapped gradient of the stacked modules per step."""
-    mods = [to_module(spec, P, k) for k in range(P[0].shape[0])]
+def vmap_ensemble(mods, x, y, eta, steps):
+    """torch.func model ensembling (stack_module_state, vmap over grad of functional_call) + SGD."""
     params, buffers = torch.func.stack_module_state(mods)
     params = {k: v.detach() for k, v in params.items()}
     base = copy.deepcopy(mods[0]).to("meta")
-    mults = dict(zip(params, lr_multipliers(spec)))  # named_parameters order = the spec's parameter order
 
-    def loss(p, b):
+    def loss(p, b, x, y):
         out = torch.func.functional_call(base, (p, b), (x,))
         return 0.5 * ((out - y) ** 2).sum(1).mean()
 
-    grad = torch.func.vmap(torch.func.grad(loss))
+    grad = torch.func.vmap(torch.func.grad(loss), in_dims=(0, 0, None, None))
     for _ in range(steps):
-        gs = grad(params, buffers)
-        params = {k: params[k] - (eta * mults[k]) * gs[k] for k in params}
+        gs = grad(params, buffers, x, y)
+        params = {k: p - eta * gs[k] for k, p in params.items()}
     return params
 
 
-def bench_setting(name, width, batch, K, steps, device, repeats, n_gemm):
+def gemm(device, n):
+    a = torch.randn(n, n, device=device, dtype=torch.float32)
+    b = torch.randn(n, n, device=device, dtype=torch.float32)
+    reps = 3 if device.type == "cpu" else 20
+
+    def run():
+        for _ in range(reps):
+            a @ b
+
+    run()
+    return run, 2.0 * n ** 3 * reps
+
+
+def bench_setting(name, width, batch, K, steps, loop_models, device, rounds, n_gemm):
     spec = MLPSpec(d_in=width, width=width, depth=3, d_out=10)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(batch, width, generator=g).to(device)
     y = torch.randn(batch, 10, generator=g).to(device)
     P = init_params(spec, K, seed=0, device=device, dtype=torch.float32)
     eta = 1e-3
-    run_b = lambda: train(spec, P, x, y, [eta] * K, steps, record_every=steps)  # noqa: E731
-    run_l = lambda: [train(spec, select_models(P, k), x, y, [eta], steps, record_every=steps)  # noqa: E731
-                     for k in range(K)]
-    run_t = lambda: torch_loop(spec, P, x, y, eta, steps)  # noqa: E731
-    run_v = lambda: vmap_ensemble(spec, P, x, y, eta, steps)  # noqa: E731
-    train(spec, P, x, y, [eta] * K, 1)  # warm-up
+    mods = _modules(spec, P)
     flops = count_flops(spec, batch) * K * steps
-    # each batched repeat is paired with a GEMM measured just before it, so that the
-    # fraction is robust to contention drifting during the run; report the median pair
-    fracs, tb = [], float("inf")
-    for _ in range(repeats):
-        g_rate = gemm_flops(device, n_gemm, repeats=2)
-        t = _best_time(run_b, device, 1)
-        tb = min(tb, t)
-        fracs.append((flops / t) / g_rate)
-    fracs.sort()
-    tl = _best_time(run_l, device, repeats)
-    tt = _best_time(run_t, device, repeats)
-    run_v()  # warm-up (vmap traces once)
-    tv = _best_time(run_v, device, repeats)
-    return dict(name=name, K=K, steps=steps, width=width, batch=batch, t_batched=tb, t_loop=tl, t_torch=tt,
-                t_vmap=tv, flops_per_s=flops / tb, frac_paired=fracs[len(fracs) // 2])
+    run_gemm, gemm_flops = gemm(device, n_gemm)
+    # the loop runs loop_models of the K models; its time is scaled to K
+    fns = {
+        "loop": (lambda: torch_loop(mods[:loop_models], x, y, eta, steps), K / loop_models),
+        "vmap": (lambda: vmap_ensemble(mods, x, y, eta, steps), 1.0),
+        "batched": (lambda: train(spec, P, x, y, eta, steps, record_every=steps), 1.0),
+        "gemm": (run_gemm, 1.0),
+    }
+    for f, _ in fns.values():  # warm-up (vmap traces, first allocations)
+        f()
+    times = {k: [] for k in fns}  # per round: (wall, cpu)
+    names = list(fns)
+    for r in range(rounds):
+        for k in names[r % len(names):] + names[:r % len(names)]:
+            f, scale = fns[k]
+            w, c = _time(f, device)
+            times[k].append((w * scale, c * scale))
+    res = dict(name=name, K=K, steps=steps, loop_models=loop_models)
+    for clock, j in (("wall", 0), ("cpu", 1)):
+        best = {k: min(t[j] for t in v) for k, v in times.items()}
+        res[clock] = best
+        gem_rate = [gemm_flops / t[j] for t in times["gemm"]]
+        res[clock + "_x_loop"] = best["loop"] / best["batched"]
+        res[clock + "_x_vmap"] = best["vmap"] / best["batched"]
+        res[clock + "_x_vmap_paired"] = statistics.median(
+            v[j] / b[j] for v, b in zip(times["vmap"], times["batched"]))
+        res[clock + "_frac"] = (flops / best["batched"]) / (gemm_flops / best["gemm"])
+        res[clock + "_frac_paired"] = statistics.median(
+            (flops / b[j]) / gr for b, gr in zip(times["batched"], gem_rate))
+        res[clock + "_gflops"] = flops / best["batched"] / 1e9
+        res[clock + "_gemm_gflops"] = gemm_flops / best["gemm"] / 1e9
+    return res
+
+
+# ---- run_gd against a plain loop on tiny scalar models
+
+def _factorization(K, dtype):
+    mu = 2.0
+    x0 = torch.linspace(0.5, 3.0, K, dtype=dtype)
+    y0 = torch.full((K,), 0.7, dtype=dtype)
+    etas = torch.logspace(-2, math.log10(1.6), K, dtype=dtype)
+    return mu, x0, y0, etas
+
+
+def scalar_plain(K, steps, dtype=torch.float64):
+    """Balancing's scalar GD on (mu - x y)^2 / 2 as a plain loop (K step sizes, no checks)."""
+    mu, x, y, etas = _factorization(K, dtype)
+    for _ in range(steps):
+        r = mu - x * y
+        x, y = x + etas * r * y, y + etas * r * x
+    return x, y
+
+
+def scalar_run_gd(K, steps, dtype=torch.float64):
+    """The same on run_gd: closed-form gradient, a parameter bound (freezes), no loss rule."""
+    mu, x, y, etas = _factorization(K, dtype)
+
+    def loss_fn(p):
+        return 0.5 * (mu - p[0] * p[1]) ** 2
+
+    def grad_fn(p):
+        r = mu - p[0] * p[1]
+        return [-r * p[1], -r * p[0]]
+
+    return run_gd(loss_fn, [x, y], etas, steps, grad_fn=grad_fn, divergence_factor=None, param_bound=1e6,
+                  record_every=steps)
+
+
+def uv_plain(K, n, steps, dtype=torch.float64):
+    """The catapult's uv model (f = u.v / sqrt(n), loss f^2/2) as a plain loop."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(K, 2, n, generator=g, dtype=dtype)
+    etas = torch.linspace(0.5, 3.5, K, dtype=dtype)[:, None, None]
+    sq = math.sqrt(n)
+    for _ in range(steps):
+        f = (w[:, 0] * w[:, 1]).sum(-1) / sq
+        c = (f / sq)[:, None]
+        gr = torch.stack([w[:, 1] * c, w[:, 0] * c], 1)
+        w = w - etas * gr
+    return w
+
+
+def uv_run_gd(K, n, steps, dtype=torch.float64):
+    """The same on run_gd with the catapult's divergence rule (eta^2 f^2 / n > 1e4)."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(K, 2, n, generator=g, dtype=dtype)
+    etas = torch.linspace(0.5, 3.5, K, dtype=dtype)
+    sq = math.sqrt(n)
+
+    def loss_fn(p):
+        f = (p[0][:, 0] * p[0][:, 1]).sum(-1) / sq
+        return 0.5 * f * f, f
+
+    def grad_fn(p):
+        w = p[0]
+        f = (w[:, 0] * w[:, 1]).sum(-1) / sq
+        c = (f / sq)[:, None]
+        return [torch.stack([w[:, 1] * c, w[:, 0] * c], 1)]
+
+    return run_gd(loss_fn, [w], etas, steps, grad_fn=grad_fn, divergence_factor=None, record_every=steps,
+                  diverged=lambda s: s.etas ** 2 * s.aux ** 2 / n > 1e4)
+
+
+def bench_tiny(rounds, steps):
+    rows = []
+    cases = [
+        ("balancing scalar GD, K=64", lambda: scalar_plain(64, steps), lambda: scalar_run_gd(64, steps)),
+        ("catapult uv model, K=64, n=32", lambda: uv_plain(64, 32, steps), lambda: uv_run_gd(64, 32, steps)),
+    ]
+    dev = torch.device("cpu")
+    for name, plain, ours in cases:
+        plain(), ours()
+        tp, to = [], []
+        for _ in range(rounds):
+            tp.append(_time(plain, dev)[1])
+            to.append(_time(ours, dev)[1])
+        rows.append((name, min(tp) / steps * 1e6, min(to) / steps * 1e6))
+    return rows
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default=None)
-    ap.add_argument("--quick", action="store_true", help="fewer steps and repeats")
+    ap.add_argument("--quick", action="store_true", help="fewer steps and rounds")
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (CPU)")
+    ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 5, --quick 3)")
     args = ap.parse_args(argv)
     device = resolve_device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
-    repeats = 2 if args.quick else 3
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
+    rounds = args.rounds or (3 if args.quick else 5)
+    cpu = device.type == "cpu"
     print(f"device={device}  torch={torch.__version__}  threads={torch.get_num_threads()}  "
-          f"cpus={os.cpu_count()}  loadavg(1m)={load[0]:.2f}")
-    n_gemm = 4096 if device.type == "cuda" else 2048
-    peak = gemm_flops(device, n_gemm)
-    print(f"float32 GEMM {n_gemm}x{n_gemm}: {peak / 1e9:.1f} GFLOP/s")
+          f"cpus={os.cpu_count()}  rounds={rounds}  loadavg(1m) at the start={_load():.2f}")
+    n_gemm = 2048 if cpu else 4096
     settings = [
-        ("small", 32, 128, 64, 20 if args.quick else 50),
-        ("large", 512, 1024, 16 if device.type == "cuda" else 8, 3 if args.quick else 5),
+        # name, width, batch, K, steps, models in the loop
+        ("small", 32, 128, 64, 10 if args.quick else 20, 16 if args.quick else 64),
+        ("large", 512, 1024, 8 if cpu else 16, 2 if args.quick else (4 if cpu else 20), 2 if cpu else 16),
     ]
-    if device.type == "cuda":
-        settings[1] = ("large", 512, 1024, 16, 20)
-    print(f"{'setting':8s} {'K':>4s} {'steps':>5s} {'batched s':>10s} {'loop(train) s':>14s} {'loop(torch) s':>14s} "
-          f"{'vmap s':>8s} {'x train':>8s} {'x torch':>8s} {'x vmap':>7s} {'GFLOP/s':>8s} {'/GEMM':>6s} "
-          f"{'/GEMM paired':>12s}")
-    for name, width, batch, K, steps in settings:
-        r = bench_setting(name, width, batch, K, steps, device, repeats, n_gemm)
-        print(f"{name:8s} {r['K']:4d} {r['steps']:5d} {r['t_batched']:10.3f} {r['t_loop']:14.3f} {r['t_torch']:14.3f} "
-              f"{r['t_vmap']:8.3f} {r['t_loop'] / r['t_batched']:8.1f} {r['t_torch'] / r['t_batched']:8.1f} "
-              f"{r['t_vmap'] / r['t_batched']:7.1f} "
-              f"{r['flops_per_s'] / 1e9:8.1f} {r['flops_per_s'] / peak:6.2f} {r['frac_paired']:12.2f}")
-    peak2 = gemm_flops(device, n_gemm)
-    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
-    print(f"float32 GEMM again at the end: {peak2 / 1e9:.1f} GFLOP/s; loadavg(1m) at the end={load[0]:.2f}")
-    print("(/GEMM: best batched time over the first GEMM measurement; /GEMM paired: median over repeats of the")
-    print(" batched rate over a GEMM measured just before it. On a shared machine compare ratios, not times.)")
+    results = [bench_setting(*s, device, rounds, n_gemm) for s in settings]
+    clocks = ("wall", "cpu") if cpu else ("wall",)
+    for clock in clocks:
+        print(f"\n[{clock} clock] best of {rounds} interleaved rounds; 'paired' = median over rounds of the "
+              f"ratio within a round")
+        print(f"{'setting':8s} {'K':>3s} {'steps':>5s} {'loop s':>8s} {'vmap s':>8s} {'batched s':>9s} "
+              f"{'x loop':>7s} {'x vmap':>7s} {'x vmap paired':>13s} {'GFLOP/s':>8s} {'GEMM GFLOP/s':>12s} "
+              f"{'/GEMM':>6s} {'/GEMM paired':>12s}")
+        for r in results:
+            b = r[clock]
+            print(f"{r['name']:8s} {r['K']:3d} {r['steps']:5d} {b['loop']:8.3f} {b['vmap']:8.3f} {b['batched']:9.3f} "
+                  f"{r[clock + '_x_loop']:7.1f} {r[clock + '_x_vmap']:7.2f} {r[clock + '_x_vmap_paired']:13.2f} "
+                  f"{r[clock + '_gflops']:8.1f} {r[clock + '_gemm_gflops']:12.1f} {r[clock + '_frac']:6.2f} "
+                  f"{r[clock + '_frac_paired']:12.2f}")
+    print("(loop: the time of", ", ".join(f"{r['loop_models']} of the {r['K']}" for r in results),
+          "models, scaled to K)")
+    if cpu:
+        tiny_steps = 500 if args.quick else 2000
+        print(f"\nrun_gd vs a plain loop on tiny models (CPU time, best of {rounds}, {tiny_steps} steps):")
+        print(f"{'model':34s} {'plain us/step':>13s} {'run_gd us/step':>14s} {'ratio':>6s}")
+        for name, tp, to in bench_tiny(rounds, tiny_steps):
+            print(f"{name:34s} {tp:13.1f} {to:14.1f} {to / tp:6.2f}")
+    print(f"\nloadavg(1m) at the end={_load():.2f}")
 
 
 if __name__ == "__main__":

@@ -252,6 +252,42 @@ def case_train_sgd_standard_mse_f32():
     return _train_out(res)
 
 
+def case_train_bias_mup_mse_f64():
+    spec = MLPSpec(d_in=4, width=12, depth=3, d_out=2, parametrization="mup", bias=True)
+    x, y = _data(30, 4, 2, torch.float64, 11)
+    P = init_params(spec, 5, seed=11)
+    P = [p + 0.01 * (i + 1) if p.abs().sum() == 0 else p for i, p in enumerate(P)]  # non-zero biases
+    res = train(spec, P, x, y, [0.01, 0.1, 1.0, 10.0, 300.0], 30, momentum=0.8, record_every=6,
+                diagnostics={"wnorm": weight_norms(spec)})
+    return _train_out(res)
+
+
+def case_train_bias_ntk_ce_sgd_f32():
+    spec = MLPSpec(d_in=6, width=16, depth=2, d_out=4, parametrization="ntk", bias=True)
+    x, y = _data(60, 6, 4, torch.float32, 12, classes=True)
+    xt, yt = _data(25, 6, 4, torch.float32, 13, classes=True)
+    P = init_params(spec, 4, seed=12, dtype=torch.float32)
+    res = train(spec, P, x, y, [0.05, 0.5, 5.0, 500.0], 30, loss="ce", batch_size=12, seed=4, x_test=xt, y_test=yt,
+                weight_decay=1e-3, record_every=5)
+    return _train_out(res)
+
+
+def case_train_ntk_nobias_mse_f32():
+    spec = MLPSpec(d_in=3, width=20, depth=2, d_out=2, parametrization="ntk")
+    x, y = _data(40, 3, 2, torch.float32, 14)
+    P = init_params(spec, 4, seed=13, dtype=torch.float32)
+    res = train(spec, P, x, y, [0.1, 1.0, 4.0, 40.0], 25, layer_lr_mults=[2.0, 1.0, 0.5], record_every=5)
+    return _train_out(res)
+
+
+def case_train_bias_batch_of_one_f64():
+    spec = MLPSpec(d_in=2, width=6, depth=1, d_out=1, bias=True)
+    x, y = _data(8, 2, 1, torch.float64, 15)
+    P = init_params(spec, 3, seed=14)
+    res = train(spec, P, x, y, [0.01, 0.3, 30.0], 20, batch_size=1, seed=2, record_every=4)
+    return _train_out(res)
+
+
 CASES: Dict[str, Callable[[], Dict[str, object]]] = {
     name[len("case_"):]: fn for name, fn in sorted(globals().items()) if name.startswith("case_")
 }

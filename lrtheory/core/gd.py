@@ -137,7 +137,9 @@ class GDState:
     ----------
     step : int
     params : list of Tensor
-        ``theta_t`` of every model, shape ``B + event``; read only.
+        ``theta_t`` of every model, shape ``B + event``; read only, and valid during the hook's
+        call: the loop writes each step's new parameters into the buffers of the step before
+        (clone what a hook keeps).
     loss : Tensor ``B``
         The step's loss ``L_t`` (detached).
     aux : object
@@ -388,14 +390,20 @@ def run_gd(
                 step_sizes.append(bview(eta * c, p))
 
     P = [p.detach().clone() for p in P0]
+    # theta_{t+1} is written into `spare` (then P and spare swap) and h * g into `scratch`: no
+    # allocation per step (fresh pages cost more than the arithmetic on small models)
+    spare = [torch.empty_like(p) for p in P]
+    scratch = [torch.empty_like(p) for p in P]
     vel = [torch.zeros_like(p) for p in P] if momentum > 0 else None
     active = torch.ones(B, dtype=torch.bool, device=device)
     dead = torch.zeros(B, dtype=torch.bool, device=device)  # diverged so far
     status = torch.zeros(B, dtype=torch.int8, device=device)
     stop_step = torch.full(B, -1, dtype=torch.int64, device=device)
     nan_b = torch.full(B, float("nan"), dtype=dtype, device=device)
-    thresh = None
+    thresh = None  # the divergence threshold min(divergence_factor * max(L_0, 1), max_loss), per model
+    use_thresh = False  # False: every threshold is inf (no comparison needed)
     n_frozen = 0
+    n_dead = 0
     steps_l: List[int] = []
     losses: List[np.ndarray] = []
     recs: Dict[str, List[np.ndarray]] = {}
@@ -444,20 +452,28 @@ def run_gd(
                 thresh = torch.full(B, math.inf, dtype=dtype, device=device)
             else:
                 thresh = divergence_factor * torch.clamp(torch.nan_to_num(rec_L, nan=1.0, posinf=1.0), min=1.0)
-        # --- divergence checks (step 2)
-        bad = ~torch.isfinite(Ld) | (Ld > thresh) | (Ld > max_loss)
+            # L > thresh or L > max_loss  <=>  L > min(thresh, max_loss)
+            thresh = torch.clamp(thresh, max=max_loss)
+            use_thresh = bool(torch.isfinite(thresh).any())
+        # --- divergence checks (step 2): not finite (|L| < inf is false for NaN and +-inf), or above
+        bad = ~(Ld.abs() < math.inf)
+        if use_thresh:
+            bad |= Ld > thresh
         if ev_L is not None:
-            bad = bad | ~torch.isfinite(ev_L) | (ev_L > thresh) | (ev_L > max_loss)
+            bad |= ~(ev_L.abs() < math.inf)
+            if use_thresh:
+                bad |= ev_L > thresh
         if diverged is not None:
             st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
-            bad = bad | check_mask(diverged(st), "diverged")
+            bad |= check_mask(diverged(st), "diverged")
         dead_before = dead
-        newly = active & bad
+        newly = active & bad if n_frozen else bad
         if bool(newly.any()):
             stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
             status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
             active = active & ~newly
             dead = dead | newly
+            n_dead = 1
             n_frozen = 1
             any_active = bool(active.any())
         # --- convergence checks (step 3)
@@ -477,8 +493,9 @@ def run_gd(
         grads = None
         if need_grad and (any_active or final_grads):
             if autograd:
-                # the masked sum: a diverged model's NaN cannot enter another model's gradient
-                total = torch.where(dead, torch.zeros_like(Lk), Lk).sum()
+                # the masked sum: a diverged model's NaN cannot enter another model's gradient (with
+                # none diverged, the plain sum: the same gradients, one for every model)
+                total = torch.where(dead, torch.zeros_like(Lk), Lk).sum() if n_dead else Lk.sum()
                 gs = torch.autograd.grad(total, P, allow_unused=True)
                 grads = [torch.zeros_like(p) if g is None else g for p, g in zip(P, gs)]
             else:
@@ -516,14 +533,15 @@ def run_gd(
             if factor is not None and isinstance(factor, Tensor):
                 factor = factor.to(dtype=dtype, device=device)
             newP = []
-            ok = torch.ones(B, dtype=torch.bool, device=device)
+            sums = []  # per tensor and model: a NaN or Inf anywhere makes the sum non-finite
+            peaks = []  # per tensor and model: max |theta| (with a finite param_bound)
             for i, (p, g) in enumerate(zip(P, grads)):
                 p = p.detach()
                 if weight_decay:
                     g = g + weight_decay * p
                 if vel is not None:
                     v = momentum * vel[i] + g
-                    vel[i] = torch.where(bview(active, p), v, vel[i])
+                    vel[i] = torch.where(bview(active, p), v, vel[i]) if n_frozen else v
                     g = v
                 h = step_sizes[i]
                 if factor is not None:
@@ -531,26 +549,34 @@ def run_gd(
                 # a product, then a difference: two IEEE roundings on every CPU kernel (a fused
                 # addcmul rounds once on AVX2/AVX-512 and twice on the baseline kernel, so the
                 # same run would differ by machine)
-                q = p - h * g
-                # one reduction per tensor and model: a NaN or Inf anywhere makes the sum non-finite
-                # (a finite sum overflowing to Inf means parameters near overflow: diverged too)
+                q = torch.sub(p, torch.mul(h, g, out=scratch[i]), out=spare[i])  # p - h * g
+                # one reduction per tensor and model (a finite sum overflowing to Inf means
+                # parameters near overflow: diverged too)
                 flat = q.flatten(nb) if q.dim() > nb else q.unsqueeze(-1)
-                ok &= torch.isfinite(flat.sum(dim=-1))
+                sums.append(flat.sum(dim=-1))
                 if math.isfinite(param_bound):
-                    ok &= flat.abs().amax(dim=-1) <= param_bound
+                    peaks.append(flat.abs().amax(dim=-1))
                 newP.append(q)
+            if len(sums) == 1:
+                ok = sums[0].abs() < math.inf  # finite (false for NaN and +-inf)
+            else:
+                ok = (torch.stack(sums).abs() < math.inf).all(dim=0)
+            if peaks:
+                ok &= (peaks[0] if len(peaks) == 1 else torch.stack(peaks).amax(dim=0)) <= param_bound
             newly = active & ~ok
             if bool(newly.any()):
                 stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
                 status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
                 active = active & ok
                 dead = dead | newly
+                n_dead = 1
                 n_frozen = 1
                 any_active = bool(active.any())
             if n_frozen:  # some model stopped: keep it where it is
-                P = [torch.where(bview(active, p), q, p.detach()) for p, q in zip(P, newP)]
-            else:  # every model training: no masking pass needed
-                P = newP
+                for p, q in zip(P, newP):
+                    torch.where(bview(active, p), q, p.detach(), out=q)
+            # every model training: no masking pass needed
+            P, spare = newP, [p.detach() for p in P]
     stop_step = torch.where(stop_step < 0, torch.full_like(stop_step, t), stop_step)
     return GDResult(
         params=[p.detach() for p in P],

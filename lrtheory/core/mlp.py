@@ -456,6 +456,26 @@ def forward(
                 f"x: dtype/device {x.dtype}/{x.device} differ from the parameters' "
                 f"{params[0].dtype}/{params[0].device}"
             )
+    return _forward(spec, params, x, return_preacts, None)
+
+
+def _buf(ws: Optional[dict], key, shape, like: Tensor) -> Optional[Tensor]:
+    # a workspace buffer (reused from step to step: no allocation, no fresh pages), or None
+    if ws is None:
+        return None
+    t = ws.get(key)
+    if t is None or tuple(t.shape) != tuple(shape) or t.dtype != like.dtype or t.device != like.device:
+        t = ws[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
+    return t
+
+
+def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts: bool, saved: Optional[list],
+             ws: Optional[dict] = None):
+    # the one forward pass. With ``saved`` (a list) it also keeps, per layer, what _backward needs:
+    # [the layer's input as the batched matmul reads it (and autograd saves it), whether it was the
+    # shared 2-D input, the ReLU's output or None]. With ``ws`` (a dict, no norm layers, no
+    # preactivations) every output is written into a buffer of ws, reused by the next call: the same
+    # operations (relu is clamp_min(z, 0), here in place), so the same values.
     mults = forward_multipliers(spec)
     preacts = []
     h = x
@@ -468,28 +488,96 @@ def forward(
         if spec.bias:
             b = params[i]
             i += 1
-        if h.dim() == 2:  # shared input: (N, d) @ (K, d, n) -> (K, N, n)
-            z = torch.matmul(h, Wt)
+        shared = h.dim() == 2
+        K, N, d = W.shape[0], h.shape[-2], h.shape[-1]
+        if saved is not None:  # matmul multiplies (and autograd saves) the shared input expanded over K
+            saved.append([h.expand(K, N, d).reshape(K, N, d) if shared else h, shared, None])
+        out = _buf(ws, ("z", l), (K, N, W.shape[1]), W)
+        if shared:  # shared input: (N, d) @ (K, d, n) -> (K, N, n)
+            if out is None:
+                z = torch.matmul(h, Wt)
+            else:  # what matmul computes: bmm of the expanded input
+                z = torch.bmm(h.expand(K, N, d).reshape(K, N, d), Wt, out=out)
             if mults[l] != 1.0:
-                z = z * mults[l]
+                z = z * mults[l] if out is None else z.mul_(mults[l])
             if b is not None:
-                z = z + b.unsqueeze(1)
+                z = z + b.unsqueeze(1) if out is None else z.add_(b.unsqueeze(1))
         elif b is not None:
-            z = torch.baddbmm(b.unsqueeze(1), h, Wt, alpha=mults[l])
+            z = (torch.baddbmm(b.unsqueeze(1), h, Wt, alpha=mults[l]) if out is None
+                 else torch.baddbmm(b.unsqueeze(1), h, Wt, alpha=mults[l], out=out))
         else:
-            z = torch.bmm(h, Wt)
+            z = torch.bmm(h, Wt) if out is None else torch.bmm(h, Wt, out=out)
             if mults[l] != 1.0:
-                z = z * mults[l]
+                z = z * mults[l] if out is None else z.mul_(mults[l])
         if l < spec.depth:
             if return_preacts:
                 preacts.append(z)
             if spec.norm is not None:
                 z = _norm(spec, z, params[i], params[i + 1])
                 i += 2
-            h = torch.relu(z)
+            h = torch.relu(z) if out is None else torch.relu_(z)
+            if saved is not None:
+                saved[-1][2] = h
         else:
             h = z
     return (h, preacts) if return_preacts else h
+
+
+def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
+              ws: Optional[dict] = None) -> List[Tensor]:
+    """Closed-form gradients of the parameters (networks without norm layers) from the output
+    gradient ``g`` ``(K, N, d_out)`` and what :func:`_forward` saved.
+
+    These are the operations autograd runs for :func:`forward`, one for one (the two products of
+    bmm's backward, ReLU's ``threshold_backward``, a multiplier's product, a bias's sum over the
+    examples), so the gradients are bit-identical to autograd's (tests/test_mlp.py checks it).
+    With ``ws`` the results (and ``g``, overwritten) live in buffers of ``ws`` reused by the next call.
+    """
+    if spec.norm is not None:
+        raise ValueError("norm: the closed-form gradient covers networks without normalization layers")
+    mults = forward_multipliers(spec)
+    grads: List[Optional[Tensor]] = [None] * len(params)
+    step = 2 if spec.bias else 1
+    inplace = ws is not None
+    for l in range(spec.n_layers - 1, -1, -1):
+        iw = l * step
+        W = params[iw]
+        h_in, shared, relu_out = saved[l]
+        if relu_out is not None:
+            g = (torch.ops.aten.threshold_backward.grad_input(g, relu_out, 0, grad_input=g) if inplace
+                 else torch.ops.aten.threshold_backward(g, relu_out, 0))
+        m = mults[l]
+        if spec.bias:  # the broadcast bias: autograd's sum_to over the examples, then the squeeze
+            if g.shape[1] == 1:
+                gb = g.squeeze(1)
+                grads[iw + 1] = gb.clone() if inplace else gb
+            elif inplace:
+                out = _buf(ws, ("gb", l), (g.shape[0], 1, g.shape[2]), g)
+                grads[iw + 1] = torch.sum(g, [1], keepdim=True, out=out).squeeze(1)
+            else:
+                grads[iw + 1] = g.sum([1], keepdim=True).squeeze(1)
+        gW_out = _buf(ws, ("gW", l), (W.shape[0], W.shape[2], W.shape[1]), W)
+        gh_out = _buf(ws, ("gh", l), (g.shape[0], g.shape[1], W.shape[2]), W) if l > 0 else None
+        if shared or not spec.bias:
+            # z = matmul(x, Wt) [* m] [+ b] or bmm(h, Wt) [* m]: the product's gradient first
+            if m != 1.0:
+                g = g.mul_(m) if inplace else g * m
+            grads[iw] = _bmm(h_in.transpose(1, 2), g, gW_out).transpose(1, 2)
+            if l > 0:
+                g = _bmm(g, W, gh_out)
+        else:  # baddbmm(b, h, Wt, alpha=m): alpha multiplies each product
+            gW = _bmm(h_in.transpose(1, 2), g, gW_out)
+            if m != 1.0:
+                gW = gW.mul_(m) if inplace else gW * m
+            grads[iw] = gW.transpose(1, 2)
+            if l > 0:
+                gh = _bmm(g, W, gh_out)
+                g = (gh.mul_(m) if inplace else gh * m) if m != 1.0 else gh
+    return grads
+
+
+def _bmm(a: Tensor, b: Tensor, out: Optional[Tensor]) -> Tensor:
+    return torch.bmm(a, b) if out is None else torch.bmm(a, b, out=out)
 
 
 def count_flops(spec: MLPSpec, n_examples: int, *, backward: bool = True) -> float:

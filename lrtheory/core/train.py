@@ -3,7 +3,9 @@
 One step for all K models costs one batched forward and backward pass: the
 gradient of ``sum_k L_k`` with respect to the stacked parameters is, slice by
 slice, each model's own gradient ``dL_k/dtheta_k`` (the models share no
-parameter). Model ``k`` then takes the step
+parameter). Without norm layers the backward pass is written out (the operations
+autograd would run, in its order, into buffers reused every step: the same bits
+as autograd, without its graph and allocations); with norm layers it is autograd. Model ``k`` then takes the step
 
     ``theta_k <- theta_k - etas[k] * c_p * g_p``  for each parameter tensor ``p``,
 
@@ -61,7 +63,8 @@ from torch import Tensor
 from lrtheory.core.device import make_generator
 from lrtheory.core import validate as V
 from lrtheory.core.gd import run_gd
-from lrtheory.core.mlp import MLPSpec, _check_params, forward, lr_multipliers, param_layers
+from lrtheory.core.mlp import (MLPSpec, _backward, _buf, _check_params, _forward, forward, lr_multipliers,
+                               param_layers)
 
 __all__ = [
     "LOSSES",
@@ -143,6 +146,39 @@ def _loss_from_out(out: Tensor, y: Tensor, loss: str) -> Tensor:
     if idx.dim() < logp.dim():
         idx = idx.unsqueeze(0).expand(logp.shape[0], -1, -1)
     return -logp.gather(-1, idx).squeeze(-1).mean(-1)
+
+
+def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: Optional[dict] = None):
+    # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws if given)
+    if loss == "mse":
+        yy = y if y.dim() == out.dim() - 1 else y.unsqueeze(-1)
+        d = out - yy if ws is None else torch.sub(out, yy, out=_buf(ws, "d", out.shape, out))
+        return 0.5 * d.pow(2).sum(-1).mean(-1), (d, ws)
+    logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
+    idx = y.unsqueeze(-1)
+    if idx.dim() < logp.dim():
+        idx = idx.unsqueeze(0).expand(logp.shape[0], -1, -1)
+    return -logp.gather(-1, idx).squeeze(-1).mean(-1), (logp, idx, out.dtype)
+
+
+def _output_grad(ctx, loss: str) -> Tensor:
+    """d(sum_k L_k)/d out, by autograd's operations for _loss_from_out (bit-identical)."""
+    if loss == "mse":
+        d, ws = ctx
+        K, N = d.shape[0], d.shape[1]
+        # sum -> mul 0.5 -> mean over N (divide) -> sum over outputs (expand) -> pow 2: grad * (2 d^1)
+        c = (torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N
+        if ws is None:
+            return c.view(K, 1, 1) * (2.0 * d.pow(1.0))
+        g = torch.mul(d, 2.0, out=_buf(ws, "g_out", d.shape, d))  # d^1 = d exactly
+        return g.mul_(c.view(K, 1, 1))
+    logp, idx, dtype = ctx
+    K, N = logp.shape[0], logp.shape[1]
+    # sum -> neg -> mean over N -> unsqueeze -> gather's scatter_add -> log_softmax's backward
+    c = torch.ones(K, dtype=logp.dtype, device=logp.device).neg() / N
+    src = c.view(K, 1).expand(K, N).contiguous().unsqueeze(-1)
+    g = torch.zeros_like(logp).scatter_add_(-1, idx, src)
+    return torch._log_softmax_backward_data(g, logp, -1, dtype)
 
 
 def per_model_accuracy(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor) -> Tensor:
@@ -335,8 +371,29 @@ def train(
         out = forward(spec, P, xb, check=False)
         return _loss_from_out(out, yb, loss), out
 
+    # networks without norm layers: the closed-form gradient (the same operations as autograd, so
+    # the same bits; no graph, no engine), from what the step's forward pass kept
+    closed_form = spec.norm is None
+    kept: Dict[str, object] = {}
+    ws: dict = {}  # the step's buffers, reused every step (the same shapes every step)
+
     def step_loss(P, batch=None):
-        return loss_on(P, x, y) if batch is None else loss_on(P, *batch)
+        xb, yb = (x, y) if batch is None else batch
+        if not closed_form:
+            return loss_on(P, xb, yb)
+        saved: list = []
+        out = _forward(spec, P, xb, False, saved, ws)
+        L, ctx = _loss_and_context(out, yb, loss, ws)
+        kept.update(params=list(P), batch=batch, saved=saved, ctx=ctx)
+        return L, out
+
+    def grad_fn(P, batch=None):
+        if not (kept and kept["batch"] is batch and all(a is b for a, b in zip(kept["params"], P))):
+            step_loss(P, batch)  # not the tensors of the last forward pass: redo it
+        g_out = _output_grad(kept["ctx"], loss)
+        grads = _backward(spec, P, kept["saved"], g_out, ws)
+        kept.clear()
+        return grads
 
     def full_loss(P):
         return loss_on(P, x, y)
@@ -367,7 +424,7 @@ def train(
         callback(s.step, s.params, s.loss, s.active)
 
     res = run_gd(
-        step_loss, list(params), eta, steps,
+        step_loss, list(params), eta, steps, grad_fn=grad_fn if closed_form else None,
         lr_mults=mults, momentum=momentum, weight_decay=weight_decay,
         batches=next_batch if batch_size is not None else None,
         eval_fn=full_loss if batch_size is not None else None,
