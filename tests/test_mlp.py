@@ -231,3 +231,65 @@ def test_init_params_per_model_seeds_and_large_seeds():
         init_params(spec, 2, seeds=s)
     with pytest.raises(ValueError, match="seeds"):
         init_params(spec, 1, seeds=[-1])
+
+
+# ---- the closed-form backward pass of core.train (issue 13): bit-identical to autograd
+
+def _autograd_grads(spec, P, x, g_out):
+    Q = [p.clone().requires_grad_(True) for p in P]
+    out = forward(spec, Q, x, check=False)
+    return torch.autograd.grad(out, Q, grad_outputs=g_out)
+
+
+@pytest.mark.parametrize("parametrization", PARAMETRIZATIONS)
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("batched_x", [False, True])
+def test_closed_form_backward_is_autograd_bit_for_bit(parametrization, bias, dtype, batched_x):
+    from lrtheory.core.mlp import _backward, _forward
+
+    spec = MLPSpec(d_in=5, width=24, depth=3, d_out=3, parametrization=parametrization, bias=bias)
+    K, N = 4, 37
+    g = torch.Generator().manual_seed(1)
+    P = init_params(spec, K, seed=3, dtype=dtype)
+    P = [p + 0.1 * torch.randn(p.shape, generator=g, dtype=torch.float64).to(dtype) if p.abs().sum() == 0 else p
+         for p in P]  # non-zero biases
+    x = torch.randn((K, N, 5) if batched_x else (N, 5), generator=g, dtype=torch.float64).to(dtype)
+    g_out = torch.randn(K, N, 3, generator=g, dtype=torch.float64).to(dtype)
+    want = _autograd_grads(spec, P, x, g_out)
+    for ws in (None, {}):
+        saved = []
+        out = _forward(spec, P, x, False, saved, ws)
+        assert torch.equal(out, forward(spec, P, x))
+        got = _backward(spec, P, saved, g_out.clone(), ws)
+        assert all(torch.equal(a, b) for a, b in zip(got, want)), (ws is not None, [torch.equal(a, b) for a, b in zip(got, want)])
+
+
+def test_closed_form_backward_batch_of_one_and_nonfinite_models():
+    """N = 1 (the bias gradient is not a sum) and a model whose activations overflow: still autograd's bits,
+    and the finite model's gradients do not depend on the other's."""
+    from lrtheory.core.mlp import _backward, _forward
+
+    spec = MLPSpec(d_in=3, width=8, depth=2, d_out=2, bias=True)
+    P = init_params(spec, 2, seed=5)
+    P[0][1] *= 1e300  # model 1 overflows to inf / nan
+    for N in (1, 6):
+        x = torch.randn(N, 3, generator=torch.Generator().manual_seed(N), dtype=DT)
+        g_out = torch.ones(2, N, 2, dtype=DT)
+        want = _autograd_grads(spec, P, x, g_out)
+        saved = []
+        _forward(spec, P, x, False, saved, {})
+        got = _backward(spec, P, saved, g_out.clone(), {})
+        for a, b in zip(got, want):
+            assert torch.equal(a[0], b[0])
+            assert torch.equal(a[1].isnan(), b[1].isnan()) and torch.equal(a[1].nan_to_num(), b[1].nan_to_num())
+        solo = _autograd_grads(spec, select_models(P, 0), x, g_out[:1])
+        assert all(torch.equal(a[0], b[0]) for a, b in zip(got, solo))
+
+
+def test_closed_form_backward_refuses_norm_layers():
+    from lrtheory.core.mlp import _backward
+
+    spec = MLPSpec(d_in=2, width=4, depth=1, d_out=1, norm="layernorm")
+    with pytest.raises(ValueError, match="norm"):
+        _backward(spec, init_params(spec, 1), [], torch.zeros(1, 1, 1, dtype=DT))

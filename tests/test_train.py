@@ -212,3 +212,70 @@ def test_minibatch_ce_run_whose_last_model_diverges_between_records():
                 batch_size=8, record_every=10)
     assert res.diverged.all() and res.diverged_step.max() < 50  # ended early, between records
     assert res.history["train_acc"].shape == (6, 2)  # the schedule 0, 10, ..., 50, padded with NaN
+
+
+# ---- the closed-form gradient (issue 13): the same bits as run_gd on autograd
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_output_gradient_is_autograds(loss, dtype):
+    from lrtheory.core.train import _loss_and_context, _loss_from_out, _output_grad
+
+    g = torch.Generator().manual_seed(2)
+    out = torch.randn(3, 11, 4, generator=g, dtype=torch.float64).to(dtype)
+    y = torch.randint(0, 4, (11,), generator=g) if loss == "ce" else torch.randn(11, 4, generator=g).to(dtype)
+    o = out.clone().requires_grad_(True)
+    want = torch.autograd.grad(_loss_from_out(o, y, loss).sum(), o)[0]
+    for ws in (None, {}):
+        L, ctx = _loss_and_context(out, y, loss, ws)
+        assert torch.equal(L, _loss_from_out(out, y, loss))
+        assert torch.equal(_output_grad(ctx, loss), want)
+
+
+@pytest.mark.parametrize("loss, batch_size, parametrization, bias", [
+    ("mse", None, "standard", False), ("mse", 6, "mup", True), ("ce", None, "ntk", True), ("ce", 8, "mean_field", False),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_train_is_run_gd_on_autograd_bit_for_bit(loss, batch_size, parametrization, bias, dtype):
+    """train's closed-form path against run_gd with autograd on per_model_loss: every output equal, with
+    momentum, weight decay, per-layer LRs and models diverging at different steps."""
+    from lrtheory.core.gd import run_gd
+    from lrtheory.core.device import make_generator
+
+    spec = MLPSpec(d_in=4, width=10, depth=2, d_out=3, parametrization=parametrization, bias=bias)
+    x, y = _data(n=24, d=4, k=3, seed=4, classes=loss == "ce")
+    x = x.to(dtype)
+    y = y if loss == "ce" else y.to(dtype)
+    P = init_params(spec, 4, seed=2, dtype=dtype)
+    etas = [0.01, 0.3, 5.0, 300.0]
+    lm = [0.5, 1.0, 2.0]
+    kw = dict(momentum=0.5, weight_decay=1e-3)
+    res = train(spec, P, x, y, etas, 12, loss=loss, batch_size=batch_size, seed=3, layer_lr_mults=lm,
+                record_every=1, **kw)
+    assert res.diverged.any() and not res.diverged.all()
+    # the same run by hand: run_gd, autograd, the same batches
+    from lrtheory.core.mlp import param_layers
+
+    mults = [m * lm[l] for m, l in zip(lr_multipliers(spec), param_layers(spec))]
+    batches = eval_fn = None
+    if batch_size is not None:
+        gen, perm = make_generator(3, "cpu"), []
+
+        def batches(t):
+            if not perm:
+                order = torch.randperm(24, generator=gen)
+                perm.extend([order[i * batch_size:(i + 1) * batch_size] for i in range(24 // batch_size)][::-1])
+            idx = perm.pop()
+            return x.index_select(0, idx), y.index_select(0, idx)
+
+        def eval_fn(p):
+            return per_model_loss(spec, p, x, y, loss)
+
+    def loss_fn(p, b=None):
+        return per_model_loss(spec, p, *((x, y) if b is None else b), loss)
+
+    ref = run_gd(loss_fn, P, etas, 12, lr_mults=mults, batches=batches, eval_fn=eval_fn, record_every=1,
+                 divergence_factor=1e6, **kw)
+    assert all(torch.equal(a, b) for a, b in zip(res.params, ref.params))
+    np.testing.assert_array_equal(res.history["loss"][:ref.loss.shape[0]], ref.loss)
+    np.testing.assert_array_equal(res.diverged_step, np.where(ref.diverged, ref.stop_step, -1))
