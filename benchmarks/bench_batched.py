@@ -222,14 +222,16 @@ def uv_run_gd(K, n, steps, dtype=torch.float64):
     etas = torch.linspace(0.5, 3.5, K, dtype=dtype)
     sq = math.sqrt(n)
 
+    last = {}
+
     def loss_fn(p):
         f = (p[0][:, 0] * p[0][:, 1]).sum(-1) / sq
+        last["f"] = f
         return 0.5 * f * f, f
 
-    def grad_fn(p):
+    def grad_fn(p):  # reuses the f of the loss just computed (as the catapult chapter does)
         w = p[0]
-        f = (w[:, 0] * w[:, 1]).sum(-1) / sq
-        c = (f / sq)[:, None]
+        c = (last["f"] / sq)[:, None]
         return [torch.stack([w[:, 1] * c, w[:, 0] * c], 1)]
 
     return run_gd(loss_fn, [w], etas, steps, grad_fn=grad_fn, divergence_factor=None, record_every=steps,

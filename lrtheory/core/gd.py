@@ -102,6 +102,7 @@ True
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -114,6 +115,8 @@ from torch import Tensor
 from lrtheory.core import validate as V
 
 __all__ = ["GDStatus", "GDState", "GDResult", "run_gd"]
+
+_NULL_CTX = contextlib.nullcontext()
 
 
 class GDStatus(IntEnum):
@@ -394,6 +397,12 @@ def run_gd(
     # allocation per step (fresh pages cost more than the arithmetic on small models)
     spare = [torch.empty_like(p) for p in P]
     scratch = [torch.empty_like(p) for p in P]
+    active_v: List[Tensor] = []  # `active` viewed against each parameter (set when a model stops)
+    bounded = math.isfinite(param_bound)
+    # with a finite bound, |theta| <= bound everywhere implies finite sums when numel * bound cannot
+    # overflow: the bound's check alone decides
+    numel = max(math.prod(p.shape[nb:]) for p in P)
+    bound_only = bounded and numel * param_bound < torch.finfo(dtype).max
     vel = [torch.zeros_like(p) for p in P] if momentum > 0 else None
     active = torch.ones(B, dtype=torch.bool, device=device)
     dead = torch.zeros(B, dtype=torch.bool, device=device)  # diverged so far
@@ -413,10 +422,13 @@ def run_gd(
         v = torch.as_tensor(v, device=device)
         if tuple(v.shape) != B:
             raise ValueError(f"{name}: returned shape {tuple(v.shape)}, expected the batch shape {B}")
-        return v.to(torch.bool)
+        return v if v.dtype == torch.bool else v.to(torch.bool)
 
     def call_loss(fn, batch, grad: bool, with_batch: bool):
-        with torch.set_grad_enabled(grad):
+        if autograd:
+            with torch.set_grad_enabled(grad):
+                out = fn(P, batch) if with_batch else fn(P)
+        else:  # inside the loop's no_grad
             out = fn(P, batch) if with_batch else fn(P)
         L, aux = _split(out)
         if not isinstance(L, Tensor) or tuple(L.shape) != B:
@@ -424,159 +436,172 @@ def run_gd(
                              f"shape {B}")
         return L, aux
 
-    t = 0
-    any_active = True  # host-side copy of active.any(): updated where active changes (no extra sync)
-    for t in range(steps + 1):
-        last = t == steps
-        is_rec = t % record_every == 0 or last
-        need_grad = any_active and (not last or final_grads)
-        if autograd and need_grad:
-            for p in P:
-                p.requires_grad_(True)
-        batch = None
-        ev_L = ev_aux = None
-        if last and eval_fn is not None:
-            Lk, aux = call_loss(eval_fn, None, autograd and need_grad, False)
-            ev_L, ev_aux = Lk.detach(), aux
-        else:
-            if batches is not None:
-                batch = batches(t)
-            Lk, aux = call_loss(loss_fn, batch, autograd and need_grad, batches is not None)
-            if eval_fn is not None and is_rec:
-                ev_L, ev_aux = call_loss(eval_fn, None, False, False)
-                ev_L = ev_L.detach()
-        Ld = Lk.detach()
-        rec_L = ev_L if ev_L is not None else Ld
-        if thresh is None:
-            if divergence_factor is None or math.isinf(divergence_factor):
-                thresh = torch.full(B, math.inf, dtype=dtype, device=device)
+    # with a closed-form gradient nothing needs autograd: one no_grad around the loop (not one per call)
+    grad_before = torch.is_grad_enabled()
+    if not autograd:
+        torch.set_grad_enabled(False)
+    try:
+        t = 0
+        any_active = True  # host-side copy of active.any(): updated where active changes (no extra sync)
+        for t in range(steps + 1):
+            last = t == steps
+            is_rec = t % record_every == 0 or last
+            need_grad = any_active and (not last or final_grads)
+            if autograd and need_grad:
+                for p in P:
+                    p.requires_grad_(True)
+            batch = None
+            ev_L = ev_aux = None
+            if last and eval_fn is not None:
+                Lk, aux = call_loss(eval_fn, None, autograd and need_grad, False)
+                ev_L, ev_aux = Lk.detach(), aux
             else:
-                thresh = divergence_factor * torch.clamp(torch.nan_to_num(rec_L, nan=1.0, posinf=1.0), min=1.0)
-            # L > thresh or L > max_loss  <=>  L > min(thresh, max_loss)
-            thresh = torch.clamp(thresh, max=max_loss)
-            use_thresh = bool(torch.isfinite(thresh).any())
-        # --- divergence checks (step 2): not finite (|L| < inf is false for NaN and +-inf), or above
-        bad = ~(Ld.abs() < math.inf)
-        if use_thresh:
-            bad |= Ld > thresh
-        if ev_L is not None:
-            bad |= ~(ev_L.abs() < math.inf)
+                if batches is not None:
+                    batch = batches(t)
+                Lk, aux = call_loss(loss_fn, batch, autograd and need_grad, batches is not None)
+                if eval_fn is not None and is_rec:
+                    ev_L, ev_aux = call_loss(eval_fn, None, False, False)
+                    ev_L = ev_L.detach()
+            Ld = Lk.detach()
+            rec_L = ev_L if ev_L is not None else Ld
+            if thresh is None:
+                if divergence_factor is None or math.isinf(divergence_factor):
+                    thresh = torch.full(B, math.inf, dtype=dtype, device=device)
+                else:
+                    thresh = divergence_factor * torch.clamp(torch.nan_to_num(rec_L, nan=1.0, posinf=1.0), min=1.0)
+                # L > thresh or L > max_loss  <=>  L > min(thresh, max_loss)
+                thresh = torch.clamp(thresh, max=max_loss)
+                use_thresh = bool(torch.isfinite(thresh).any())
+            # --- divergence checks (step 2): not finite (|L| < inf is false for NaN and +-inf), or above
+            bad = ~(Ld.abs() < math.inf)
             if use_thresh:
-                bad |= ev_L > thresh
-        if diverged is not None:
-            st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
-            bad |= check_mask(diverged(st), "diverged")
-        dead_before = dead
-        newly = active & bad if n_frozen else bad
-        if bool(newly.any()):
-            stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
-            status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
-            active = active & ~newly
-            dead = dead | newly
-            n_dead = 1
-            n_frozen = 1
-            any_active = bool(active.any())
-        # --- convergence checks (step 3)
-        if converged is not None and any_active:
-            st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
-            conv = check_mask(converged(st), "converged") & active
-            if on_converged == "all" and not bool((conv | dead).all()):
-                conv = torch.zeros_like(conv)
-            if bool(conv.any()):
-                stop_step = torch.where(conv, torch.full_like(stop_step, t), stop_step)
-                status = torch.where(conv, torch.full_like(status, int(GDStatus.CONVERGED)), status)
-                active = active & ~conv
-                n_frozen = 1
-                any_active = bool(active.any())
-        ending = last or not any_active
-        # --- gradients (step 4)
-        grads = None
-        if need_grad and (any_active or final_grads):
-            if autograd:
-                # the masked sum: a diverged model's NaN cannot enter another model's gradient (with
-                # none diverged, the plain sum: the same gradients, one for every model)
-                total = torch.where(dead, torch.zeros_like(Lk), Lk).sum() if n_dead else Lk.sum()
-                gs = torch.autograd.grad(total, P, allow_unused=True)
-                grads = [torch.zeros_like(p) if g is None else g for p, g in zip(P, gs)]
-            else:
-                with_batch = batches is not None and not (last and eval_fn is not None)
-                gs = grad_fn(P, batch) if with_batch else grad_fn(P)
-                if len(gs) != len(P):
-                    raise ValueError(f"grad_fn: returned {len(gs)} gradients for {len(P)} parameter tensors")
-                grads = list(gs)
-        # --- records (step 5)
-        if is_rec or ending:
-            steps_l.append(t)
-            losses.append(torch.where(dead_before, nan_b, rec_L).cpu().numpy())
-            if record is not None:
-                st = GDState(t, P, Ld, aux, ev_L, ev_aux, grads, active, eta, batch)
-                with torch.no_grad():
-                    out = record(st)
-                if not isinstance(out, dict):
-                    raise ValueError(f"record: expected a dict of tensors, got {type(out).__name__}")
-                for name, v in out.items():
-                    if name in ("step", "loss"):
-                        raise ValueError(f"record: name {name!r} is reserved")
-                    v = torch.as_tensor(v)
-                    if tuple(v.shape[:nb]) != B:
-                        raise ValueError(f"record: {name!r} has shape {tuple(v.shape)}, expected {B} + (...)")
-                    v = v.detach().to(dtype=dtype, device=device)
-                    v = torch.where(dead.view(B + (1,) * (v.dim() - nb)), torch.full_like(v, float("nan")), v)
-                    recs.setdefault(name, []).append(v.cpu().numpy())
-        if ending:
-            break
-        if callback is not None:
-            callback(GDState(t, P, Ld, aux, ev_L, ev_aux, grads, active, eta, batch))
-        # --- update (step 6)
-        with torch.no_grad():
-            factor = lr_schedule(t) if lr_schedule is not None else None
-            if factor is not None and isinstance(factor, Tensor):
-                factor = factor.to(dtype=dtype, device=device)
-            newP = []
-            sums = []  # per tensor and model: a NaN or Inf anywhere makes the sum non-finite
-            peaks = []  # per tensor and model: max |theta| (with a finite param_bound)
-            for i, (p, g) in enumerate(zip(P, grads)):
-                p = p.detach()
-                if weight_decay:
-                    g = g + weight_decay * p
-                if vel is not None:
-                    v = momentum * vel[i] + g
-                    vel[i] = torch.where(bview(active, p), v, vel[i]) if n_frozen else v
-                    g = v
-                h = step_sizes[i]
-                if factor is not None:
-                    h = h * (bview(factor, p) if isinstance(factor, Tensor) and factor.dim() else factor)
-                # a product, then a difference: two IEEE roundings on every CPU kernel (a fused
-                # addcmul rounds once on AVX2/AVX-512 and twice on the baseline kernel, so the
-                # same run would differ by machine)
-                q = torch.sub(p, torch.mul(h, g, out=scratch[i]), out=spare[i])  # p - h * g
-                # one reduction per tensor and model (a finite sum overflowing to Inf means
-                # parameters near overflow: diverged too)
-                flat = q.flatten(nb) if q.dim() > nb else q.unsqueeze(-1)
-                sums.append(flat.sum(dim=-1))
-                if math.isfinite(param_bound):
-                    peaks.append(flat.abs().amax(dim=-1))
-                newP.append(q)
-            if len(sums) == 1:
-                ok = sums[0].abs() < math.inf  # finite (false for NaN and +-inf)
-            else:
-                ok = (torch.stack(sums).abs() < math.inf).all(dim=0)
-            if peaks:
-                ok &= (peaks[0] if len(peaks) == 1 else torch.stack(peaks).amax(dim=0)) <= param_bound
-            newly = active & ~ok
+                bad |= Ld > thresh
+            if ev_L is not None:
+                bad |= ~(ev_L.abs() < math.inf)
+                if use_thresh:
+                    bad |= ev_L > thresh
+            if diverged is not None:
+                st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
+                bad |= check_mask(diverged(st), "diverged")
+            dead_before = dead
+            newly = active & bad if n_frozen else bad
             if bool(newly.any()):
                 stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
                 status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
-                active = active & ok
+                active = active & ~newly
                 dead = dead | newly
                 n_dead = 1
                 n_frozen = 1
                 any_active = bool(active.any())
-            if n_frozen:  # some model stopped: keep it where it is
-                for p, q in zip(P, newP):
-                    torch.where(bview(active, p), q, p.detach(), out=q)
-            # every model training: no masking pass needed
-            P, spare = newP, [p.detach() for p in P]
+                active_v = [bview(active, p) for p in P]
+            # --- convergence checks (step 3)
+            if converged is not None and any_active:
+                st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
+                conv = check_mask(converged(st), "converged") & active
+                if on_converged == "all" and not bool((conv | dead).all()):
+                    conv = torch.zeros_like(conv)
+                if bool(conv.any()):
+                    stop_step = torch.where(conv, torch.full_like(stop_step, t), stop_step)
+                    status = torch.where(conv, torch.full_like(status, int(GDStatus.CONVERGED)), status)
+                    active = active & ~conv
+                    n_frozen = 1
+                    any_active = bool(active.any())
+                    active_v = [bview(active, p) for p in P]
+            ending = last or not any_active
+            # --- gradients (step 4)
+            grads = None
+            if need_grad and (any_active or final_grads):
+                if autograd:
+                    # the masked sum: a diverged model's NaN cannot enter another model's gradient (with
+                    # none diverged, the plain sum: the same gradients, one for every model)
+                    total = torch.where(dead, torch.zeros_like(Lk), Lk).sum() if n_dead else Lk.sum()
+                    gs = torch.autograd.grad(total, P, allow_unused=True)
+                    grads = [torch.zeros_like(p) if g is None else g for p, g in zip(P, gs)]
+                else:
+                    with_batch = batches is not None and not (last and eval_fn is not None)
+                    gs = grad_fn(P, batch) if with_batch else grad_fn(P)
+                    if len(gs) != len(P):
+                        raise ValueError(f"grad_fn: returned {len(gs)} gradients for {len(P)} parameter tensors")
+                    grads = list(gs)
+            # --- records (step 5)
+            if is_rec or ending:
+                steps_l.append(t)
+                losses.append(torch.where(dead_before, nan_b, rec_L).cpu().numpy())
+                if record is not None:
+                    st = GDState(t, P, Ld, aux, ev_L, ev_aux, grads, active, eta, batch)
+                    with torch.no_grad() if autograd else _NULL_CTX:
+                        out = record(st)
+                    if not isinstance(out, dict):
+                        raise ValueError(f"record: expected a dict of tensors, got {type(out).__name__}")
+                    for name, v in out.items():
+                        if name in ("step", "loss"):
+                            raise ValueError(f"record: name {name!r} is reserved")
+                        v = torch.as_tensor(v)
+                        if tuple(v.shape[:nb]) != B:
+                            raise ValueError(f"record: {name!r} has shape {tuple(v.shape)}, expected {B} + (...)")
+                        v = v.detach().to(dtype=dtype, device=device)
+                        v = torch.where(dead.view(B + (1,) * (v.dim() - nb)), torch.full_like(v, float("nan")), v)
+                        recs.setdefault(name, []).append(v.cpu().numpy())
+            if ending:
+                break
+            if callback is not None:
+                callback(GDState(t, P, Ld, aux, ev_L, ev_aux, grads, active, eta, batch))
+            # --- update (step 6)
+            with torch.no_grad() if autograd else _NULL_CTX:
+                factor = lr_schedule(t) if lr_schedule is not None else None
+                if factor is not None and isinstance(factor, Tensor):
+                    factor = factor.to(dtype=dtype, device=device)
+                newP = []
+                sums = []  # per tensor and model: a NaN or Inf anywhere makes the sum non-finite
+                peaks = []  # per tensor and model: max |theta| (with a finite param_bound)
+                for i, (p, g) in enumerate(zip(P, grads)):
+                    p = p.detach()
+                    if weight_decay:
+                        g = g + weight_decay * p
+                    if vel is not None:
+                        v = momentum * vel[i] + g
+                        vel[i] = torch.where(active_v[i], v, vel[i]) if n_frozen else v
+                        g = v
+                    h = step_sizes[i]
+                    if factor is not None:
+                        h = h * (bview(factor, p) if isinstance(factor, Tensor) and factor.dim() else factor)
+                    # a product, then a difference: two IEEE roundings on every CPU kernel (a fused
+                    # addcmul rounds once on AVX2/AVX-512 and twice on the baseline kernel, so the
+                    # same run would differ by machine)
+                    q = torch.sub(p, torch.mul(h, g, out=scratch[i]), out=spare[i])  # p - h * g
+                    # one reduction per tensor and model (a finite sum overflowing to Inf means
+                    # parameters near overflow: diverged too); a model's scalar is its own sum and peak
+                    flat = q.flatten(nb) if q.dim() > nb else None
+                    if not bound_only:
+                        sums.append(q if flat is None else flat.sum(dim=-1))
+                    if bounded:
+                        peaks.append(q.abs() if flat is None else flat.abs().amax(dim=-1))
+                    newP.append(q)
+                ok = None
+                if sums:
+                    ok = (sums[0] if len(sums) == 1 else torch.stack(sums)).abs() < math.inf  # false for NaN, +-inf
+                    if len(sums) > 1:
+                        ok = ok.all(dim=0)
+                if peaks:  # amax propagates NaN: NaN <= bound is false
+                    okb = (peaks[0] if len(peaks) == 1 else torch.stack(peaks).amax(dim=0)) <= param_bound
+                    ok = okb if ok is None else ok & okb
+                newly = active & ~ok
+                if bool(newly.any()):
+                    stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
+                    status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
+                    active = active & ok
+                    dead = dead | newly
+                    n_dead = 1
+                    n_frozen = 1
+                    any_active = bool(active.any())
+                    active_v = [bview(active, p) for p in P]
+                if n_frozen:  # some model stopped: keep it where it is
+                    for p, q, a in zip(P, newP, active_v):
+                        torch.where(a, q, p.detach(), out=q)
+                # every model training: no masking pass needed
+                P, spare = newP, [p.detach() for p in P]
+    finally:
+        torch.set_grad_enabled(grad_before)
     stop_step = torch.where(stop_step < 0, torch.full_like(stop_step, t), stop_step)
     return GDResult(
         params=[p.detach() for p in P],
