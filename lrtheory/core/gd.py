@@ -396,7 +396,7 @@ def run_gd(
     # theta_{t+1} is written into `spare` (then P and spare swap) and h * g into `scratch`: no
     # allocation per step (fresh pages cost more than the arithmetic on small models)
     spare = [torch.empty_like(p) for p in P]
-    scratch = [torch.empty_like(p) for p in P]
+    scratch: List[Optional[Tensor]] = [None] * len(P)  # laid out like each gradient (set at the first update)
     active_v: List[Tensor] = []  # `active` viewed against each parameter (set when a model stops)
     bounded = math.isfinite(param_bound)
     # with a finite bound, |theta| <= bound everywhere implies finite sums when numel * bound cannot
@@ -568,7 +568,13 @@ def run_gd(
                     # a product, then a difference: two IEEE roundings on every CPU kernel (a fused
                     # addcmul rounds once on AVX2/AVX-512 and twice on the baseline kernel, so the
                     # same run would differ by machine)
-                    q = torch.sub(p, torch.mul(h, g, out=scratch[i]), out=spare[i])  # p - h * g
+                    hg = scratch[i]  # h * g in the gradient's own layout (a transposed one is read in order)
+                    if hg is None or hg.shape != g.shape or hg.stride() != g.stride():
+                        hg = None
+                        if torch.broadcast_shapes(h.shape, g.shape) == g.shape:
+                            hg = scratch[i] = torch.empty_like(g, memory_format=torch.preserve_format)
+                    hg = torch.mul(h, g) if hg is None else torch.mul(h, g, out=hg)
+                    q = torch.sub(p, hg, out=spare[i])  # p - h * g
                     # one reduction per tensor and model (a finite sum overflowing to Inf means
                     # parameters near overflow: diverged too); a model's scalar is its own sum and peak
                     flat = q.flatten(nb) if q.dim() > nb else None

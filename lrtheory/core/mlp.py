@@ -76,6 +76,7 @@ torch.Size([3, 5, 1])
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 from dataclasses import dataclass
@@ -229,6 +230,12 @@ def forward_multipliers(spec: MLPSpec) -> List[float]:
             m = 1.0
         out.append(m)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _mults(spec: MLPSpec) -> Tuple[float, ...]:
+    # forward_multipliers, computed once per spec (the forward pass reads it every step)
+    return tuple(forward_multipliers(spec))
 
 
 def _layer_lr_mults(spec: MLPSpec) -> List[float]:
@@ -476,7 +483,7 @@ def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts:
     # shared 2-D input, the ReLU's output or None]. With ``ws`` (a dict, no norm layers, no
     # preactivations) every output is written into a buffer of ws, reused by the next call: the same
     # operations (relu is clamp_min(z, 0), here in place), so the same values.
-    mults = forward_multipliers(spec)
+    mults = _mults(spec)
     preacts = []
     h = x
     i = 0
@@ -535,7 +542,7 @@ def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
     """
     if spec.norm is not None:
         raise ValueError("norm: the closed-form gradient covers networks without normalization layers")
-    mults = forward_multipliers(spec)
+    mults = _mults(spec)
     grads: List[Optional[Tensor]] = [None] * len(params)
     step = 2 if spec.bias else 1
     inplace = ws is not None
