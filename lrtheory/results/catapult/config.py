@@ -16,7 +16,7 @@ from typing import Tuple
 import numpy as np
 
 __all__ = ["Grid", "UVConfig", "QuadraticConfig", "ReluConfig", "TrajectoryConfig", "AuthorsReluConfig", "UVPeakConfig",
-           "CatapultConfig", "CONFIGS"]
+           "HomogeneousConfig", "BiasConfig", "LambdaTConfig", "CatapultConfig", "CONFIGS"]
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,8 @@ class TrajectoryConfig:
 @dataclass(frozen=True)
 class AuthorsReluConfig:
     """ReLU MLPs at the authors' setting (Meltzer, Chen & Liu 2023, official code): ``N(0, 1)``
-    weights, zero biases that are trained, unscaled hidden layers and the output times
+    weights, no biases (their notebook sets ``bias_value=False`` for every ReLU figure; with
+    ``bias=True`` the biases start at zero and are trained), unscaled hidden layers and the output times
     ``(d_in width^L)^-1/2``; full-batch GD on 1/2 MSE over ``n_train`` digits 0/1 (targets
     -1/+1), until the loss is below ``conv_rel`` times its initial value or ``steps`` ran.
     One width per depth (same order)."""
@@ -111,7 +112,7 @@ class AuthorsReluConfig:
     seeds: Tuple[int, ...]
     steps: int
     n_train: int = 128
-    bias: bool = True
+    bias: bool = False
     conv_rel: float = 1e-3
     divergence_factor: float = 1e8
 
@@ -133,6 +134,43 @@ class UVPeakConfig:
 
 
 @dataclass(frozen=True)
+class HomogeneousConfig:
+    """The two-layer homogeneous net on ``x = 1, y = 0`` (Meltzer, Chen & Liu's toy setting),
+    one sweep per leaky-ReLU ``slope`` (1/2: their Fig. 2 net; 0: ReLU, for the dead units)."""
+
+    grid: Grid
+    widths: Tuple[int, ...]
+    seeds: Tuple[int, ...]
+    steps: int
+    slopes: Tuple[float, ...] = (0.5, 0.0)
+    div_g: float = 1e6
+
+
+@dataclass(frozen=True)
+class BiasConfig:
+    """The quadratic model with bias on ``x = 1, y = 0`` (their toy setting: 10 features,
+    meta-feature eigenvalues +-1); ``widths`` are the sizes ``N`` of the quadratic part."""
+
+    grid: Grid
+    widths: Tuple[int, ...]
+    seeds: Tuple[int, ...]
+    steps: int
+    feat_dim: int = 10
+    div_g: float = 1e6
+
+
+@dataclass(frozen=True)
+class LambdaTConfig:
+    """``lambda_t / lambda_0`` at fixed ``t eta`` (in units of ``1/lambda_0``) against
+    ``eta lambda_0`` for the two-layer ReLU net on ``x = 1`` (Lewkowycz et al., Fig. 2c)."""
+
+    grid: Grid
+    width: int
+    seed: int
+    t_eta: Tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class CatapultConfig:
     """Every setting of chapter 02 at one scale."""
 
@@ -142,6 +180,9 @@ class CatapultConfig:
     traj: TrajectoryConfig
     authors: AuthorsReluConfig
     peak: UVPeakConfig
+    homogeneous: HomogeneousConfig
+    bias: BiasConfig
+    lambda_t: LambdaTConfig
 
 
 CONFIGS = {
@@ -154,6 +195,10 @@ CONFIGS = {
         traj=TrajectoryConfig(eta_lam0=(1.5, 3.0, 4.2), width=1024, seed=0, steps=120),
         authors=AuthorsReluConfig(depths=(1, 2), widths=(1024, 128), grid=Grid(4.0, 28.0, 4.0), seeds=(0,), steps=600),
         peak=UVPeakConfig(eta_lam0=3.0, widths=tuple(2**k for k in range(6, 15)), seeds=tuple(range(32)), steps=40),
+        homogeneous=HomogeneousConfig(grid=Grid(1.525, 5.025, 0.05), widths=(256, 1024), seeds=tuple(range(4)),
+                                      steps=3000),
+        bias=BiasConfig(grid=Grid(1.525, 5.025, 0.05), widths=(256, 1024), seeds=tuple(range(6)), steps=3000),
+        lambda_t=LambdaTConfig(grid=Grid(0.5, 6.0, 0.25), width=1024, seed=0, t_eta=(20.0, 80.0)),
     ),
     # reference: the uv, quadratic, CI-ReLU and trajectory settings are the CI ones (they
     # already hold at CI and cost seconds); what is new is the authors' ReLU setting. Against
@@ -172,6 +217,13 @@ CONFIGS = {
         authors=AuthorsReluConfig(depths=(1, 2), widths=(1024, 256), grid=Grid(2.0, 32.0, 2.0), seeds=(0, 1),
                                   steps=1000),
         peak=UVPeakConfig(eta_lam0=3.0, widths=tuple(2**k for k in range(6, 15)), seeds=tuple(range(64)), steps=40),
+        # the authors' toy settings: width 1024 as their Fig. 2 (and 256 for the width trend);
+        # 8 seeds where they ran one; the grid steps 0.02 where theirs steps 0.1
+        homogeneous=HomogeneousConfig(grid=Grid(1.51, 5.01, 0.02), widths=(256, 1024), seeds=tuple(range(8)),
+                                      steps=3000),
+        # the quadratic part 512 and 2048 wide where theirs is 100 (the width-free limit needs N >> 1)
+        bias=BiasConfig(grid=Grid(1.51, 5.01, 0.02), widths=(512, 2048), seeds=tuple(range(8)), steps=3000),
+        lambda_t=LambdaTConfig(grid=Grid(0.5, 6.0, 0.1), width=1024, seed=0, t_eta=(10.0, 20.0, 40.0, 80.0)),
     ),
     "full": CatapultConfig(
         uv=UVConfig(grid=Grid(1.50125, 4.50125, 0.0025), widths=(16, 64, 256, 1024, 4096, 16384), seeds=tuple(range(16)),
@@ -184,5 +236,9 @@ CONFIGS = {
         authors=AuthorsReluConfig(depths=(1, 2), widths=(1024, 1024), grid=Grid(0.5, 24.0, 0.5), seeds=tuple(range(4)),
                                   steps=20000),
         peak=UVPeakConfig(eta_lam0=3.0, widths=tuple(2**k for k in range(6, 17)), seeds=tuple(range(256)), steps=60),
+        homogeneous=HomogeneousConfig(grid=Grid(1.505, 5.005, 0.01), widths=(256, 1024, 4096, 16384),
+                                      seeds=tuple(range(16)), steps=10000),
+        bias=BiasConfig(grid=Grid(1.505, 5.005, 0.01), widths=(512, 2048, 8192), seeds=tuple(range(16)), steps=10000),
+        lambda_t=LambdaTConfig(grid=Grid(0.5, 6.0, 0.05), width=4096, seed=0, t_eta=(10.0, 20.0, 40.0, 80.0)),
     ),
 }

@@ -1,4 +1,5 @@
-"""Chapter 02, the derivations (sympy only): the uv model and the pure quadratic model.
+"""Chapter 02, the derivations (sympy only): the uv model, the pure quadratic model, the
+two-layer homogeneous net and the quadratic model with bias.
 
 Every prediction of the chapter's claims comes from here:
 
@@ -13,7 +14,15 @@ Every prediction of the chapter's claims comes from here:
   :func:`derive_quadratic_range` the guaranteed catapult range and
   :func:`derive_spread_kappa` its value for a spread spectrum;
   :func:`derive_uv_quadratic_match` shows the uv model is the case ``psi^2 = 1``;
-* :func:`finite_width_lower_edge` evaluates the finite-width root numerically.
+* :func:`finite_width_lower_edge` evaluates the finite-width root numerically;
+* :func:`derive_homogeneous_range`: the weight-norm argument for the two-layer leaky-ReLU
+  net (its guaranteed range ``(2, 4 kappa_0)``, ``kappa_0 -> (1 + a^2)/2``);
+* :func:`derive_bias_model`: the quadratic model with bias, the quantity that falls
+  (``|theta|^2 + 2 p^2 / F``), its guaranteed range and its width-free map at ``psi^2 = 1``.
+
+The numeric limits of these maps (the uv peak and end point, the spread-spectrum,
+homogeneous and bias-model edges) live in :mod:`~lrtheory.results.catapult.limits`;
+``derive_uv_peak`` and ``derive_spread_upper_edge`` are re-exported here.
 
 Each ``derive_*`` returns a frozen dataclass of sympy expressions and is cached.
 """
@@ -32,7 +41,9 @@ __all__ = [
     "UVUpdates", "UVPhases", "QuadraticUpdates", "WeightNormChange", "QuadraticRange", "UVQuadraticMatch",
     "derive_uv_updates", "derive_uv_phases", "derive_quadratic_updates", "derive_weight_norm_change",
     "derive_quadratic_range", "derive_spread_kappa", "derive_uv_quadratic_match", "finite_width_lower_edge",
-    "RELU_LITERATURE_UPPER",
+    "RELU_LITERATURE_UPPER", "slope_s", "HomogeneousRange", "derive_homogeneous_range", "p_s", "q_s", "F_s",
+    "P_s", "R_s", "l_s", "Z_s", "Ft_s", "BiasModel", "derive_bias_model", "UVPeak", "derive_uv_peak",
+    "derive_spread_upper_edge",
 ]
 
 # ----------------------------------------------------------------------------------------
@@ -499,98 +510,144 @@ def derive_uv_quadratic_match() -> UVQuadraticMatch:
 
 
 # ----------------------------------------------------------------------------------------
-# the uv peak: the width-free map of (w, g) = (eta lambda, eta^2 f^2 / n)
+# two-layer homogeneous net f = n^-1/2 sum_i v_i sigma(u_i x), sigma leaky ReLU (x = 1)
 # ----------------------------------------------------------------------------------------
+slope_s = sp.Symbol("a", nonnegative=True)  # leaky-ReLU slope below 0
+
+
 @dataclass(frozen=True)
-class UVPeak:
-    """The catapult peak of the uv model at ``w0 = eta * lambda_0`` in ``(2, 4)``, derived here.
-
-    In ``w = eta lambda`` and ``g = eta^2 f^2 / n`` the exact uv maps (Lewkowycz et al. 2020,
-    Theorem 1) read ``g' = (1 - w + g)^2 g`` and ``w' = w - g (4 - w)``: no width left. The
-    width enters only through ``g_0 = eta^2 f_0^2 / n``. As ``g_0 -> 0`` the trajectory
-    follows ``g_t = (w0 - 1)^(2t) g_0`` until ``g`` is O(1), then a fixed curve; so
-
-    * the peak ``g* = max_t g_t`` tends to a constant and the peak loss
-      ``L* = f*^2 / 2 = g* n lambda_0^2 / (2 w0^2)`` grows like ``n`` (log-log slope 1; the
-      paper's ``Omega(n / log n)`` is a lower bound);
-    * the step of the peak grows like ``ln(1/g_0) / (2 ln(w0 - 1))``: slope
-      ``1 / (2 ln(w0 - 1))`` against ``ln n``.
+class HomogeneousRange:
+    """Weight-norm argument for the two-layer homogeneous net, see :func:`derive_homogeneous_range`.
 
     Attributes
     ----------
-    w0 : float
-    g_star : float
-        ``lim_{g0 -> 0} max_t g_t`` (numerically, ``g0 = 1e-14``).
-    peak_slope : float
-        Log-log slope of ``L*`` against ``n`` (1).
-    time_slope : float
-        ``d t* / d ln n = 1 / (2 ln(w0 - 1))``.
+    norm_change : ``|theta'|^2 - |theta|^2 = eta r (eta lambda r - 4 f)`` (the quadratic model's)
+    y0 : the same at ``y = 0``: ``eta f^2 (eta lambda - 4)``
+    kappa_inf : ``lim_{n -> oo} kappa_0 = (1 + a^2) / 2`` for ``u, v ~ N(0, 1)``
+    upper : the guaranteed edge ``4 kappa_0``
+    upper_inf : ``2 (1 + a^2)``
     """
 
-    w0: float
-    g_star: float
-    peak_slope: float
-    time_slope: float
-
-
-def derive_uv_peak(w0: float, g0: float = 1e-14, max_steps: int = 10_000) -> UVPeak:
-    """:class:`UVPeak` at ``w0`` (``2 < w0 < 4``), iterating the width-free map from ``g0``.
-
-    Examples
-    --------
-    >>> p = derive_uv_peak(3.0)
-    >>> round(p.time_slope, 4), p.peak_slope
-    (0.7213, 1.0)
-    """
-    w0 = float(w0)
-    if not 2.0 < w0 < 4.0:
-        raise ValueError(f"w0: expected 2 < w0 < 4 (the catapult phase), got {w0!r}")
-    w, g, best = w0, float(g0), float(g0)
-    for _ in range(max_steps):
-        w, g = w - g * (4.0 - w), (1.0 - w + g) ** 2 * g
-        if g < best and w < 2.0:
-            break
-        best = max(best, g)
-    return UVPeak(w0=w0, g_star=best, peak_slope=1.0, time_slope=1.0 / (2.0 * math.log(w0 - 1.0)))
+    norm_change: sp.Expr
+    y0: sp.Expr
+    kappa_inf: sp.Expr
+    upper: sp.Expr
+    upper_inf: sp.Expr
 
 
 @functools.lru_cache(maxsize=None)
-def derive_spread_upper_edge(lo: float, hi: float, *, lo_w: float = 3.5025, hi_w: float = 4.5, step: float = 0.005,
-                             nodes: int = 100, steps: int = 2000, seed_delta: float = 1e-9) -> float:
-    """Upper catapult edge of the pure quadratic model with moduli ``s ~ U(lo, hi)`` as ``N -> inf``, derived here.
+def derive_homogeneous_range() -> HomogeneousRange:
+    """Guaranteed catapult range of ``f = n^-1/2 sum_i v_i sigma(u_i)`` (``x = 1``, slope
+    ``a`` in ``[0, 1]`` below 0), the weight-norm argument of Meltzer, Chen & Liu 2023.
 
-    In the eigenbasis GD multiplies each ``theta_i^2`` by ``(1 - u s_i)^2`` with
-    ``u = eta zeta z`` (signed ``s_i``, eigenvalues in ``+-`` pairs). As ``N -> inf`` the
-    sums ``zeta^2/2 sum_i (.)`` become averages over the spectrum: ``u = eta E[s theta^2]``,
-    ``eta lambda = 2 eta E[s^2 theta^2]``, with ``theta_0^2 = 1`` and an infinitesimal seed
-    ``1 + seed_delta sign(s)`` (``z_0 = O(N^-1/2)``): a deterministic map on the ``nodes``
-    Gauss-Legendre points of ``(lo, hi)``. The edge is the midpoint between the last
-    ``eta lambda_0`` of the grid ``lo_w : step : hi_w`` whose run stays bounded and the first
-    that blows up (``theta^2 > 1e12``). For ``lo == hi`` it is 4 (the uv edge).
+    On the side of 0 where it is, unit ``i`` has ``sigma(u_i) = s_i u_i`` (``s_i = 1`` or
+    ``a``), so one GD step is ``u' = u - c s v``, ``v' = v - c s u`` with
+    ``c = eta r / sqrt(n)``. Summed over units by linearity (``sum s u v = sqrt(n) f``,
+    ``sum s^2 (u^2 + v^2) = n lambda``) the norm changes by ``eta r (eta lambda r - 4 f)``:
+    the quadratic model's (degree-2 homogeneity, ``theta . grad f = 2 f``). As
+    ``lambda <= |theta|^2 / n`` (``s_i <= 1``; the one step taken by hand, checked in the
+    tests), ``eta |theta_0|^2 / n < 4`` keeps ``eta lambda_t < 4`` and the norm falling at
+    every step: the catapult range ``2 < eta lambda_0 < 4 kappa_0``,
+    ``kappa_0 = n lambda_0 / |theta_0|^2``, whose large-``n`` value sympy integrates over
+    the Gaussian init. Unlike the pure quadratic model the units may change side, so
+    ``f`` and ``lambda`` have no closed map: the actual edge is
+    :func:`~lrtheory.results.catapult.limits.homogeneous_limit`.
 
     Examples
     --------
-    >>> round(derive_spread_upper_edge(1.0, 1.0), 2)
-    4.0
+    >>> derive_homogeneous_range().upper_inf
+    2*a**2 + 2
     """
-    lo, hi = float(lo), float(hi)
-    if not 0 < lo <= hi:
-        raise ValueError(f"lo, hi: expected 0 < lo <= hi, got {lo!r}, {hi!r}")
-    x, wq = np.polynomial.legendre.leggauss(nodes)
-    s = lo + (hi - lo) * (x + 1) / 2
-    wq = wq / wq.sum()
-    S = np.concatenate([s, -s])[None, :]
-    Wt = (np.concatenate([wq, wq]) / 2)[None, :]
-    w = np.round(np.arange(lo_w, hi_w + step / 2, step), 10)
-    th = np.ones((w.size, S.size)) * (1.0 + seed_delta * np.sign(S))
-    eta = (w / (2 * np.sum(Wt * S**2 * th, axis=1)))[:, None]
-    alive = np.ones(w.size, dtype=bool)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            u = eta * np.sum(Wt * S * th, axis=1, keepdims=True)
-            th = np.where(alive[:, None], th * (1 - u * S) ** 2, th)
-            alive &= np.isfinite(th).all(1) & (th.max(1) < 1e12)
-    bad = np.flatnonzero(~alive)
-    if bad.size == 0 or bad[0] == 0:
-        return math.nan
-    return float(0.5 * (w[bad[0] - 1] + w[bad[0]]))
+    u, v, s, c = sp.symbols("u v s c", real=True)
+    per_unit = sp.Poly(sp.expand((u - c * s * v) ** 2 + (v - c * s * u) ** 2 - u**2 - v**2), u, v)
+    sq = sp.cancel(per_unit.coeff_monomial(u**2) / s**2)  # coefficient of s^2 (u^2 + v^2)
+    if sp.simplify(per_unit.coeff_monomial(v**2) - sq * s**2) != 0 or set(per_unit.as_dict()) - {(2, 0), (0, 2), (1, 1)}:
+        raise AssertionError("the per-unit norm change is not c^2 s^2 (u^2 + v^2) + gamma s u v")
+    cross = sp.cancel(per_unit.coeff_monomial(u * v) / s)
+    total = (sq * n_s * lam_s + cross * sp.sqrt(n_s) * f_s).subs(c, eta_s * r_s / sp.sqrt(n_s))
+    change = sp.factor(sp.expand(total))
+    gauss = sp.exp(-(u**2 + v**2) / 2) / (2 * sp.pi)
+    half = sp.integrate(sp.integrate((u**2 + v**2) * gauss, (u, 0, sp.oo)), (v, -sp.oo, sp.oo))  # each side: 1
+    kappa_inf = sp.simplify((half + slope_s**2 * half) / (2 * half))
+    kappa0 = n_s * lam_s / Q_s
+    wn = sp.solve(sp.Eq(sp.factor(change.subs(r_s, f_s) / (eta_s * f_s**2)).subs(lam_s, Q_s / n_s), 0), eta_s)[0]
+    upper = sp.simplify(wn * lam_s)
+    if sp.simplify(upper - 4 * kappa0) != 0:  # pragma: no cover - a sympy regression
+        raise AssertionError("the guaranteed edge is not 4 kappa_0")
+    return HomogeneousRange(norm_change=change, y0=sp.factor(change.subs(r_s, f_s)), kappa_inf=kappa_inf,
+                            upper=upper, upper_inf=sp.expand(4 * kappa_inf))
+
+
+# ----------------------------------------------------------------------------------------
+# quadratic model with bias z = a.phi + zeta/2 theta^T psi theta (x = 1)
+# ----------------------------------------------------------------------------------------
+p_s, q_s, F_s = sp.symbols("p q F", real=True)  # linear output a.phi, quadratic output, |phi|^2
+P_s, R_s, l_s, Z_s, Ft_s = sp.symbols("P R ell Z Ftilde", real=True)  # width-free variables
+
+
+@dataclass(frozen=True)
+class BiasModel:
+    """The quadratic model with bias, see :func:`derive_bias_model`.
+
+    Attributes
+    ----------
+    p_next : ``p' = p - eta r F`` (``p = a.phi``, ``F = |phi|^2``)
+    lyapunov_change : change of ``V = |theta|^2 + 2 p^2 / F``: ``eta r (eta (lambda + F) r - 4 z)``
+    upper : guaranteed edge ``4 lambda / (2 F + zeta^2 mu_max V)`` in units of ``1/lambda``
+    upper_unit_inf : at ``psi^2 = 1``, ``N -> oo``: ``4 / (1 + rho)``, ``rho = F / lambda_0``
+    width_free : ``(P', R', ell')`` of ``P = eta zeta p``, ``R = eta zeta q``,
+        ``ell = eta lambda_q``, ``Ftilde = eta F``, ``Z = P + R`` at ``psi^2 = 1``
+    """
+
+    p_next: sp.Expr
+    lyapunov_change: sp.Expr
+    upper: sp.Expr
+    upper_unit_inf: sp.Expr
+    width_free: Tuple[sp.Expr, sp.Expr, sp.Expr]
+
+
+@functools.lru_cache(maxsize=None)
+def derive_bias_model() -> BiasModel:
+    """GD maps and guaranteed catapult range of ``z = a.phi + zeta/2 theta^T psi theta``
+    (one example, ``x = 1``), derived here after Meltzer, Chen & Liu 2023.
+
+    ``grad_a z = phi``, so ``p = a.phi`` moves by ``-eta r F``; the quadratic part moves as
+    in :func:`derive_quadratic_updates` (``z -> q``, ``lambda -> lambda_q = lambda - F``).
+    ``V = |theta|^2 + 2 p^2 / F`` then changes by ``eta r (eta (lambda + F) r - 4 z)``: at
+    ``y = 0`` it falls iff ``eta (lambda + F) < 4``. With ``lambda + F <= 2 F + zeta^2 mu_max V``
+    (Rayleigh, as for the pure model) the range is ``2 < eta lambda_0 <
+    4 lambda_0 / (2 F + zeta^2 mu_max V_0)``; at ``psi^2 = 1`` (``zeta^2 |theta|^2 =
+    lambda_q``) and large ``N`` (``zeta^2 p_0^2 -> 0``) it is ``4 / (1 + rho)``. (The
+    authors' code bounds with ``|a|^2`` and the overlap ``(a.phi)^2/F`` instead, a tighter
+    range.) At ``psi^2 = 1`` the maps close in the width-free ``(P, R, ell)``.
+
+    Examples
+    --------
+    >>> derive_bias_model().upper_unit_inf
+    4/(rho + 1)
+    """
+    q = derive_quadratic_updates()
+    wn = derive_weight_norm_change()
+    p_next = p_s - eta_s * r_s * F_s
+    quad = {z_s: q_s, lam_s: lam_s - F_s}
+    dV = wn.exact.subs(quad, simultaneous=True) + 2 * (p_next**2 - p_s**2) / F_s
+    dV = sp.factor(sp.expand(dV.subs(q_s, z_s - p_s)))
+    rho = sp.Symbol("rho", positive=True)
+    upper = 4 * lam_s / (2 * F_s + zeta_s**2 * mu_max_s * (Q_s + 2 * p_s**2 / F_s))
+    unit = upper.subs(mu_max_s, 1).subs(Q_s, (lam_s - F_s) / zeta_s**2)
+    unit_inf = sp.simplify(sp.limit(unit, zeta_s, 0).subs(F_s, rho * lam_s))
+    # width-free map at psi^2 = 1 (M_3 = M_1, M_4 = M_2 = M_0), the residual r the total output
+    back = {M[0]: Q_s, M[1]: 2 * q_s / zeta_s, M[2]: (lam_s - F_s) / zeta_s**2}
+    unit_m = {M[3]: M[1], M[4]: M[2]}
+    qn = sp.expand(zeta_s / 2 * q.moments_next[1].subs(unit_m).subs(back))
+    ln = sp.expand(zeta_s**2 * q.moments_next[2].subs(unit_m).subs(back))  # lambda_q'
+    to_wf = {r_s: Z_s / (eta_s * zeta_s), p_s: P_s / (eta_s * zeta_s), q_s: R_s / (eta_s * zeta_s),
+             lam_s: (l_s + Ft_s) / eta_s, F_s: Ft_s / eta_s}
+    P_next = sp.expand(eta_s * zeta_s * p_next.subs(to_wf))
+    R_next = sp.expand(eta_s * zeta_s * qn.subs(to_wf))
+    l_next = sp.expand(eta_s * ln.subs(to_wf))
+    return BiasModel(p_next=p_next, lyapunov_change=dV, upper=upper, upper_unit_inf=unit_inf,
+                     width_free=(P_next, R_next, l_next))
+
+
+from lrtheory.results.catapult.limits import UVPeak, derive_spread_upper_edge, derive_uv_peak  # noqa: E402,F401

@@ -11,10 +11,10 @@ from typing import Tuple
 
 from lrtheory.results.catapult import CHAPTER
 from lrtheory.results.catapult.analysis import PhaseSweep, ReluSweep, Trajectories
-from lrtheory.results.catapult import simulate
+from lrtheory.results.catapult import simulate, simulate_toys
 
 __all__ = ["measure_uv_sweep", "measure_quadratic_sweep", "measure_relu_sweep", "measure_trajectories",
-           "measure_authors_relu", "measure_uv_peaks"]
+           "measure_authors_relu", "measure_uv_peaks", "measure_homogeneous", "measure_bias", "measure_lambda_t"]
 
 
 @CHAPTER.measurement
@@ -84,3 +84,33 @@ def measure_uv_peaks(cfg, device):
     """uv peak loss, its step and ``lambda_0`` ``(W, S)`` at ``cfg.peak.eta_lam0`` (``cfg.peak``)."""
     c = cfg.peak
     return simulate.uv_peaks(c.eta_lam0, c.widths, c.seeds, c.steps, device=device)
+
+
+def _homogeneous_parts(cfg):
+    return [{"slope": float(a)} for a in cfg.homogeneous.slopes]
+
+
+@CHAPTER.measurement(parts=_homogeneous_parts, combine=_relu_combine)
+def measure_homogeneous(cfg, device, part):
+    """The two-layer homogeneous net over ``cfg.homogeneous``, one ``(PhaseSweep, dead)`` per slope."""
+    c = cfg.homogeneous
+    return simulate_toys.simulate_homogeneous(c.grid.values(), c.widths, c.seeds, c.steps, slope=part["slope"],
+                                              device=device, div_g=c.div_g)
+
+
+@CHAPTER.measurement
+def measure_bias(cfg, device):
+    """The quadratic model with bias over ``cfg.bias``: ``(PhaseSweep, rho0)``."""
+    c = cfg.bias
+    return simulate_toys.simulate_bias(c.grid.values(), c.widths, c.seeds, c.steps, feat_dim=c.feat_dim,
+                                       device=device, div_g=c.div_g)
+
+
+@CHAPTER.measurement
+def measure_lambda_t(cfg, device):
+    """``lambda_t / lambda_0`` at each fixed ``t eta`` of ``cfg.lambda_t``, ``(T, E)``."""
+    c = cfg.lambda_t
+    import numpy as np
+
+    return np.stack([simulate_toys.homogeneous_lambda_at(c.grid.values(), c.width, c.seed, t, slope=0.0,
+                                                         device=device) for t in c.t_eta])

@@ -88,12 +88,13 @@ class _Settled:
         return (L < self.settle * self.loss0) | (~grew & (L < self.loss0))
 
 
-def _run_scalar_model(loss_fn, grad_fn, lam_fn, params, eta, n_eff, steps, div_g):
+def _run_scalar_model(loss_fn, grad_fn, lam_fn, params, eta, n_eff, steps, div_g, return_params=False):
     """GD on a scalar-output model (``loss_fn(params) -> (loss, f)``) with :func:`run_gd`.
 
     A run diverges when ``eta^2 f^2 / n_eff > div_g`` (a width-free variable) or its loss is
     not finite; the loop stops once every run is settled (:class:`_Settled`).
-    Returns ``(loss0, max_loss, final_loss, final_eta_lam, diverged, steps_run)``.
+    Returns ``(loss0, max_loss, final_loss, final_eta_lam, diverged, steps_run)`` (and the
+    final parameters with ``return_params``).
     """
     settled = _Settled()
     res = run_gd(loss_fn, params, eta, steps, grad_fn=grad_fn, divergence_factor=None, record_every=steps,
@@ -105,7 +106,8 @@ def _run_scalar_model(loss_fn, grad_fn, lam_fn, params, eta, n_eff, steps, div_g
     final_loss = np.where(dv, np.nan, res.loss[-1])
     final_w = np.where(dv, np.nan, res.etas * lam)
     max_loss = np.where(dv, np.inf, settled.max_loss.cpu().numpy())
-    return res.loss[0], max_loss, final_loss, final_w, dv, res.steps_run
+    out = (res.loss[0], max_loss, final_loss, final_w, dv, res.steps_run)
+    return out + (res.params,) if return_params else out
 
 
 def _uv_model(n: int):
