@@ -30,9 +30,11 @@ loss), or if the update would make a parameter non-finite, model ``k`` is marked
 ``theta_t`` (the last finite values) and are never updated again. Its train
 loss at step ``t`` is recorded as observed (possibly ``inf``, ``nan`` or huge);
 its later train losses, and its other records (accuracies, test loss,
-diagnostics) from the moment it is frozen, are ``NaN``. The loss is masked with
-``torch.where`` before the sum over models and updates are applied with
-``torch.where``, so a NaN or Inf in one model never reaches another.
+diagnostics) from the moment it is frozen, are ``NaN``. Each model's gradient
+is computed from its own slice only (the written-out backward pass works slice by
+slice; under autograd the loss is masked with ``torch.where`` before the sum over
+models) and updates are applied with ``torch.where``, so a NaN or Inf in one
+model never reaches another.
 
 Minibatch SGD (``batch_size``): all K models see the same sequence of batches,
 drawn from ``seed``: each epoch is a fresh random permutation of the ``N``
