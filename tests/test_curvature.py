@@ -728,3 +728,93 @@ def test_ntk_with_an_unused_parameter_and_the_lanczos_settings():
     np.testing.assert_allclose(gauss_newton_top_eig(spec, P, xs, tol=1e-2), top, rtol=1e-2)
     assert np.array_equal(gauss_newton_top_eig(spec, P, xs), gauss_newton_top_eig(spec, P, xs, seed=0))
 
+
+
+def test_ntk_auto_method_switches_at_the_dense_limit(monkeypatch):
+    """'auto' is dense while (models x examples x outputs x parameters) <= the limit, Lanczos above it.
+    Observed through max_iter=1: dense ignores it (exact top eigenvalue), one Lanczos step gives a Ritz value
+    below the top. The limit is set to the exact size, then one below it."""
+    import lrtheory.core.ntk as NTK
+
+    spec = MLPSpec(4, 12, 2, 2, bias=True)
+    P = init_params(spec, 3, seed=5)
+    x = torch.randn(10, 4, generator=torch.Generator().manual_seed(3), dtype=DT)
+    top = ntk_top_eig(spec, P, x, method="dense")
+    size = 3 * 10 * 2 * spec.n_params
+    monkeypatch.setattr(NTK, "_DENSE_LIMIT", size)
+    np.testing.assert_allclose(ntk_top_eig(spec, P, x, max_iter=1), top, rtol=1e-12)
+    np.testing.assert_allclose(ntk_top_eig(spec, P, x, method="dense", max_iter=1), top, rtol=1e-12)
+    monkeypatch.setattr(NTK, "_DENSE_LIMIT", size - 1)
+    assert (ntk_top_eig(spec, P, x, max_iter=1) < top * (1 - 1e-6)).all()
+    # the module form: m x d_out x parameters, d_out read from one example's output
+    model, _, xm, _ = CASES["tanh_mse"]
+    n_par = sum(p.numel() for p in model.parameters())
+    ref = ntk_top_eig(model, xm, method="dense")
+    msize = xm.shape[0] * 2 * n_par
+    monkeypatch.setattr(NTK, "_DENSE_LIMIT", msize)
+    assert ntk_top_eig(model, xm, max_iter=1) == pytest.approx(ref, rel=1e-12)
+    assert ntk_top_eig(model, xm, method="dense", max_iter=1) == pytest.approx(ref, rel=1e-12)
+    monkeypatch.setattr(NTK, "_DENSE_LIMIT", msize - 1)
+    assert ntk_top_eig(model, xm, max_iter=1) < ref * (1 - 1e-6)
+    assert ntk_top_eig(model, xm, method="lanczos", max_iter=1) < ref * (1 - 1e-6)
+
+
+class _ScalarInput(nn.Module):
+    """(m,) inputs -> (m,) outputs, with a 0-dimensional parameter (one number)."""
+
+    def __init__(self):
+        super().__init__()
+        g = torch.Generator().manual_seed(31)
+        self.w = nn.Parameter(torch.randn(4, generator=g, dtype=DT))
+        self.s = nn.Parameter(torch.tensor(0.7, dtype=DT))
+
+    def forward(self, t):
+        return self.s * torch.tanh(t[:, None] * self.w).sum(1)
+
+
+def test_ntk_module_one_dimensional_inputs_a_scalar_parameter_and_one_example():
+    model = _ScalarInput()
+    t = torch.linspace(-1.0, 1.0, 5, dtype=DT)
+    blocks = _module_jacobian(model, t)
+    assert blocks[1].shape == (5, 1)
+    ref = _ref_top(blocks, [1.0, 1.0], 5)
+    for method in ("dense", "lanczos"):
+        assert ntk_top_eig(model, t, method=method) == pytest.approx(ref, rel=1e-9), method
+    one = t[:1]
+    ref1 = _ref_top(_module_jacobian(model, one), [1.0, 1.0], 1)
+    for method in ("dense", "lanczos"):
+        assert ntk_top_eig(model, one, method=method) == pytest.approx(ref1, rel=1e-9), method
+
+
+def test_check_xy_messages_and_accepted_target_shapes():
+    spec = MLPSpec(3, 4, 1, 2)
+    P = init_params(spec, 2)
+    x = torch.zeros(5, 3, dtype=DT)
+    cases = [
+        (lambda: batched_sharpness(spec, P, torch.zeros(5, 2, dtype=DT), torch.zeros(5, 2, dtype=DT)),
+         r"^x: expected shape \(N, 3\), got torch.Size\(\[5, 2\]\)$"),
+        (lambda: batched_sharpness(spec, P, [[0.0] * 3], torch.zeros(5, 2, dtype=DT)),
+         r"^x: expected shape \(N, 3\), got <class 'list'>$"),
+        (lambda: batched_sharpness(spec, P, x.float(), torch.zeros(5, 2, dtype=DT)),
+         r"^x: dtype/device differ from the parameters'$"),
+        (lambda: batched_sharpness(spec, P, x, torch.zeros(4, 2, dtype=DT)),
+         r"^y: expected a tensor with 5 rows, got torch.Size\(\[4, 2\]\)$"),
+        (lambda: batched_sharpness(spec, P, x, [0.0] * 5), r"^y: expected a tensor with 5 rows, got <class 'list'>$"),
+        (lambda: batched_sharpness(spec, P, x, torch.zeros(5, dtype=torch.int32), loss="ce"),
+         r"^y: CE targets must be int64 labels of shape \(N,\)$"),
+        (lambda: batched_sharpness(spec, P, x, torch.zeros(5, 3, dtype=DT)), r"^y: MSE targets must have shape \(N, 2\)$"),
+        (lambda: batched_sharpness(spec, P, x, torch.zeros(5, dtype=DT)), r"^y: MSE targets must have shape \(N, 2\)$"),
+        (lambda: ntk_top_eig(spec, P, x, normalize="trace"), r"^normalize: "),
+        (lambda: gauss_newton_top_eig(spec, P, x, loss="hinge"), r"^loss: unknown 'hinge'; expected one of "),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+    # one output: targets (N,) and (N, 1) are the same problem
+    s1 = MLPSpec(3, 4, 1, 1)
+    P1 = init_params(s1, 2, seed=1)
+    y = torch.randn(5, generator=torch.Generator().manual_seed(2), dtype=DT)
+    x1 = torch.randn(5, 3, generator=torch.Generator().manual_seed(3), dtype=DT)
+    np.testing.assert_allclose(batched_sharpness(s1, P1, x1, y), batched_sharpness(s1, P1, x1, y[:, None]), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"^y: MSE targets must have shape \(N, 1\)$"):
+        batched_sharpness(s1, P1, x1, torch.zeros(5, 2, dtype=DT))
