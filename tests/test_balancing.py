@@ -623,3 +623,100 @@ def test_balanced_minimum_sharpness_is_twice_the_top_singular_value():
     U, s, Vt = np.linalg.svd(A_)
     X, Y = U * np.sqrt(s), Vt.T * np.sqrt(s)
     assert math.isclose(S.matrix_top_eigenvalue(A_, X, Y), 2 * s[0], rel_tol=1e-10)
+
+
+def test_every_field_of_the_scalar_derivations():
+    # each field checked against a value worked out by hand (not read off the code's output)
+    s = D.symbols()
+    x, y, mu, eta = s.x, s.y, s.mu, s.eta
+    gd = D.derive_scalar_gd()
+    assert sp.expand(gd.f - (mu - x * y) ** 2 / 2) == 0
+    assert sp.expand(gd.grad[0] + (mu - x * y) * y) == 0 and sp.expand(gd.grad[1] + (mu - x * y) * x) == 0
+    assert sp.expand(gd.y_next - (y + eta * x * (mu - x * y))) == 0
+    hs = D.derive_scalar_hessian()
+    assert sp.expand(hs.hessian - sp.Matrix([[y ** 2, 2 * x * y - mu], [2 * x * y - mu, x ** 2]])) == sp.zeros(2, 2)
+    assert len(hs.eigenvalues) == 2
+    pt = {x: 9, y: 1, mu: 2}
+    assert math.isclose(float(hs.L.subs(pt)), max(np.linalg.eigvalsh(np.array([[1.0, 16.0], [16.0, 81.0]]))),
+                        rel_tol=1e-12)
+    rec = D.derive_imbalance_recursion()
+    assert sp.expand(rec.difference - (gd.x_next ** 2 - gd.y_next ** 2)) == 0
+    assert sp.expand(rec.factor - (1 - eta ** 2 * (mu - x * y) ** 2)) == 0
+    assert math.isclose(float(D.imbalance_factor(3.0, 0.5, 2.0, 0.1)), 1 - 0.01 * 0.25, rel_tol=1e-12)
+    gf = D.derive_gradient_flow_limit()
+    u = gf.u.subs({gf.D0: 3, mu: 2})  # u^2 - 3 u - 4 = 0: u = 4
+    assert sp.simplify(u - 4) == 0 and sp.simplify(gf.ratio.subs({gf.D0: 3, mu: 2}) - 2) == 0
+    mh = D.derive_minimum_hessian()
+    assert sp.expand(mh.multiplier - (1 - eta * (x ** 2 + y ** 2))) == 0
+    assert 0 in [sp.simplify(e) for e in mh.eigenvalues]
+    assert sp.simplify(mh.top_x - (x ** 2 + mu ** 2 / x ** 2)) == 0
+    assert sp.simplify(mh.hessian - sp.Matrix([[mu ** 2 / x ** 2, mu], [mu, x ** 2]])) == sp.zeros(2, 2)
+    fm = D.derive_flattest_minimum()
+    assert sp.simplify(fm.x_star - sp.sqrt(mu)) == 0 and sp.simplify(fm.y_star - sp.sqrt(mu)) == 0
+    cr = D.derive_convergence_range()
+    assert cr.classical == 2
+    assert sp.simplify(cr.h0 - 4 / (s.x0 ** 2 + s.y0 ** 2 + 4 * mu)) == 0
+    assert math.isclose(float(cr.L0.subs({s.x0: 9, s.y0: 1, mu: 2})), D.top_eigenvalue(9.0, 1.0, 2.0), rel_tol=1e-12)
+    assert math.isclose(D.paper_step_size(9.0, 1.0, 2.0), 4 / 90, rel_tol=1e-15)
+    assert math.isclose(D.h0L(9.0, 1.0, 2.0), 4 / 90 * D.top_eigenvalue(9.0, 1.0, 2.0), rel_tol=1e-12)
+
+
+def test_every_field_of_the_bounds():
+    s = D.symbols()
+    bb = D.derive_balancing_bound()
+    # at the stability edge eta (x^2 + y^2) = 2 on x y = mu: (x - y)^2 = 2/eta - 2 mu
+    assert sp.simplify(bb.diff_bound - (2 / s.eta - 2 * s.mu)) == 0
+    assert sp.simplify(bb.constraint.lhs - s.mu * (s.rho + 1 / s.rho)) == 0
+    assert sp.simplify(bb.constraint.rhs - 2 / s.eta) == 0 and isinstance(bb.constraint, sp.LessThan)
+    mb = D.derive_matrix_balancing_bound()
+    assert sp.simplify(mb.constraint.rhs - 2 * mb.rank / s.eta) == 0 and isinstance(mb.constraint, sp.LessThan)
+    # q_bound at eta = 1/4, nu = 1, r_A = 1: q + 1/q = 8, q = 4 + sqrt(15)
+    assert sp.simplify(mb.q_bound.subs({s.eta: sp.Rational(1, 4), mb.nu: 1, mb.rank: 1}) - (4 + sp.sqrt(15))) == 0
+    assert math.isclose(float(D.q_bound(0.25, 1.0, 1)), 4 + math.sqrt(15), rel_tol=1e-12)
+    # rho_bound at eta mu = 1/2: rho + 1/rho = 4, rho = 2 + sqrt(3)
+    assert math.isclose(float(D.rho_bound(0.25, 2.0)), 2 + math.sqrt(3), rel_tol=1e-12)
+
+
+def test_every_field_of_the_matrix_derivations():
+    d = D.derive_matrix_gd()
+    assert d.matches and d.grad_X.shape == (2, 2) and d.grad_Y.shape == (2, 2)
+    # the loss of the default 2 x 2 problem at A = I, X = Y = 0 is ||I||^2 / 2 = 1
+    zero = {v: 0 for v in d.f.free_symbols if not str(v).startswith("a_")}
+    ident = {sp.Symbol("a_00"): 1, sp.Symbol("a_11"): 1, sp.Symbol("a_01"): 0, sp.Symbol("a_10"): 0}
+    assert d.f.subs({**zero, **ident}) == 1
+    d32 = D.derive_matrix_gd(3, 2, 1)
+    assert d32.grad_X.shape == (3, 1) and d32.grad_Y.shape == (2, 1) and d32.matches
+    mr = D.derive_matrix_imbalance_recursion()
+    sy = mr.symbols
+    assert sp.expand(mr.D_next - (sy.Xt * sy.X - sy.Yt * sy.Y) - mr.increment) == 0
+
+
+def test_symbols_names_and_assumptions():
+    # the names are what the chapter prints; the assumptions decide sympy's simplifications
+    s = D.symbols()
+    names = [str(v) for v in (s.x, s.y, s.mu, s.eta, s.r, s.rho, s.x0, s.y0)]
+    assert names == ["x", "y", "mu", "eta", "r", "rho", "x_0", "y_0"]
+    assert s.x.is_real and s.y.is_real and s.r.is_real and s.x.is_positive is None and s.r.is_positive is None
+    assert s.mu.is_positive and s.eta.is_positive and s.rho.is_positive and s.x0.is_positive and s.y0.is_positive
+    assert D.symbols() is s  # one set, shared
+
+
+def test_paper_step_size_off_the_papers_y0():
+    # y0 = 1 hides y0**2 vs y0 * 2 or y0**3: a start with y0 = 2 (4 / (9 + 4 + 2))
+    assert math.isclose(D.paper_step_size(3.0, 2.0, 0.5), 4 / 15, rel_tol=1e-15)
+    s = D.symbols()
+    assert sp.simplify(D.paper_step_size(s.x0, s.y0, s.mu) - 4 / (s.x0 ** 2 + s.y0 ** 2 + 4 * s.mu)) == 0
+    with pytest.raises(KeyError, match="nope"):
+        D._fn("nope")
+
+
+def test_printed_symbols_of_the_derivations():
+    # the names the chapter prints and the assumptions the results rest on
+    gf = D.derive_gradient_flow_limit()
+    assert str(gf.D0) == "D_0" and gf.D0.is_nonnegative
+    mb = D.derive_matrix_balancing_bound()
+    assert [str(v) for v in (mb.q, mb.nu, mb.rank)] == ["q", "nu", "r_A"]
+    assert mb.q.is_positive and mb.nu.is_positive and mb.rank.is_positive
+    sy = D.derive_matrix_imbalance_recursion().symbols
+    assert [str(v) for v in (sy.X, sy.Y, sy.R, sy.Xt, sy.Yt, sy.Rt)] == ["X", "Y", "R", "X^T", "Y^T", "R^T"]
+    assert not any(v.is_commutative for v in (sy.X, sy.Y, sy.R, sy.Xt, sy.Yt, sy.Rt))
