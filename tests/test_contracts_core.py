@@ -994,3 +994,15 @@ def test_eigsh_one_dimension_by_a_matrix():
         r = eigsh_top_eig(lambda v: A @ v, torch.ones(1, dtype=dt))
         assert r.value == -1.5 and r.converged and r.n_matvec == 1
         assert r.vector.dtype == dt and r.vector.tolist() == [1.0]
+
+
+def test_power_iteration_first_step_of_a_batch_normalizes_each_row():
+    """One product on a batch: each row's value is the Rayleigh quotient of its own start and its vector the
+    start over its own norm (rows of very different norms: a batch-wide norm would shrink one quotient)."""
+    D = torch.tensor([[3.0, 1.0, -2.0], [0.5, 2.0, 1.0]], dtype=DT)
+    V0 = torch.tensor([[1.0, 2.0, 2.0], [30.0, -40.0, 0.0]], dtype=DT)
+    r = power_iteration_top_eig(lambda V: D * V, V0, max_iter=1, algebraic=False)
+    for k in range(2):
+        u = V0[k] / V0[k].norm()
+        assert r.value[k] == pytest.approx(float(u @ (D[k] * u)), rel=1e-14)
+        torch.testing.assert_close(r.vector[k], u, rtol=1e-14, atol=1e-15)
