@@ -193,3 +193,87 @@ def test_lasting_prediction_by_hand():
         spreads.append(a.max() / a.min())
     want = math.exp(np.mean(np.log(spreads[-2:])))
     assert D.lasting_prediction([1.0, 0.01], 100.0, 0.0, 5, 2) == pytest.approx(want, rel=1e-12)
+
+
+# ----------------------------------------------------------------- from the mutation run: gaps closed
+
+@pytest.mark.parametrize("call,name", [
+    (lambda: D.elr_step(0.0), "E"),
+    (lambda: D.elr_step(1.0, steps=-1), "steps"),
+    (lambda: D.elr_closed_form(0.0, 1.0), "E0"),
+    (lambda: D.elr_closed_form(1.0, -1.0), "t"),
+    (lambda: D.norm2_closed_form(0.0, 1.0, 1.0, 1.0), "S0"),
+    (lambda: D.norm2_closed_form(1.0, 0.0, 1.0, 1.0), "eta"),
+    (lambda: D.norm2_closed_form(1.0, 1.0, 0.0, 1.0), "c"),
+    (lambda: D.norm2_closed_form(1.0, 1.0, 1.0, -1.0), "t"),
+    (lambda: D.log_ratio_closed_form(0.0, 1.0, 1.0), "E_l0"),
+    (lambda: D.log_ratio_closed_form(1.0, 0.0, 1.0), "E_k0"),
+    (lambda: D.log_ratio_closed_form(1.0, 1.0, -1.0), "t"),
+    (lambda: D.critical_lr(0.0, 1.0), "a_l"),
+    (lambda: D.critical_lr(1.0, 0.0), "a_k"),
+    (lambda: D.model_warmup_trace([1.0, 0.5], 0.0, 2), "lr"),
+    (lambda: D.model_warmup_trace([1.0, 0.5], 1.0, -1), "steps"),
+    (lambda: D.model_warmup_trace([1.0, 0.5], 1.0, 2, momentum=1.0), "momentum"),
+    (lambda: D.model_warmup_trace([1.0, 0.5], 1.0, 2, momentum=1.5), "momentum"),
+    (lambda: D.model_spread_trace([1.0, 0.5], [1.0], momentum=1.0), "momentum"),
+    (lambda: D.flow_elrs([[0.0]], [1.0], 1.0), "c"),
+    (lambda: D.flow_elrs([[1.0]], [0.0], 1.0), "S0"),
+    (lambda: D.flow_elrs([[1.0]], [1.0], 0.0), "eta"),
+    (lambda: D.warmup_spread_bound(0.0, 2), "s0"),
+    (lambda: D.warmup_spread_bound(2.0, -1), "steps"),
+    (lambda: D.ratio_exponent_prediction([0.0, 1.0], 1.0, (1, 4)), "a0"),
+    (lambda: D.ratio_exponent_prediction([1.0, 1.0], 0.0, (1, 4)), "eta"),
+    (lambda: D.warmup_gap_prediction([1.0, 0.5], 0.0, 0.0, 2), "lr"),
+    (lambda: D.lasting_prediction([1.0, 0.5], 0.0, 0.0, 2, 1), "lr"),
+    (lambda: D.lasting_prediction([1.0, 0.5], 1.0, 0.0, 2, 0), "last"),
+])
+def test_argument_errors_name_the_argument(call, name):
+    with pytest.raises(ValueError, match=rf"^{name}:"):
+        call()
+
+
+def test_ratio_times():
+    assert D.ratio_times(3000) == (750, 3000) and D.ratio_times(10) == (2, 10)
+
+
+def test_closed_forms_return_float64_arrays():
+    for v in (D.elr_step(1), D.elr_closed_form(1, 2), D.norm2_closed_form(1, 1, 1, 1),
+              D.log_ratio_closed_form(2, 1, 1), D.critical_lr(4, 1)):
+        assert isinstance(v, np.ndarray) and v.dtype == np.float64
+
+
+def test_model_warmup_trace_third_step_and_the_end_test():
+    # as test_model_warmup_trace_with_momentum_by_hand, target 1000 (not reached): step 2 runs at gain
+    # (1 - 0.5^3) / 0.5 = 1.75 (the buffer's third step), LR 1 / (1.75 sqrt(a_max a_min))
+    s, lrs = D.model_warmup_trace([1.0, 0.01], lr=1000.0, steps=3, momentum=0.5)
+    c = np.array([1.0, 0.01])
+    m = c.copy()
+    S = 1.0 + (10.0 * m) ** 2
+    m = 0.5 * m + c / np.sqrt(S)
+    S = S + (101.0 / 1.5 * m) ** 2
+    a = c / S
+    assert lrs[2] == pytest.approx(1.0 / (1.75 * math.sqrt(a.max() * a.min())), rel=1e-12)
+    # the end test reads lr * sqrt(a_max a_min) / (1 - beta): here 5 * 10 / 0.5 > 1, so the first LR is the
+    # critical one, 1 / sqrt(100 * 1) = 0.1, not the target
+    assert D.model_warmup_trace([100.0, 1.0], lr=5.0, steps=1, momentum=0.5)[1][0] == pytest.approx(0.1, rel=1e-14)
+
+
+def test_warmup_spread_bound_by_hand():
+    # s -> (s + 1) / (2 sqrt s): 100 -> 101/20 -> ...
+    v = [float(x) for x in D.warmup_spread_bound(100, 2)]
+    s1 = 101 / 20
+    assert v == pytest.approx([100.0, s1, (s1 + 1) / (2 * math.sqrt(s1))], rel=1e-14)
+    assert D.warmup_spread_bound(7, 0) == [7]
+
+
+def test_ratio_exponent_prediction_by_hand():
+    # two layers on E(t) = E0 / sqrt(1 + 2 E0^2 t), E0 = (1, 0.1): log spread 1/2 log((100 + 2t) / (1 + 2t)),
+    # each read as the mean over the window t - t//50 .. t, then the slope of log log between t = 100 and 400
+    def ls(t):
+        return 0.5 * math.log((100 + 2 * t) / (1 + 2 * t))
+    r1 = np.mean([ls(t) for t in range(98, 101)])
+    r2 = np.mean([ls(t) for t in range(392, 401)])
+    want = math.log(r2 / r1) / math.log(4.0)
+    assert D.ratio_exponent_prediction([1.0, 0.1], 1.0, (100, 400)) == pytest.approx(want, rel=1e-10)
+    # eta scales every E0: eta = 2 with a0 = (0.5, 0.05) is the same
+    assert D.ratio_exponent_prediction([0.5, 0.05], 2.0, (100, 400)) == pytest.approx(want, rel=1e-10)
