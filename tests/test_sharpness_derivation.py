@@ -254,3 +254,73 @@ def test_finite_width_factor_limits_and_monte_carlo_direction():
     assert 1 < ratios[(2, 64)] < ratios[(4, 32)]
     for (L, n), r in ratios.items():
         assert r <= D.finite_width_factor(n, L) + 0.05
+
+
+def test_input_layer_kernel_against_monte_carlo():
+    """The input layer's part of the kernel, Theta(rho_in = 2) - Theta(rho_in = 1), against the
+    empirical kernel of the input weights alone (sum over W^(1) of df(x)/dW df(x')/dW), off the diagonal too."""
+    from lrtheory.core.mlp import forward
+
+    d0, L, n, K = 5, 2, 256, 24
+    x = torch.tensor(np.random.default_rng(12).normal(size=(3, d0)))
+    spec, P = _mc_spec_params(d0, L, n, 1, K, seed=13)
+    out = forward(spec, P, x)[:, :, 0]
+    J = [torch.autograd.grad(out[:, i].sum(), P[0], retain_graph=True)[0].flatten(1) for i in range(3)]
+    emp = np.stack([np.stack([(J[i] * J[j]).sum(1).detach().numpy() for j in range(3)], -1) for i in range(3)], -2)
+    want = D.ntk_gram_infinite_width(x.numpy(), L, n, rho_in=2.0) - D.ntk_gram_infinite_width(x.numpy(), L, n)
+    mean, se = emp.mean(0), emp.std(0, ddof=1) / math.sqrt(K)
+    assert np.all(np.abs(mean - want) <= 4 * se + 0.03 * np.abs(want).max()), (mean, want)
+
+
+def test_arccos_maps_by_quadrature():
+    """f(rho) = 2 E[relu(u) relu(v)] and fdot(rho) = 2 P(u > 0, v > 0) for unit Gaussians of correlation rho."""
+    from scipy import integrate
+
+    f, fdot = D._arccos_maps()
+    for rho in (-0.8, -0.3, 0.2, 0.6, 0.95):
+        c = math.sqrt(1 - rho * rho)
+
+        def pdf(v, u):
+            return math.exp(-(u * u - 2 * rho * u * v + v * v) / (2 * c * c)) / (2 * math.pi * c)
+
+        e, _ = integrate.dblquad(lambda v, u: u * v * pdf(v, u), 0, 12, 0, 12)
+        p, _ = integrate.dblquad(pdf, 0, 12, 0, 12)
+        assert float(f(rho)) == pytest.approx(2 * e, rel=1e-6)
+        assert float(fdot(rho)) == pytest.approx(2 * p, rel=1e-6)
+
+
+def test_recursion_equations_as_stated():
+    """The stated recursions: A_1 and B_L are the Monte Carlo layer moments of the first and last
+    layer (see the Monte Carlo test), A_{l+1} and B_l are read one layer on, and applying A_rec to
+    a value returns it (He init preserves it), as does B_rec."""
+    r = D.derive_moment_recursions()
+    A, B = r.A_rec.lhs.func, r.B_rec.lhs.func
+    assert r.A_rec.lhs == A(r.l + 1) and r.A_init.lhs == A(1)
+    assert r.B_rec.lhs == B(r.l) and r.B_init.lhs == B(r.L)
+    v = sp.Symbol("v", positive=True)
+    assert sp.simplify(r.A_rec.rhs.subs(A(r.l), v) - v) == 0
+    assert sp.simplify(r.B_rec.rhs.subs(B(r.l + 1), v) - v) == 0
+    assert sp.simplify(r.A_init.rhs - r.n * r.X / r.d0) == 0 and r.B_init.rhs == 1
+
+
+def test_diagonal_lower_bound_is_the_numeric_gram_diagonal():
+    """lower_diag of derive_lambda1_bounds is the diagonal part of the uniform-vector bound,
+    (1/N^2) sum_i Theta(x_i, x_i), on the numeric arc-cosine Gram matrix of random inputs."""
+    b = D.derive_lambda1_bounds()
+    x = np.random.default_rng(14).normal(size=(6, 4))
+    gram = D.ntk_gram_infinite_width(x, 3, 8)
+    Xbar = float(np.mean((x ** 2).sum(1)))
+    val = b.lower_diag.subs({b.L: 3, b.n: 8, b.d0: 4, b.N: 6, b.Xbar: Xbar})
+    assert float(val) == pytest.approx(np.trace(gram) / 6 ** 2, rel=1e-12)
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: D.finite_width_factor(0, 1), "width"), (lambda: D.finite_width_factor(8, 0), "depth"),
+    (lambda: D.ntk_gram_infinite_width(np.ones(3), 1, 4), "x"), (lambda: D.ntk_gram_infinite_width(np.ones((2, 3)), 0, 4), "depth"),
+    (lambda: D.ntk_gram_infinite_width(np.ones((2, 3)), 1, 0), "width"),
+    (lambda: D.ntk_gram_infinite_width(np.ones((2, 3)), 1, 4, rho_in=-1.0), "rho_in"),
+    (lambda: D.predict_lambda1(np.ones((2, 3)), 1, 4, 0), "n_out"),
+])
+def test_errors_name_the_argument_first(call, name):
+    with pytest.raises(ValueError, match=rf"^{name}\b"):
+        call()
