@@ -324,3 +324,16 @@ def test_diagonal_lower_bound_is_the_numeric_gram_diagonal():
 def test_errors_name_the_argument_first(call, name):
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         call()
+
+
+def test_experiment_inputs_are_the_inputs_lambda1_is_measured_on():
+    from lrtheory.results.sharpness import simulate as S
+
+    for scale in ("ci", "reference"):
+        cfg = CHAPTER.config(scale)
+        x, k = D.experiment_inputs(cfg)
+        ds = S.load_dataset(cfg, torch.device("cpu"))
+        np.testing.assert_array_equal(x, ds.x_train[: cfg.n_sharp].numpy())
+        assert k == ds.d_out and x.dtype == np.float64
+    with pytest.raises(ValueError, match=r"^dataset\b"):
+        D.experiment_inputs(type("C", (), {"dataset": "mnist", "n_train": 10, "n_sharp": 5})())
