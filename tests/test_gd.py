@@ -373,3 +373,96 @@ def test_call_order_contract():
     assert [c[0] for c in calls] == ["loss", "grad"] * 3 + ["loss"]
     assert all(calls[2 * t][1] == calls[2 * t + 1][1] for t in range(3))
     assert r.params[0].tolist() == [0.5 ** 3, 0.75 ** 3]
+
+
+# ----------------------------------------------------------------------------- contracts, checked exactly
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(steps=-1), "steps"), (dict(momentum=1.0), "momentum"), (dict(weight_decay=-1.0), "weight_decay"),
+    (dict(record_every=0), "record_every"), (dict(divergence_factor=1.0), "divergence_factor"),
+    (dict(divergence_factor=float("nan")), "divergence_factor"), (dict(max_loss=float("nan")), "max_loss"),
+    (dict(param_bound=0.0), "param_bound"), (dict(param_bound=float("nan")), "param_bound"),
+    (dict(on_converged="first"), "on_converged"), (dict(grad_fn=3), "grad_fn"), (dict(batches=3), "batches"),
+    (dict(eval_fn=3), "eval_fn"), (dict(record=3), "record"), (dict(diverged=3), "diverged"),
+    (dict(converged=3), "converged"), (dict(callback=3), "callback"), (dict(lr_schedule=3), "lr_schedule"),
+    (dict(lr_mults=[1.0, -1.0]), r"lr_mults\[1\]"), (dict(lr_mults=[1.0, float("inf")]), r"lr_mults\[1\]"),
+    (dict(lr_mults=[torch.ones(2, 1, 5, dtype=DT), 1.0]), "lr_mults"),
+    (dict(diverged=lambda s: s.loss[:1] > 0), "diverged"), (dict(converged=lambda s: s.loss[:1] < 0), "converged"),
+])
+def test_validation_names_the_argument_first(kwargs, name):
+    loss_fn, P, _, _ = _problem(K=2)
+    args = dict(etas=[0.1, 0.1], steps=2)
+    args.update(kwargs)
+    with pytest.raises(ValueError, match=rf"^{name}: "):
+        run_gd(loss_fn, P, **args)
+    with pytest.raises(ValueError, match=r"^loss_fn: expected a callable, got int$"):
+        run_gd(3, P, [0.1, 0.1], 2)
+    with pytest.raises(ValueError, match=r"^loss_fn: returned shape \(3,\), expected the batch shape \(2,\)$"):
+        run_gd(lambda p: torch.zeros(3, dtype=DT), P, [0.1, 0.1], 2)
+    with pytest.raises(ValueError, match=r"^loss_fn: returned shape \(\), expected the batch shape \(2,\)$"):
+        run_gd(lambda p: 1.0, P, [0.1, 0.1], 2)
+
+
+def test_every_hook_sees_the_state_of_its_step_sgd_with_a_closed_form_gradient():
+    """Minibatch GD with a closed-form gradient (no autograd), an aux output and an evaluation loss: each
+    hook's GDState holds that step's number, parameters, batch loss, aux, evaluation loss, gradient, active
+    mask, LRs and batch, all recomputed here by hand from the same minibatch order."""
+    X = torch.randn(12, 3, generator=torch.Generator().manual_seed(5), dtype=DT)
+    y = torch.randn(12, generator=torch.Generator().manual_seed(6), dtype=DT)
+    order = [torch.arange(12)[t % 3::3] for t in range(6)]
+    etas = torch.tensor([0.05, 0.1], dtype=DT)
+
+    def batch_loss(p, idx):
+        r = p[0] @ X[idx].T - y[idx]  # (K, b)
+        return 0.5 * r.pow(2).mean(-1), {"r": r}
+
+    def grad(p, idx):
+        r = p[0] @ X[idx].T - y[idx]
+        return [r @ X[idx] / len(idx)]
+
+    def full(p):
+        return 0.5 * (p[0] @ X.T - y).pow(2).mean(-1)
+
+    seen = {"callback": [], "diverged": [], "converged": [], "record": []}
+
+    def keep(name, out):
+        def hook(s):
+            seen[name].append((s.step, s.params[0].clone(), s.loss.clone(), None if s.aux is None else s.aux["r"].clone(),
+                               None if s.eval_loss is None else s.eval_loss.clone(),
+                               None if s.grads is None else s.grads[0].clone(), s.active.clone(),
+                               torch.as_tensor(s.etas).clone(), s.batch))
+            return out(s)
+        return hook
+
+    w0 = torch.zeros(2, 3, dtype=DT)
+    res = run_gd(batch_loss, [w0], etas, 5, grad_fn=grad, batches=lambda t: order[t], eval_fn=full,
+                 record=keep("record", lambda s: {"l": s.loss}), callback=keep("callback", lambda s: None),
+                 diverged=keep("diverged", lambda s: torch.zeros(2, dtype=torch.bool)),
+                 converged=keep("converged", lambda s: torch.zeros(2, dtype=torch.bool)))
+    w = w0.clone()
+    for t in range(6):
+        idx = order[t]
+        L, aux = batch_loss([w], idx)
+        g = grad([w], idx)[0]
+        for name in ("callback", "diverged", "converged", "record"):
+            rows = [r for r in seen[name] if r[0] == t]
+            if not rows:
+                continue
+            step, pw, pl, pr, pe, pg, act, eta, batch = rows[0]
+            torch.testing.assert_close(pw, w, rtol=1e-13, atol=1e-15)
+            torch.testing.assert_close(act, torch.ones(2, dtype=torch.bool))
+            torch.testing.assert_close(eta.reshape(-1), etas)
+            if t < 5:  # the last step takes only the evaluation loss (no batch is drawn)
+                torch.testing.assert_close(pl, L, rtol=1e-13, atol=1e-15)
+                torch.testing.assert_close(pr, aux["r"], rtol=1e-13, atol=1e-15)
+                assert torch.equal(batch, idx)
+            if pe is not None:
+                torch.testing.assert_close(pe, full([w]), rtol=1e-13, atol=1e-15)
+            if name == "callback" and t < 5:
+                torch.testing.assert_close(pg, g, rtol=1e-13, atol=1e-15)
+        if t < 5:
+            w = w - etas[:, None] * g
+    assert [r[0] for r in seen["callback"]][:5] == list(range(5))
+    assert [r[0] for r in seen["diverged"]] == [r[0] for r in seen["converged"]] == list(range(6))
+    torch.testing.assert_close(res.params[0], w, rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(res.loss[-1], full([w]).numpy(), rtol=1e-13)
+    assert res.step.tolist() == list(range(6)) and res.step.dtype.kind == "i"
