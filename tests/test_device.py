@@ -163,3 +163,40 @@ def test_seed_zero_and_large_seeds_are_valid():
         make_generator(s)
     seed_everything(0)
     seed_everything(2 ** 40 + 3)  # numpy's seed is taken mod 2**32
+
+
+# ----------------------------------------------------------------------------- contracts found by mutation testing
+def test_make_generator_defaults_to_the_cpu_whatever_the_environment(monkeypatch):
+    monkeypatch.setenv("LRTHEORY_DEVICE", "cuda")  # resolve_device(None) would fail on a machine without CUDA
+    g = make_generator(5)
+    assert g.device.type == "cpu"
+    assert torch.equal(torch.randn(3, generator=g), torch.randn(3, generator=torch.Generator().manual_seed(5)))
+
+
+def test_seed_everything_seeds_python_numpy_and_torch_as_documented():
+    import random
+
+    big = 2 ** 32 + 5  # NumPy takes the seed modulo 2**32
+    seed_everything(big)
+    assert random.random() == random.Random(big).random()
+    assert np.random.rand() == np.random.RandomState(5).rand()
+    assert torch.equal(torch.rand(2), torch.rand(2, generator=torch.Generator().manual_seed(big)))
+
+
+def test_seed_for_zero_and_messages_name_the_keys():
+    assert seed_for(0.0) == seed_for(-0.0) != seed_for(1.0)
+    with pytest.raises(ValueError, match=r"^keys: expected at least one key$"):
+        seed_for()
+    with pytest.raises(ValueError, match=r"^keys: a bool key is ambiguous \(True == 1\); pass int\(flag\) or a str, "
+                                         r"got \('a', True\)$"):
+        seed_for("a", True)
+    with pytest.raises(ValueError, match=r"^keys: expected ints, floats, strs, None or tuples of them, got list \[1\] "
+                                         r"in \('a', \('b', \[1\]\)\)$"):
+        seed_for("a", ("b", [1]))
+    with pytest.raises(ValueError, match=r"^keys: NaN is not a key \(NaN != NaN\), got \(\('x', nan\),\)$"):
+        seed_for(("x", float("nan")))
+
+
+def test_resolve_device_type_error_names_the_type():
+    with pytest.raises(ValueError, match=r"^device: expected a str, torch.device or None, got int$"):
+        resolve_device(3)
