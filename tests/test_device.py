@@ -200,3 +200,10 @@ def test_seed_for_zero_and_messages_name_the_keys():
 def test_resolve_device_type_error_names_the_type():
     with pytest.raises(ValueError, match=r"^device: expected a str, torch.device or None, got int$"):
         resolve_device(3)
+
+
+def test_resolve_device_takes_a_torch_device_and_mps():
+    assert resolve_device(torch.device("cpu")) == torch.device("cpu")
+    assert resolve_device("mps").type == "mps"  # passed through; torch reports a missing backend where used
+    with pytest.raises(ValueError, match=r"^device: unsupported device type 'meta' \(use 'cpu' or 'cuda'\)$"):
+        resolve_device("meta")
