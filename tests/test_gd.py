@@ -386,6 +386,8 @@ def test_call_order_contract():
     (dict(converged=3), "converged"), (dict(callback=3), "callback"), (dict(lr_schedule=3), "lr_schedule"),
     (dict(lr_mults=[1.0, -1.0]), r"lr_mults\[1\]"), (dict(lr_mults=[1.0, float("inf")]), r"lr_mults\[1\]"),
     (dict(lr_mults=[torch.ones(2, 1, 5, dtype=DT), 1.0]), "lr_mults"),
+    # a shape that does not broadcast at all (torch's own RuntimeError before the fix)
+    (dict(lr_mults=[torch.ones(7, dtype=DT), 1.0]), "lr_mults"),
     (dict(diverged=lambda s: s.loss[:1] > 0), "diverged"), (dict(converged=lambda s: s.loss[:1] < 0), "converged"),
 ])
 def test_validation_names_the_argument_first(kwargs, name):

@@ -383,8 +383,12 @@ def run_gd(
                 c = c.to(dtype=dtype, device=device)
                 if not bool(torch.isfinite(c).all()) or bool((c < 0).any()):
                     raise ValueError(f"lr_mults: entry {i} must be finite and >= 0")
-                s = bview(eta, p) * c
-                if torch.broadcast_shapes(s.shape, p.shape) != p.shape:
+                try:
+                    s = bview(eta, p) * c
+                    fits = torch.broadcast_shapes(s.shape, p.shape) == p.shape
+                except RuntimeError:  # shapes that do not broadcast at all
+                    fits = False
+                if not fits:
                     raise ValueError(f"lr_mults: entry {i} of shape {tuple(c.shape)} does not broadcast to "
                                      f"its parameter {tuple(p.shape)}")
                 step_sizes.append(s)

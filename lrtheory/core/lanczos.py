@@ -151,7 +151,6 @@ def lanczos_top_eig(
     value = torch.full((K,), float("nan"), dtype=V0.dtype, device=V0.device)
     conv = torch.zeros(K, dtype=torch.bool, device=V0.device)
     coef = torch.zeros(K, m, dtype=V0.dtype, device=V0.device)  # Ritz vector coefficients at convergence
-    jconv = torch.zeros(K, dtype=torch.long, device=V0.device)
     n_mv = 0
     tiny = torch.finfo(V0.dtype).tiny
     broken = ~torch.isfinite(V0).all(dim=1)
@@ -191,7 +190,6 @@ def lanczos_top_eig(
             pad = torch.zeros(K, m, dtype=V0.dtype, device=V0.device)
             pad[:, : j + 1] = evecs[:, :, -1]
             coef = torch.where(new[:, None], pad, coef)
-            jconv = torch.where(new, torch.full_like(jconv, j + 1), jconv)
             conv = conv | new
         if bool(conv.all()):
             break
