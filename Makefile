@@ -69,16 +69,18 @@ test-nbval-kernel: $(STAMP)
 
 # issue 20's portability matrix: nbval RUNS times in a row under each setting a user's machine
 # may have (AVX2 kernels, baseline kernels, two OpenMP threads). Not in CI (about 9 nbval runs).
+# Each setting is name:workers:variables; with two threads per kernel one xdist worker, so that
+# the threads do not outnumber two cores (OpenMP's barriers then wait for descheduled threads).
 RUNS ?= 3
-NBVAL_SETTINGS := avx2:ATEN_CPU_CAPABILITY=avx2,MKL_ENABLE_INSTRUCTIONS=AVX2 \
-                  default:ATEN_CPU_CAPABILITY=default \
-                  threads2:OMP_NUM_THREADS=2,MKL_NUM_THREADS=2
+NBVAL_SETTINGS := avx2:2:ATEN_CPU_CAPABILITY=avx2,MKL_ENABLE_INSTRUCTIONS=AVX2 \
+                  default:2:ATEN_CPU_CAPABILITY=default \
+                  threads2:0:OMP_NUM_THREADS=2,MKL_NUM_THREADS=2
 test-nbval-matrix: $(STAMP)
 	@for setting in $(NBVAL_SETTINGS); do \
-	  name=$${setting%%:*}; vars=$$(echo $${setting#*:} | tr , ' '); \
+	  name=$${setting%%:*}; rest=$${setting#*:}; workers=$${rest%%:*}; vars=$$(echo $${rest#*:} | tr , ' '); \
 	  for run in $$(seq $(RUNS)); do \
-	    echo "== nbval [$$name] run $$run/$(RUNS): $$vars"; \
-	    env $$vars $(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile \
+	    echo "== nbval [$$name] run $$run/$(RUNS): $$vars, $$workers xdist workers"; \
+	    env $$vars $(PY) -m pytest -q -p no:cacheprovider -n $$workers --dist loadfile \
 	      --nbval-lax --nbval-current-env $(NB) | tail -3; \
 	  done; \
 	done
