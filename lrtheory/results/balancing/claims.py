@@ -206,9 +206,11 @@ def _predict_matrix_limit(cfg) -> Dict[str, float]:
     return out
 
 
-def _measure_matrix_limit(cfg, device) -> Dict[str, float]:
+def _measured_imbalance_change(cfg, device, grid) -> Dict[str, float]:
+    """GD's change of ||X||_F^2 - ||Y||_F^2 from the start to its limit at the eta*L0 of ``grid``
+    (NaN where GD did not converge), per matrix size."""
     sw = M.measure_matrix_sweep.of(cfg, device)
-    keep = set(np.round(_matrix_claim_grid(cfg), 10))
+    keep = set(np.round(grid, 10))
     out = {}
     for part in sw.parts:
         run = part.run
@@ -221,6 +223,9 @@ def _measure_matrix_limit(cfg, device) -> Dict[str, float]:
             out[matrix_key(part.n, e)] = (end - start) if conv else float("nan")
     return out
 
+
+def _measure_matrix_limit(cfg, device) -> Dict[str, float]:
+    return _measured_imbalance_change(cfg, device, _matrix_claim_grid(cfg))
 
 CHAPTER.claim(
     "balancing.matrix.limit_imbalance",
@@ -272,20 +277,7 @@ def _predict_matrix_beyond(cfg) -> Dict[str, float]:
 
 
 def _measure_matrix_beyond(cfg, device) -> Dict[str, float]:
-    sw = M.measure_matrix_sweep.of(cfg, device)
-    keep = set(np.round(_beyond_grid(cfg), 10))
-    out = {}
-    for part in sw.parts:
-        run = part.run
-        start = part.x0_norm ** 2 - part.y0_norm ** 2
-        for j, e in enumerate(part.eta_L):
-            if np.round(e, 10) not in keep:
-                continue
-            conv = int(run.status[j]) == A.EndState.CONVERGED
-            end = float(np.sum(run.X[j] ** 2) - np.sum(run.Y[j] ** 2))
-            out[matrix_key(part.n, e)] = (end - start) if conv else float("nan")
-    return out
-
+    return _measured_imbalance_change(cfg, device, _beyond_grid(cfg))
 
 CHAPTER.claim(
     "balancing.matrix.limit_beyond_2L",
