@@ -246,7 +246,6 @@ def test_bias_model_against_one_numeric_step():
     r = z - y
     a1, th1 = a - eta * r * phi, th - eta * r * zeta * (psi @ th)
     p1, q1 = float(a1 @ phi), 0.5 * zeta * float(th1 @ psi @ th1)
-    lam1 = F + zeta**2 * float(th1 @ psi @ psi @ th1)
     assert float(b.p_next.subs({D.p_s: p, D.eta_s: eta, D.r_s: r, D.F_s: F})) == pytest.approx(p1, rel=1e-12)
     V0, V1 = float(th @ th) + 2 * p * p / F, float(th1 @ th1) + 2 * p1 * p1 / F
     dv = float(b.lyapunov_change.subs({D.eta_s: eta, D.r_s: r, D.lam_s: lam, D.F_s: F, D.z_s: z}))

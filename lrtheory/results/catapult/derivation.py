@@ -29,7 +29,6 @@ Each ``derive_*`` returns a frozen dataclass of sympy expressions and is cached.
 from __future__ import annotations
 
 import functools
-import math
 from dataclasses import dataclass
 from typing import Tuple
 
