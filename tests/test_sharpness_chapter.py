@@ -8,7 +8,7 @@ from lrtheory.results.sharpness import CHAPTER, analysis as A, derivation as D, 
 from lrtheory.verify.registry import select
 
 IDS = ["sharpness.eta_star_power_law", "sharpness.eta_vs_lambda1", "sharpness.lambda1_value",
-       "sharpness.lambda1_growth"]
+       "sharpness.lambda1_growth", "sharpness.task_power_law"]
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +19,7 @@ def recorded():
     with record_seeds() as calls:
         verdicts = {v.id: v for v in CHAPTER.check("ci", "cpu")}
         for name in ("measure_plain", "measure_bisection", "measure_threshold", "measure_tasks",
-                     "measure_narrow", "measure_loss_curves"):
+                     "measure_task_law", "measure_narrow", "measure_loss_curves"):
             CHAPTER.measurements[name]("ci", "cpu")
     return verdicts, list(calls)
 
@@ -150,7 +150,10 @@ def test_no_two_models_share_a_seed(recorded):
     assert len(set(seeds)) == len(seeds)
     cfg = CHAPTER.config("ci")
     A_, B = len(cfg.archs), len(cfg.narrow)
-    n_task = sum(len(t.archs) * t.seeds for t in cfg.tasks)
+    from lrtheory.results.sharpness.config import TASK_LAW_ARCHS
+
+    # the eta*-law runs on a task reuse measure_tasks's networks where the architectures coincide
+    n_task = sum(len(set(t.archs) | set(TASK_LAW_ARCHS["ci"].get(t.name, ()))) * t.seeds for t in cfg.tasks)
     per_arch = cfg.seeds + cfg.sharp_seeds
     assert len(by_key) == A_ * per_arch + A_ * cfg.seeds + B * per_arch + n_task + 1  # + loss curves
     a = S.model_seed("grid/eta_star", 2, 32, 0)
@@ -244,8 +247,22 @@ def test_sources_say_whose_result():
     src = {c.id: c.source for c in CHAPTER.claims}
     for cid in ("sharpness.lambda1_value", "sharpness.lambda1_growth"):
         assert src[cid].startswith("derived here")
-    for cid in ("sharpness.eta_star_power_law", "sharpness.eta_vs_lambda1"):
+    for cid in ("sharpness.eta_star_power_law", "sharpness.eta_vs_lambda1", "sharpness.task_power_law"):
         assert src[cid].startswith("Iyer") and "are ours" in src[cid]
+
+
+def test_task_law_runs_measure_tasks_networks_at_both_input_lrs():
+    """A condition-(ii) part of measure_task_law is measure_tasks's search at that architecture (the
+    same networks and settings); the plain part trains those networks with every layer at one LR."""
+    cfg = CHAPTER.config("ci")
+    (tm,) = CHAPTER.measurements["measure_tasks"]("ci", "cpu")
+    (tl,) = CHAPTER.measurements["measure_task_law"]("ci", "cpu")
+    i = [k for k, a in enumerate(zip(tl.depth, tl.width)) if tuple(int(v) for v in a) == (2, 32)][0]
+    np.testing.assert_array_equal(tl.eta_lo[i], tm.grid_lo[0])
+    assert tl.lam1_w.shape == (len(tl.Ln), cfg.tasks[0].seeds) and np.all(tl.lam1_w > 0)
+    assert np.all(tl.width >= 16 * tl.depth)  # condition (i)
+    with pytest.raises(ValueError, match="task_name"):
+        S.task_law_part(cfg, "cifar10", 1, 8, 0.1, torch.device("cpu"))
 
 
 def test_max_lr_grid_points_carry_the_seeding_rule():

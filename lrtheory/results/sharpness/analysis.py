@@ -23,6 +23,7 @@ __all__ = [
     "BisectionMeasurement",
     "ThresholdStudy",
     "TaskMeasurement",
+    "TaskLawMeasurement",
     "eta_star_by_threshold",
     "procedure_gap",
     "BoundsSummary",
@@ -252,6 +253,38 @@ class TaskMeasurement:
     bis_lo: np.ndarray
     bis_hi: np.ndarray
     bracket: Tuple[float, float]
+
+
+@dataclass(frozen=True)
+class TaskLawMeasurement:
+    """The eta* search on one of the paper's tasks at many architectures, with and without condition (ii).
+
+    Attributes
+    ----------
+    name : str
+    depth, width, Ln : ndarray (A,)
+    eta_star, eta_lo : ndarray (A,), (A, S)
+        The input layer at ``input_lr_mult`` (condition (ii)): eta* and each seed's largest success.
+    eta_plain, plain_lo : ndarray (A,), (A, S)
+        Every layer at the same LR, the same networks.
+    lam1_w : ndarray (A, S)
+        LR-weighted CE sharpness at init of the searched networks (condition (ii)).
+    """
+
+    name: str
+    depth: np.ndarray
+    width: np.ndarray
+    Ln: np.ndarray
+    eta_star: np.ndarray
+    eta_lo: np.ndarray
+    eta_plain: np.ndarray
+    plain_lo: np.ndarray
+    lam1_w: np.ndarray
+
+    @property
+    def lam1_w_geo(self) -> np.ndarray:
+        """Geometric mean of ``lam1_w`` over seeds ``(A,)``."""
+        return geo_mean(self.lam1_w)
 
 
 def eta_star_by_threshold(etas, best, t: float) -> np.ndarray:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Tuple
 
-__all__ = ["TaskConfig", "SharpnessConfig", "MaxLRGridConfig", "CONFIGS", "GRID_CONFIGS", "WIDE_ARCHS"]
+__all__ = ["TaskConfig", "SharpnessConfig", "MaxLRGridConfig", "CONFIGS", "GRID_CONFIGS", "WIDE_ARCHS",
+           "TASK_LAW_ARCHS", "scale_of"]
 
 
 @dataclass(frozen=True)
@@ -202,3 +203,29 @@ WIDE_ARCHS = {
     "ci": (),
     "reference": ((1, 256), (1, 512), (2, 256), (2, 512)),
 }
+
+
+#: The eta* law on the paper's own tasks (``measure_task_law``): per scale, per task of the scale's
+#: ``tasks`` (whose settings the runs use), the architectures, each searched with the input layer at
+#: ``input_lr_mult`` (condition (ii)) and at 1. Widths 16 L and more (condition (i)); the networks
+#: are ``measure_tasks``'s (``model_seed("task/<name>", L, n, j)``), so the architectures the two
+#: share give the same search. Kept apart from :class:`SharpnessConfig` so the chapter's other stored
+#: points stay valid (each part's key holds its task and architecture).
+TASK_LAW_ARCHS = {
+    "ci": {"two_gaussians": ((1, 16), (1, 32), (1, 64), (2, 32), (2, 64), (3, 64))},
+    "reference": {"two_gaussians": tuple((L, n) for L in (1, 2, 3, 4) for n in (32, 64, 128, 256) if n >= 16 * L)},
+}
+
+
+def scale_of(cfg) -> str:
+    """The scale whose config ``cfg`` is (thresholds and task architectures are set per scale).
+
+    Raises
+    ------
+    ValueError
+        If ``cfg`` is no scale's config.
+    """
+    for scale, c in CONFIGS.items():
+        if c == cfg:
+            return scale
+    raise ValueError(f"cfg: not the config of any scale of chapter 'sharpness' ({', '.join(CONFIGS)})")

@@ -16,11 +16,12 @@ from lrtheory.results.sharpness import CHAPTER
 from lrtheory.results.sharpness import derivation as D
 from lrtheory.results.sharpness import simulate as S
 from lrtheory.results.sharpness.analysis import (BisectionMeasurement, GridMeasurement, LossCurves,
-                                                 NarrowMeasurement, PlainMeasurement, TaskMeasurement,
-                                                 ThresholdStudy, WideMeasurement)
+                                                 NarrowMeasurement, PlainMeasurement, TaskLawMeasurement,
+                                                 TaskMeasurement, ThresholdStudy, WideMeasurement)
+from lrtheory.results.sharpness.config import TASK_LAW_ARCHS, scale_of
 
 __all__ = ["measure_grid", "measure_plain", "measure_bisection", "measure_threshold", "measure_tasks",
-           "measure_narrow", "measure_loss_curves", "MAX_LR_GRID", "ETA_STAR_WIDE", "wide"]
+           "measure_task_law", "measure_narrow", "measure_loss_curves", "MAX_LR_GRID", "ETA_STAR_WIDE", "wide"]
 
 
 def _archs(archs):
@@ -154,6 +155,39 @@ def measure_tasks(cfg, device, part):
                     steps=t.steps, batch_size=t.batch_size, eval_every=t.eval_every, device=device)
     return {"grid_lo": np.asarray(r.lo, dtype=np.float64), "grid_hi": np.asarray(r.hi, dtype=np.float64),
             "bis_lo": b["lo"], "bis_hi": b["hi"]}
+
+
+# ---------------------------------------------------------------------------- the eta* law on the paper's tasks
+def _task_law_parts(cfg):
+    # every architecture with condition (ii) first, then the same ones with every layer at the same LR
+    archs = TASK_LAW_ARCHS.get(scale_of(cfg), {})
+    return [{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": float(rho)}
+            for name, aa in archs.items() for rho in (cfg.input_lr_mult, 1.0) for (L, n) in aa]
+
+
+def _combine_task_law(cfg, results):
+    parts = _task_law_parts(cfg)
+    out = []
+    for name, aa in TASK_LAW_ARCHS.get(scale_of(cfg), {}).items():
+        def pick(rho, _name=name):
+            return [r for p, r in zip(parts, results) if p["task"] == _name and p["input_lr_mult"] == rho]
+
+        cond, plain = pick(float(cfg.input_lr_mult)), pick(1.0)
+        depth, width, Ln = _archs(aa)
+        out.append(TaskLawMeasurement(name=name, depth=depth, width=width, Ln=Ln, eta_star=_stack(cond, "eta"),
+                                      eta_lo=_stack(cond, "lo"), eta_plain=_stack(plain, "eta"),
+                                      plain_lo=_stack(plain, "lo"), lam1_w=_stack(cond, "lam_w")))
+    return tuple(out)
+
+
+@CHAPTER.measurement(parts=_task_law_parts, combine=_combine_task_law)
+def measure_task_law(cfg, device, part):
+    """The eta* law on the paper's own tasks: our search at every architecture of
+    :data:`~lrtheory.results.sharpness.config.TASK_LAW_ARCHS` (the scale's entry), with the input
+    layer at ``input_lr_mult`` and at 1, on the networks of :func:`measure_tasks`; one part per
+    (task, architecture, input-layer LR). A tuple of
+    :class:`~lrtheory.results.sharpness.analysis.TaskLawMeasurement`, one per task."""
+    return S.task_law_part(cfg, part["task"], part["depth"], part["width"], part["input_lr_mult"], device)
 
 
 # ---------------------------------------------------------------------------- narrow, loss curves

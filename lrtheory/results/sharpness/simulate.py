@@ -39,6 +39,7 @@ __all__ = [
     "best_accuracy",
     "bisection",
     "threshold_study",
+    "task_law_part",
     "MAXLR_SCHEMA",
     "check_maxlr",
     "max_lr_grid_points",
@@ -347,6 +348,41 @@ def threshold_study(cfg, ds, depth: int, width: int, device, measurement: str = 
     best = best_accuracy(spec, ds, etas, seeds * E, steps=cfg.steps, batch_size=cfg.batch_size,
                          eval_every=cfg.eval_every, device=device)
     return best.reshape(E, len(seeds))
+
+
+def task_law_part(cfg, task_name: str, depth: int, width: int, input_lr_mult: float, device) -> Dict[str, Any]:
+    """Our grid-then-refine eta* search on one of the paper's tasks at one architecture and input-layer LR.
+
+    The task's settings come from ``cfg.tasks`` (name ``task_name``); the networks are
+    ``model_seed("task/<name>", depth, width, j)`` for ``j < task.seeds``, i.e. those of
+    :func:`~lrtheory.results.sharpness.measurements.measure_tasks` (the same networks at either
+    input-layer LR: the two conditions are compared on paired initializations). With
+    ``input_lr_mult < 1`` (condition (ii)) the LR-weighted CE sharpness of those very networks is
+    measured too (:func:`weighted_sharpness` on the first ``cfg.n_sharp`` training examples).
+
+    Returns
+    -------
+    dict
+        ``eta`` (float), ``lo``, ``hi`` (S,) per seed; with condition (ii) ``lam_w`` (S,).
+    """
+    from lrtheory.core.mlp import MLPSpec
+
+    rho = validate.positive_real(input_lr_mult, "input_lr_mult")
+    t = next((t for t in cfg.tasks if t.name == task_name), None)
+    if t is None:
+        raise ValueError(f"task_name: {task_name!r} is not a task of this config ({[t.name for t in cfg.tasks]})")
+    ds = load_task(t, device)
+    spec = MLPSpec(d_in=ds.d_in, width=int(width), depth=int(depth), d_out=ds.d_out, input_lr_mult=rho)
+    seeds = [model_seed(f"task/{t.name}", depth, width, j) for j in range(t.seeds)]
+    r = grid_then_refine(spec, ds, seeds, threshold=t.threshold, steps=t.steps, grid=t.grid, rounds=t.rounds,
+                         points_per_round=t.points_per_round, batch_size=t.batch_size, eval_every=t.eval_every,
+                         device=device)
+    out: Dict[str, Any] = {"eta": float(r.eta_star), "lo": np.asarray(r.lo, dtype=np.float64),
+                           "hi": np.asarray(r.hi, dtype=np.float64)}
+    if rho < 1.0:
+        P = _init_models(spec, seeds, device)
+        out["lam_w"] = weighted_sharpness(spec, P, ds.x_train[: cfg.n_sharp], ds.y_train[: cfg.n_sharp], loss="ce")
+    return out
 
 
 # ----------------------------------------------------------------------------------------------
