@@ -90,6 +90,41 @@ def test_widening_onset_interpolates_and_flags_divergence():
     assert math.isnan(A.widening_onset([1.0, 2.0], 4.0, [2.0, 1.0]))
 
 
+def test_widening_onset_step_by_hand():
+    # running minimum 16, 4, 1.5 (step 2), 1.5, 1.5; 2.9 < 2 * 1.5; 3.0 = 2 * 1.5 at step 5: onset at step 2
+    assert A.widening_onset_step([16.0, 4.0, 1.5, 1.6, 2.9, 3.0, 1.0]) == 2.0
+    assert A.widening_onset_step([16.0, 4.0, 1.5, 1.5, 2.9, 3.0]) == 2.0  # a repeated minimum: its first step
+    assert A.widening_onset_step([4.0, 3.0, 2.0, 3.0], rise=1.5) == 2.0
+    assert A.widening_onset_step([4.0, 3.0, 2.0, 3.0], rise=1.6) != A.widening_onset_step([4.0, 3.0, 2.0, 3.0], 1.5)
+    assert math.isnan(A.widening_onset_step([4.0, 3.0, 2.0, 3.0]))  # never doubles
+    assert math.isnan(A.widening_onset_step([4.0, 3.0, 2.0, 1.0]))  # never rises
+    assert A.widening_onset_step([4.0, 3.0, np.inf, 1.0]) == 1.0  # a diverged step widens
+    assert A.widening_onset_step([4.0, 3.0, np.nan]) == 1.0
+    assert math.isnan(A.widening_onset_step([np.nan, 1.0]))
+    assert A.widening_onset_step([1.0, 2.0]) == 0.0
+    with pytest.raises(ValueError, match="^rise:"):
+        A.widening_onset_step([1.0, 2.0], rise=1.0)
+    with pytest.raises(ValueError, match="^spreads:"):
+        A.widening_onset_step([])
+
+
+def test_critical_crossing_step_by_hand():
+    # critical LR of a = (1, 1/4) is 1 / sqrt(1/4) = 2; of (4, 1): 1/2
+    a = [[1.0, 0.25], [1.0, 0.25], [1.0, 0.25]]
+    assert D.critical_crossing_step([0.5, 1.0, 2.0], a) == 2.0  # reached exactly at 2
+    assert D.critical_crossing_step([0.5, 1.0, 1.99], a) != D.critical_crossing_step([0.5, 1.0, 2.0], a)
+    assert math.isnan(D.critical_crossing_step([0.5, 1.0, 1.99], a))
+    # the current ELRs, not those at init: the critical LR falls to 1/2 at step 1
+    assert D.critical_crossing_step([0.5, 0.6, 0.7], [[1.0, 0.25], [4.0, 1.0], [4.0, 1.0]]) == 1.0
+    # the extreme layers: a middle layer does not enter
+    assert D.critical_crossing_step([1.0, 2.0], [[1.0, 0.5, 0.25], [1.0, 0.9, 0.25]]) == 1.0
+    assert D.critical_crossing_step([3.0], [[1.0, 0.25]]) == 0.0
+    with pytest.raises(ValueError, match="^a:"):
+        D.critical_crossing_step([1.0, 2.0], [[1.0, 0.25]])
+    with pytest.raises(ValueError, match="^etas:"):
+        D.critical_crossing_step([0.0], [[1.0, 0.25]])
+
+
 # ----------------------------------------------------------------- bad inputs
 
 @pytest.mark.parametrize("call", [

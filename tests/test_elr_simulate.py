@@ -39,6 +39,25 @@ def test_mlp_training_is_deterministic():
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[2], b[2])
 
 
+def test_ramp_applies_the_lr_of_each_step():
+    # Pythagoras, read independently: the update of step t grows ||W||^2 by (eta0 r^t)^2 ||g||^2, with
+    # ||g||^2 = a^2 ||W||^2 (BatchNorm's eps breaks scale invariance by ~1e-5)
+    st = S.mlp_setting(3, 8, 32, device="cpu")
+    eta0, r = 0.3, 2.0
+    a, S2, _ = S.train_mlp(st, [eta0], 3, lr_schedule=lambda t: r ** t)
+    grow = S2[0, 1:] - S2[0, :-1]
+    want = (eta0 * r ** np.arange(3.0))[:, None] ** 2 * a[0, :-1] ** 2 * S2[0, :-1]
+    assert grow == pytest.approx(want, rel=1e-3)
+    run = S.ramp_mlp(st, eta0, r, 3)
+    assert np.array_equal(run.a, a[0]) and run.etas == pytest.approx([0.3, 0.6, 1.2, 2.4], rel=1e-15)
+    assert run.spread == pytest.approx(a[0].max(1) / a[0].min(1), rel=1e-15)
+    # rate 1 is the constant LR
+    const = S.train_mlp(st, [eta0], 3)
+    assert np.array_equal(S.ramp_mlp(st, eta0, 1.0, 3).a, const[0][0])
+    with pytest.raises(ValueError, match="^rate:"):
+        S.ramp_mlp(st, eta0, 0.0, 3)
+
+
 def test_cnn_kernels_are_scale_invariant():
     # conv -> BatchNorm2d (batch statistics): the loss gradient is orthogonal to each kernel
     net = S.make_cnn(4, 3, seed=0, device=torch.device("cpu"))
@@ -58,7 +77,7 @@ def test_cnn_kernels_are_scale_invariant():
 
 TINY = dataclasses.replace(CHAPTER.config("ci"), sim_dim=8, norm_steps=3, ratio_steps=8, mlp_depth=3,
                            mlp_width=8, mlp_n=32, scan_mults=(0.5, 1.0, 2.0), scan_seeds=3, ratio_pairs=2,
-                           trace_mults=(0.5, 2.0), trace_steps=2, warm_steps=2, cnn_channels=2, cnn_blocks=2,
+                           trace_mults=(0.5, 2.0), trace_steps=2, ramp_steps=3, ramp_seeds=2, warm_steps=2, cnn_channels=2, cnn_blocks=2,
                            cnn_n=16, net_depth=2, net_width=4, net_n=16, net_cnn_blocks=2, net_cnn_channels=2,
                            net_cnn_n=16, net_steps=3, deep_depth=3, deep_width=4, deep_n=16, deep_steps=3,
                            deep_seeds=2, deep_last=2)

@@ -13,7 +13,8 @@ import numpy as np
 from lrtheory.core import validate as V
 from lrtheory.core.stats import loglog_fit
 
-__all__ = ["spread", "mean_log_spread", "end_log_spread", "widening_onset", "spread_minimizer", "log_ratio_from_norms",
+__all__ = ["spread", "mean_log_spread", "end_log_spread", "widening_onset", "spread_minimizer", "widening_onset_step",
+           "log_ratio_from_norms",
            "window_mean", "decay_exponent", "log_spread_exponent"]
 
 
@@ -102,6 +103,40 @@ def spread_minimizer(etas, spread_after) -> float:
         if c2 > 0:
             return float(math.exp(min(max(-c1 / (2 * c2), x[0]), x[2])))
     return float(math.exp(le[i]))
+
+
+def widening_onset_step(spreads, rise: float = 2.0) -> float:
+    """The step at which widening starts in a run: the step of the smallest spread so far at the first
+    step whose spread is ``rise`` times that smallest one (the update of that step is the first of the
+    widening); NaN if the spread never rises so far.
+
+    ``rise = 2``: a doubling, beyond the step-to-step jitter (up to about 1.4x) of the runs below
+    their critical LR; where the smallest spread repeats, its first step counts.
+
+    Parameters
+    ----------
+    spreads : array ``(T + 1,)``
+        The spread before the update of each step (non-finite: counts as a rise, at that step).
+    rise : float, > 1
+
+    Example
+    -------
+    >>> widening_onset_step([16.0, 4.0, 1.5, 1.6, 2.5, 3.2, 1.0])
+    2.0
+    """
+    s = np.asarray(spreads, dtype=np.float64)
+    if s.ndim != 1 or s.size == 0:
+        raise ValueError(f"spreads: expected a non-empty 1-d trace, got shape {s.shape}")
+    rise = V.positive_real(rise, "rise")
+    if not rise > 1:
+        raise ValueError(f"rise: expected a number > 1, got {rise!r}")
+    best, at = math.inf, -1
+    for t, v in enumerate(s):
+        if not np.isfinite(v) or (at >= 0 and v >= rise * best):
+            return float(at) if at >= 0 else math.nan
+        if v < best:
+            best, at = float(v), t
+    return math.nan
 
 
 def log_spread_exponent(spreads, t: Tuple[int, int]) -> float:

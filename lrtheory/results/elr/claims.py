@@ -15,8 +15,11 @@ that a hyper-parameter-free warm-up reduces the spread, and that experiments lin
 with trainability in very deep networks. The definitions, formulas, constants and the warm-up
 rule checked here are derived in this chapter.
 
-Every tolerance is ``rel 0.4`` or tighter: a prediction off by a factor 2 either way fails
-(``|m - 2p| = p > 0.8 p`` and ``|m - p/2| = p/2 > 0.2 p`` when ``m = p``).
+Every relative tolerance is below 1/3 (0.3 or tighter): then every measurement that passes fails with
+the prediction doubled or halved. (A passing ``m`` lies within ``(1 +- tau) p``, so
+``|m - 2p| >= (1 - tau) p > 2 tau p`` and ``|m - p/2| >= (1/2 - tau) p > tau p / 2`` exactly when
+``tau < 1/3``; the earlier ``rel 0.4`` let ``elr.warmup_lasting`` pass with its prediction doubled.)
+``elr.critical_lr`` compares steps, with an absolute tolerance of 1.5 steps.
 
 Why the ratios do not converge (the diagnosis behind ``elr.ratio_converges``): the model's norm law
 holds in the real networks to a few per cent once each layer's measured ``c_l(t)`` is used
@@ -79,7 +82,7 @@ ratio_converges = CHAPTER.claim(
               "eta ||grad|| / ||W||).",
     source="derived here (ELR = relative step, gradient-flow solution with each layer's gradient scale fixed); "
            "paper: " + _PAPER + " (ELR ratios converge to 1 under any constant LR)",
-    tolerance=Tolerance(0.4, "rel", "the exponent of a two-point read-out of a noisy trace (windowed means) "
+    tolerance=Tolerance(0.3, "rel", "the exponent of a two-point read-out of a noisy trace (windowed means) "
                                     "scatters by about 0.1 in the model's own simulation" + _FACTOR2
                                     + "; a spread that does not fall has no exponent (NaN) and fails"),
     predict=_ratio_predict,
@@ -130,29 +133,50 @@ norm_law = CHAPTER.claim(
 # elr.critical_lr --------------------------------------------------------------
 
 
+def _finite_rows(run):
+    ok = np.all(np.isfinite(run.a), axis=1) & np.all(run.a > 0, axis=1)
+    n = int(np.argmin(ok)) if not ok.all() else len(ok)  # the steps before a diverged one
+    return run.etas[:n], run.a[:n]
+
+
 def _critical_predict(cfg) -> float:
-    # only the ELRs at init enter: the geometric mean over the inits of eta_c = 1/sqrt(a_max a_min)
-    a0 = M.measure_init_elrs.of(cfg)
-    return float(np.exp(np.mean(np.log(D.critical_lr(a0.max(axis=1), a0.min(axis=1))))))
+    # the model's onset from the ELRs each run recorded before each step (not the spreads they led to); a
+    # run that never reaches its critical LR counts as widening at the step after its last, a lower bound
+    # (it moves the prediction towards the measured onsets, which come earlier)
+    steps = []
+    for r in M.measure_ramp_runs.of(cfg):
+        etas, a = _finite_rows(r)
+        t = D.critical_crossing_step(etas, a)
+        steps.append(float(len(r.etas)) if np.isnan(t) else t)
+    return float(np.mean(steps))
 
 
 def _critical_measure(cfg, device) -> float:
-    return float(np.exp(np.mean(np.log(M.measure_widening_onsets.of(cfg, device)))))
+    return float(np.mean([A.widening_onset_step(r.spread) for r in M.measure_ramp_runs.of(cfg, device)]))
 
 
 critical_lr = CHAPTER.claim(
     "elr.critical_lr",
-    statement="In a deep BatchNorm MLP widening starts at the critical LR 1/sqrt(a_max a_min) of the current "
-              "ELRs: one full-batch step from init leaves the smallest ELR spread at that LR, a smaller and a "
-              "larger LR leave a larger one (value: the LR of the smallest spread after the step, geometric "
-              "mean over the initializations).",
-    source="derived here (critical LR of the model, eta_c = 1/sqrt(a_l a_k)); paper: " + _PAPER
-           + " (a critical LR that depends only on the current ELRs)",
-    tolerance=Tolerance(0.4, "rel", "the scan's grid steps by a factor 1.41 and a parabola through the minimum "
-                                    "reads between grid points; the inits scatter by about 10%" + _FACTOR2),
+    statement="In a deep BatchNorm MLP trained by full-batch GD at a rising LR (from eta_c/16 at init, doubling "
+              "every two steps) the ELR spread starts to widen at the first step whose LR reaches the critical "
+              "LR 1/sqrt(a_max a_min) of that step's current ELRs (value: the onset step, mean over the "
+              "initializations; measured: the step of the smallest spread so far when the spread first "
+              "doubles it).",
+    source="derived here (critical LR of the model, eta_c = 1/sqrt(a_l a_k), applied to the current ELRs of the "
+           "run); paper: " + _PAPER + " (a critical LR that depends only on the current ELRs, beyond which "
+           "disparities widen)",
+    tolerance=Tolerance(1.5, "abs", "the onset is read to one step (a factor 1.41 of the LR) and the mean over "
+                                    "the inits scatters by about half a step; a critical LR off by a factor 2 "
+                                    "moves the onset by two steps, and a predicted step doubled or halved "
+                                    "(onsets of 5 steps or more) fails"),
     predict=_critical_predict,
     measure=_critical_measure,
-    expect="fail",  # not reproduced at either scale: the chapter reports it so
+    # not reproduced at either scale: widening starts at step 5.25 (CI) / 8.25 (reference), when the LR is
+    # 0.07-0.24 of the current critical LR; the current ELRs reach their critical LR only at step 20.75 /
+    # 27.0 (one reference init never within its 48 steps, counted as 49), after the spread has widened.
+    # (The model itself, each layer's c fixed, never reaches it on this ramp: E -> r E / (1 + E^2) settles
+    # at sqrt(r - 1) = 0.64 < 1.) The chapter reports it so.
+    expect="fail",
 )
 
 
@@ -178,7 +202,7 @@ warmup_reduces_spread = CHAPTER.claim(
     source="derived here (warm-up at the critical LR of the extreme layers; momentum as a heavy-ball buffer of "
            "aligned gradients from zero, whose limit is the gain 1/(1-beta) the warm-up's rule uses); "
            "paper: " + _PAPER + " (a hyper-parameter-free warm-up that reduces the ELR spread; its rule not read)",
-    tolerance=Tolerance(0.4, "rel", "the measured log spread jitters from step to step by about 0.3, averaged "
+    tolerance=Tolerance(0.3, "rel", "the measured log spread jitters from step to step by about 0.3, averaged "
                                     "over T steps" + _FACTOR2),
     predict=_warm_predict,
     measure=_warm_measure,
@@ -221,13 +245,16 @@ warmup_lasting = CHAPTER.claim(
     source="derived here (the model's constant-LR and warm-up traces under heavy-ball momentum from a zero "
            "buffer); paper: "
            + _PAPER + " (the warm-up reduces the spread; nothing said on how long)",
-    tolerance=Tolerance(0.4, "rel", "the end spread of one run jitters by about 20% over the averaging window "
-                                    "and by more between seeds" + _FACTOR2),
+    tolerance=Tolerance(0.25, "rel", "the geometric mean over the seeds of the ratio of end spreads scatters by "
+                                     "about 10% (CI: the log ratios of the two seeds are 0.23 and 0.35)"
+                                     + _FACTOR2 + " (any rel tolerance below 1/3 makes a passing value fail "
+                                     "with its prediction doubled or halved)"),
     predict=_lasting_predict,
     measure=_lasting_measure,
-    # CI (16 layers): 1.33 against 1.02, a pass, but a doubled prediction passes too (pinned in the tests);
-    # reference (64 layers): the warm-up's end spread is 5.5x larger (0.18 against 1.56). The chapter says so.
-    expect={"ci": "pass", "reference": "fail"},
+    # not reproduced at either scale. CI (16 layers, 2 seeds): 1.33 against 1.02, 31% off (with the earlier
+    # rel 0.4 it passed, and passed with its prediction doubled too); reference (32 layers, 6 seeds): the
+    # warm-up's end spread is 4.3x larger than without it (ratio 0.23 against 1.25). The chapter says so.
+    expect="fail",
 )
 
 
@@ -250,7 +277,8 @@ deep_trainability = CHAPTER.claim(
                                     + _FACTOR2),
     predict=lambda cfg: D.TRAINABILITY_PREDICTION,
     measure=_train_measure,
-    # CI (16 layers, 60 steps): 0.81, a pass; reference (64 layers, 200 steps): neither arm trains (mean
-    # accuracy 0.20 without, 0.13 with the warm-up; chance 0.1), ratio 0.62. The chapter reports it so.
+    # CI (16 layers, 60 steps): 0.81, a pass; reference (32 layers, 200 steps, 6 seeds): the constant LR
+    # trains (accuracy 0.54-0.82, mean 0.67), the warm-up's arm hardly (0.10-0.33, mean 0.22), ratio 0.33.
+    # (An earlier reference run at 64 layers trained in neither arm: 0.20 against 0.13.) The chapter says so.
     expect={"ci": "pass", "reference": "fail"},
 )

@@ -59,6 +59,7 @@ __all__ = [
     "norm2_closed_form",
     "log_ratio_closed_form",
     "critical_lr",
+    "critical_crossing_step",
     "model_spread_trace",
     "model_warmup_trace",
     "flow_elrs",
@@ -383,6 +384,38 @@ def critical_lr(a_l, a_k) -> np.ndarray:
     """
     return np.asarray(_lambdified("critical_lr")(V.positive_array(a_l, "a_l"), V.positive_array(a_k, "a_k")),
                       dtype=np.float64)
+
+
+def critical_crossing_step(etas, a) -> float:
+    """The step at which widening starts, as the model predicts it from the current ELRs of a run:
+    the first step ``t`` whose LR reaches the critical LR of that step's extreme layers,
+    ``etas[t] >= 1 / sqrt(max_l a_l(t) min_l a_l(t))`` (:func:`critical_lr`); below it a step shrinks
+    the disparity of the extreme layers, from it on it flips their order and leaves a disparity that
+    grows with the LR. NaN if no step of the run reaches it.
+
+    Parameters
+    ----------
+    etas : array ``(T + 1,)``, > 0
+        The LR of each step.
+    a : array ``(T + 1, L)``, > 0
+        The per-unit-LR ELRs ``||grad|| / ||W||`` of the ``L`` layers before each step's update.
+
+    Raises
+    ------
+    ValueError
+        On non-positive inputs or shapes that do not match.
+
+    Example
+    -------
+    >>> critical_crossing_step([0.5, 1.0, 2.0], [[1.0, 0.25], [1.0, 0.25], [1.0, 0.25]])  # eta_c = 2
+    2.0
+    """
+    etas = V.positive_array(etas, "etas", ndim=1)
+    a = V.positive_array(a, "a", ndim=2)
+    if a.shape[0] != etas.shape[0]:
+        raise ValueError(f"a: expected {etas.shape[0]} rows (one per step), got {a.shape[0]}")
+    reached = etas >= critical_lr(a.max(axis=1), a.min(axis=1))
+    return float(np.argmax(reached)) if reached.any() else math.nan
 
 
 def _heavy_ball(a0, lr_of, steps: int, momentum: float):

@@ -5,6 +5,7 @@ scales (:mod:`lrtheory.verify.chapter`); ``lrtheory sweep elr`` computes and sto
 The MLP measurements share one network, the init of ``seed_for("elr", "mlp", "batchnorm", depth,
 width, 0)``, trained from the same state at every LR; ``measure_init_elrs`` and
 ``measure_widening_onsets`` also read the inits of ``seed_index`` 1 .. ``scan_seeds - 1``;
+``measure_ramp_runs`` trains those inits at a rising LR;
 ``measure_net_ratios`` trains a BatchNorm MLP, a LayerNorm MLP and a CNN of their own,
 ``measure_deep_runs`` the very deep MLP at ``deep_seeds`` inits with and without the warm-up.
 """
@@ -25,6 +26,7 @@ __all__ = [
     "measure_mlp_trace",
     "measure_one_step_scan",
     "measure_widening_onsets",
+    "measure_ramp_runs",
     "measure_warmup_comparison",
     "measure_cnn_warmup",
     "measure_net_ratios",
@@ -111,6 +113,24 @@ def measure_widening_onsets(cfg, device, part) -> float:
     the MLP: one sweep point per initialization, combined into ``(scan_seeds,)``."""
     scan = _scan(cfg, device, int(part["seed_index"]))
     return spread_minimizer(scan.etas, scan.spread_after)
+
+
+def _ramp_parts(cfg):
+    return [{"seed_index": k} for k in range(cfg.ramp_seeds)]
+
+
+def _ramp_combine(cfg, values) -> list:
+    return list(values)
+
+
+@CHAPTER.measurement(parts=_ramp_parts, combine=_ramp_combine)
+def measure_ramp_runs(cfg, device, part) -> S.RampRun:
+    """The runs of ``elr.critical_lr``: full-batch GD of the MLP from the init of ``seed_index`` k at
+    the rising LR ``eta_t = cfg.ramp_start * eta_c0 * cfg.ramp_rate^t`` (``eta_c0`` that init's critical LR)
+    for ``cfg.ramp_steps`` steps, recording every layer's ELR before each update (one sweep point
+    per init, combined into a list)."""
+    st = _setting(cfg, device, int(part["seed_index"]))
+    return S.ramp_mlp(st, float(cfg.ramp_start) * _eta_c(st.a0), float(cfg.ramp_rate), int(cfg.ramp_steps))
 
 
 def _comparison(const: S.WarmupRun, warm: S.WarmupRun, lr: float, momentum: float, steps: int):

@@ -30,6 +30,8 @@ __all__ = [
     "MLPTrace",
     "train_mlp",
     "OneStepScan",
+    "RampRun",
+    "ramp_mlp",
     "WarmupComparison",
     "WarmupRun",
     "run_mlp_module",
@@ -261,9 +263,10 @@ class MLPTrace:
         return spread(self.a, axis=-1)
 
 
-def train_mlp(setting: MLPSetting, etas, steps: int) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+def train_mlp(setting: MLPSetting, etas, steps: int, lr_schedule=None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Full-batch GD of the hidden weights of ``setting``'s MLP, one model per LR of ``etas``
-    (on :func:`lrtheory.core.gd.run_gd`: a diverged model is frozen, NaN never reaches another).
+    (on :func:`lrtheory.core.gd.run_gd`: a diverged model is frozen, NaN never reaches another);
+    ``lr_schedule(t)``, if given, multiplies every LR at step ``t`` (as in ``run_gd``).
 
     Returns
     -------
@@ -293,7 +296,7 @@ def train_mlp(setting: MLPSetting, etas, steps: int) -> Tuple[np.ndarray, np.nda
         return {"a": a, "S": S}
 
     res = run_gd(lambda P: per_model_loss(setting.spec, full(P), setting.x, setting.y, "ce"),
-                 [frozen[i] for i in widx], etas, steps, record=record, final_grads=True)
+                 [frozen[i] for i in widx], etas, steps, record=record, final_grads=True, lr_schedule=lr_schedule)
     return (np.moveaxis(res.records["a"], 0, 1), np.moveaxis(res.records["S"], 0, 1),
             np.moveaxis(res.loss, 0, 1))
 
@@ -323,6 +326,47 @@ class OneStepScan:
     model_after: np.ndarray
     eta_c: float
     grad_scale_change: np.ndarray
+
+
+@dataclass(frozen=True)
+class RampRun:
+    """Full-batch GD of the BatchNorm MLP at a geometrically rising LR, ``eta_t = eta_0 r^t``.
+
+    Attributes
+    ----------
+    etas : ndarray ``(T + 1,)``
+        The LR of step ``t`` (the update from ``t`` to ``t + 1``; the last is never applied).
+    a : ndarray ``(T + 1, depth)``
+        Per-unit-LR ELRs ``||grad|| / ||W||`` of the hidden layers before the update of step ``t``
+        (row 0: at init).
+    loss : ndarray ``(T + 1,)``
+    """
+
+    etas: np.ndarray
+    a: np.ndarray
+    loss: np.ndarray
+
+    @property
+    def spread(self) -> np.ndarray:
+        """``(T + 1,)`` max/min ELR across the hidden layers before each step's update."""
+        return spread(self.a, axis=-1)
+
+
+def ramp_mlp(setting: MLPSetting, eta0: float, rate: float, steps: int) -> RampRun:
+    """Train ``setting``'s MLP by full-batch GD at the rising LR ``eta_t = eta0 * rate^t``
+    (``run_gd``'s ``lr_schedule``), recording the per-unit-LR ELRs before every update.
+
+    Example
+    -------
+    >>> run = ramp_mlp(mlp_setting(3, 8, 32, device="cpu"), 0.5, 2.0, 3)
+    >>> run.a.shape, run.etas.tolist()
+    ((4, 3), [0.5, 1.0, 2.0, 4.0])
+    """
+    eta0 = V.positive_real(eta0, "eta0")
+    rate = V.positive_real(rate, "rate")
+    steps = V.nonneg_int(steps, "steps")
+    a, _, loss = train_mlp(setting, [eta0], steps, lr_schedule=lambda t: rate ** t)
+    return RampRun(etas=eta0 * rate ** np.arange(steps + 1, dtype=np.float64), a=a[0], loss=loss[0])
 
 
 # --------------------------------------------------------------------------- warm-up: torch modules
