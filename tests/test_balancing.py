@@ -720,3 +720,53 @@ def test_printed_symbols_of_the_derivations():
     sy = D.derive_matrix_imbalance_recursion().symbols
     assert [str(v) for v in (sy.X, sy.Y, sy.R, sy.Xt, sy.Yt, sy.Rt)] == ["X", "Y", "R", "X^T", "Y^T", "R^T"]
     assert not any(v.is_commutative for v in (sy.X, sy.Y, sy.R, sy.Xt, sy.Yt, sy.Rt))
+
+
+# ---------------------------------------------------------------- invariants: gaps found by mutation ----------
+
+def _limit_by_hand(x0, y0, mu, eta):
+    """|d_inf| / eta from g(s) = |d0| w0 solved by scipy's brentq on [2m, s_peak], g and w typed here."""
+    from scipy.optimize import brentq
+
+    m = eta * mu
+    w0 = 4 - eta * (x0 ** 2 + y0 ** 2) - eta ** 2 * mu * (mu - x0 * y0)
+    c = eta * abs(x0 ** 2 - y0 ** 2) * w0
+    g = lambda s: math.sqrt(max(s * s - 4 * m * m, 0.0)) * (4 - s)  # noqa: E731
+    s = brentq(lambda s: g(s) - c, 2 * m, 1 + math.sqrt(1 + 2 * m * m), xtol=1e-15)
+    return math.sqrt(max(s * s - 4 * m * m, 0.0)) / eta
+
+
+def test_predicted_limit_imbalance_off_the_papers_starts():
+    # y0 = 1 and mu = 2 hide y0**2 vs y0**3 and mu**2 vs mu*2: a start (5, 2), mu = 1.5, against the root found
+    # by scipy (1e-9 relative) and against scalar GD (within 3 %: the neglected factor is O(eta^2) here)
+    x0, y0, mu = 5.0, 2.0, 1.5
+    for k in (0.5, 1.0):
+        eta = k / (x0 ** 2 + y0 ** 2)
+        got = D.predicted_limit_imbalance(x0, y0, mu, eta)
+        assert isinstance(got, float) and math.isclose(got, _limit_by_hand(x0, y0, mu, eta), rel_tol=1e-9)
+        run = S.scalar_gd(x0, y0, [eta], mu=mu, steps=20000, device="cpu")
+        assert run.status.tolist() == [CONVERGED]
+        assert math.isclose(abs(run.x[0] ** 2 - run.y[0] ** 2), got, rel_tol=0.03)
+    # a start on the minimum x y = mu with a small imbalance (the root below s = 3m): GD stays, d is conserved
+    assert math.isclose(D.predicted_limit_imbalance(2.0, 1.0, 2.0, 0.3), 3.0, rel_tol=1e-9)
+    # element-wise in eta: an array in, an array out, each entry the scalar's
+    etas = np.array([0.01, 0.02, 0.5])
+    arr = D.predicted_limit_imbalance(9.0, 1.0, 2.0, etas)
+    assert arr.shape == (3,) and np.isnan(arr[2])  # 0.5 is beyond the edge
+    assert all(math.isclose(a, D.predicted_limit_imbalance(9.0, 1.0, 2.0, e), rel_tol=1e-15) for a, e in zip(arr[:2], etas))
+
+
+def test_predicted_limit_imbalance_of_a_balanced_start_is_zero():
+    # x0 = y0: d = 0 is multiplied by 1 - rho^2 at every step, so the limit is balanced exactly (not NaN)
+    assert D.predicted_limit_imbalance(2.0, 2.0, 1.5, 0.1) == 0.0
+    run = S.scalar_gd(2.0, 2.0, [0.1], mu=1.5, steps=5000, device="cpu")
+    assert abs(run.x[0] ** 2 - run.y[0] ** 2) < 1e-12
+
+
+def test_limit_ratio_by_hand():
+    # x y = mu, x^2 - y^2 = D: x^2 = (D + sqrt(D^2 + 4 mu^2)) / 2; at D = 3, mu = 1.5: x^2 = (3 + sqrt(18)) / 2,
+    # y^2 = mu^2 / x^2, ratio x / y = x^2 / mu
+    x2 = (3 + math.sqrt(18)) / 2
+    assert math.isclose(float(D.limit_ratio(3.0, 1.5)), x2 / 1.5, rel_tol=1e-14)
+    assert math.isclose(float(D.limit_ratio(-3.0, 1.5)), x2 / 1.5, rel_tol=1e-14)
+    assert np.allclose(D.limit_ratio(np.array([0.0, 3.0]), 1.5), [1.0, x2 / 1.5], rtol=1e-14)

@@ -466,6 +466,8 @@ def test_uv_final_eta_lam_lazy_divergent_and_unsettled():
     assert L.uv_final_eta_lam(1.5, g0=1e-4) == pytest.approx(_paper_uv_run(1.5, 1e-4, 3000)[1][-1], abs=1e-10)
     assert math.isnan(L.uv_final_eta_lam(4.5)) and math.isnan(L.uv_final_eta_lam(4.01))
     assert math.isnan(L.uv_final_eta_lam(2.6, max_steps=20))  # not settled in 20 steps
+    # a start below g = 1e-30 still catapults (only a settled run with w < 2 stops)
+    assert L.uv_final_eta_lam(2.6, g0=1e-35) == pytest.approx(L.uv_final_eta_lam(2.6), abs=1e-3)
     assert math.isnan(L.uv_final_eta_lam(1.9, g0=1e-12, max_steps=1))
 
 
@@ -501,6 +503,32 @@ def _quadratic_spread_gd(w0, N, seed, steps=3000):
             if not np.all(np.isfinite(t2)) or t2.max() > 1e12:
                 return True
     return False
+
+
+def _spread_limit_midpoint(lo, hi, w0, K=4000, steps=2000, seed=1e-9):
+    """The N -> oo map of the spread model on K midpoint nodes of U(lo, hi) (a quadrature other than the
+    module's Gauss-Legendre), theta_0^2 = 1 + seed sign(s): True if it diverges."""
+    s = lo + (hi - lo) * (np.arange(K) + 0.5) / K
+    S = np.r_[s, -s]
+    th = 1 + seed * np.sign(S)
+    eta = w0 / (2 * np.mean(S * S * th))
+    with np.errstate(over="ignore", invalid="ignore"):
+        for _ in range(steps):
+            th = th * (1 - eta * np.mean(S * th) * S) ** 2
+            if not np.isfinite(th).all() or th.max() > 1e12:
+                return True
+    return False
+
+
+@pytest.mark.parametrize("lo, hi", [(0.8, 1.2), (0.5, 1.5)])
+def test_spread_upper_edge_against_another_quadrature(lo, hi):
+    """The same limit on 4000 midpoint nodes: bounded 0.004 below the edge, divergent 0.004 above (the edge is
+    the midpoint of a 0.005 grid step: within 0.0025 of the boundary)."""
+    edge = L.derive_spread_upper_edge(lo, hi)
+    assert not _spread_limit_midpoint(lo, hi, edge - 0.004) and _spread_limit_midpoint(lo, hi, edge + 0.004)
+    # the midpoint of two neighbours of the grid 3.5025 : 0.005 : 4.5 (not a grid point)
+    k = (edge - 3.5025) / 0.005 - 0.5
+    assert abs(k - round(k)) < 1e-6
 
 
 def test_spread_upper_edge_against_a_large_model_and_its_edges():

@@ -218,7 +218,7 @@ def predicted_limit_imbalance(x0, y0, mu: float, eta):
 
     The stable root of ``g(s) = |d_0| w_0`` on ``[2 m, s_peak]`` (``g`` increases there) by
     bisection to round-off; ``nan`` where ``w_0 <= 0`` (beyond the edge) or ``|d_0| w_0``
-    exceeds ``g(s_peak)`` (no stable limit).
+    exceeds ``g(s_peak)`` (no stable limit); 0 for a balanced start (``d_0 = 0`` stays 0).
 
     Example
     -------
@@ -228,9 +228,10 @@ def predicted_limit_imbalance(x0, y0, mu: float, eta):
     _, w, g, peak = _edge_fns()
     eta = np.asarray(eta, dtype=np.float64)
     m = eta * mu
-    c = eta * abs(x0 ** 2 - y0 ** 2) * w(x0, y0, mu, eta)
+    w0 = w(x0, y0, mu, eta)
+    c = eta * abs(x0 ** 2 - y0 ** 2) * w0
     lo, hi = 2 * m, peak(m) * np.ones_like(m)
-    ok = (c > 0) & (c <= g(hi, m))
+    ok = (w0 > 0) & (c <= g(hi, m))  # c = 0 with w0 > 0: a balanced start, the root s = 2 m (d = 0)
     for _ in range(200):
         mid = 0.5 * (lo + hi)
         below = g(mid, m) < c
