@@ -1006,3 +1006,109 @@ def test_power_iteration_first_step_of_a_batch_normalizes_each_row():
         u = V0[k] / V0[k].norm()
         assert r.value[k] == pytest.approx(float(u @ (D[k] * u)), rel=1e-14)
         torch.testing.assert_close(r.vector[k], u, rtol=1e-14, atol=1e-15)
+
+
+# ------------------------------------------------------- lanczos: devices, dtypes, scales (issue 21)
+from core_defaults import foreign_defaults  # noqa: E402
+
+
+def _sym(n, seed, top=None, dtype=DT):
+    """A random symmetric n x n matrix Q diag(d) Q^T with the spectrum d = linspace(-1, 1, n) ** 3 (top 1)."""
+    g = torch.Generator().manual_seed(seed)
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=g, dtype=torch.float64))
+    return (Q @ torch.diag(torch.linspace(-1.0, 1.0, n, dtype=torch.float64) ** 3) @ Q.T).to(dtype)
+
+
+@pytest.mark.parametrize("dt, default", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
+def test_krylov_tensors_follow_the_start_not_the_global_defaults(dt, default):
+    """Every tensor Lanczos, power iteration and eigsh make takes the start's device and dtype: run under a
+    default device "meta" (a tensor made without device= breaks the first operation mixing it with the CPU
+    inputs) and a default dtype other than the start's, the results are those of the top eigenvalue 1 (the
+    spectrum is built so), in the start's dtype, on the CPU. 40 Lanczos steps grow the Krylov basis past
+    its first 32 rows (tol 1e-300: never met, so the basis grows)."""
+    n = 60
+    A = _sym(n, 5, dtype=dt)
+    A2 = torch.stack([A, 2.0 * A])
+    v0 = torch.ones(n, dtype=dt) + 0.01 * torch.arange(n, dtype=dt)
+    rtol = 1e-4 if dt == torch.float32 else 1e-10
+    one0 = torch.ones(1, dtype=dt)
+    # power iteration: a spectrum with a clear gap (2, 1, 0.5, -1, 0.25, rotated)
+    g = torch.Generator().manual_seed(4)
+    R, _ = torch.linalg.qr(torch.randn(5, 5, generator=g, dtype=torch.float64))
+    B = (R @ torch.diag(torch.tensor([2.0, 1.0, 0.5, -1.0, 0.25], dtype=torch.float64)) @ R.T).to(dt)
+    B2 = torch.stack([B, 2.0 * B])
+    u0 = torch.ones(5, dtype=dt)
+    with foreign_defaults(dtype=default):
+        lz = lanczos_top_eig(lambda v: A @ v, v0, tol=1e-300, max_iter=40)
+        lzb = lanczos_top_eig(lambda V: torch.einsum("kij,kj->ki", A2, V), torch.stack([v0, v0]), tol=1e-6,
+                              max_iter=n)
+        pw = power_iteration_top_eig(lambda v: B @ v, u0, tol=1e-6, max_iter=5000)
+        pwb = power_iteration_top_eig(lambda V: -torch.einsum("kij,kj->ki", B2, V), torch.stack([u0, u0]),
+                                      tol=1e-6, max_iter=5000)
+        es = eigsh_top_eig(lambda v: A @ v, v0, tol=1e-8)
+        one = eigsh_top_eig(lambda v: 2.5 * v, one0)
+    assert lz.value == pytest.approx(1.0, rel=rtol) and lz.converged is False and lz.n_matvec == 40
+    np.testing.assert_allclose(lzb.value, [1.0, 2.0], rtol=1e-5)
+    assert lzb.converged.all()
+    assert pw.value == pytest.approx(2.0, rel=1e-5) and pw.converged
+    # -B and -2B: dominant eigenvalues -2 and -4, largest algebraic 1 and 2 (found by the shift)
+    np.testing.assert_allclose(pwb.value, [1.0, 2.0], rtol=1e-5)
+    assert pwb.converged.all()
+    assert es.value == pytest.approx(1.0, rel=rtol) and es.converged
+    assert one.value == 2.5 and one.vector.tolist() == [1.0]
+    for r in (lz, lzb, pw, pwb, es, one):
+        assert r.vector.dtype == dt and r.vector.device.type == "cpu"
+    for M, lam, u in ((A, 1.0, lz.vector), (A, 1.0, es.vector), (B, 2.0, pw.vector)):  # unit Ritz vectors
+        u = u.double()
+        assert abs(u.norm().item() - 1.0) < 1e-3
+        assert (M.double() @ u - lam * u).norm().item() < 0.01
+
+
+def test_krylov_operator_returning_another_dtype_is_cast_to_the_start():
+    """A matvec that answers in float64 for a float32 start: the iterations run in the start's float32
+    (each product is cast back), so the vectors come back float32."""
+    A = _sym(20, 2)
+    v0 = torch.ones(20, dtype=torch.float32)
+    for fn in (lanczos_top_eig, power_iteration_top_eig):
+        r = fn(lambda v: A @ v.double(), v0, tol=1e-4, max_iter=5000)
+        assert r.vector.dtype == torch.float32, fn
+        assert r.value == pytest.approx(1.0, rel=1e-3), fn
+
+
+def test_random_start_on_the_requested_device_and_dtype():
+    """With v0 an int the start is the float64 standard normal draw of the generator (seed 0 by default), then
+    cast to ``dtype`` and moved to ``device`` (here the meta device, where nothing can run: the start alone)."""
+    from lrtheory.core.lanczos import _start_vector
+
+    v, single = _start_vector(4, None, None, None)
+    assert single and v.dtype == torch.float64 and v.device.type == "cpu"
+    torch.testing.assert_close(v[0], _start(4, 0), rtol=0, atol=0)
+    m, _ = _start_vector(4, None, torch.float32, "meta")
+    assert m.device.type == "meta" and m.dtype == torch.float32 and m.shape == (1, 4)
+
+
+def test_lanczos_breakdown_is_judged_at_the_operators_scale():
+    """A start inside a 2-dimensional invariant subspace of an operator of scale 2e6: the Krylov space closes
+    after 2 products (the next residual is round-off, ~1e-10, below 10 eps * 2e6 = 4.4e-9), so Lanczos stops
+    there with the exact top value of the subspace even at tol 1e-300 (the residual test alone never
+    stops it); a threshold not scaled by the spectrum (10 eps = 2.2e-15) would run on to n."""
+    D = 1e6 * torch.tensor([2.0, 1.0, 0.5, 0.25, 0.125, 0.0625], dtype=DT)
+    g = torch.Generator().manual_seed(1)
+    Q, _ = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=DT))
+    A = Q @ torch.diag(D) @ Q.T
+    r = lanczos_top_eig(lambda v: A @ v, Q[:, :2] @ torch.tensor([0.6, 0.8], dtype=DT), tol=1e-300)
+    assert r.n_matvec == 2 and r.converged
+    assert r.value == pytest.approx(2e6, rel=1e-13)
+    assert abs(abs(float(r.vector @ Q[:, 0])) - 1.0) < 1e-12
+
+
+def test_products_that_overflow_are_reported_nan_not_a_wrong_value():
+    """Entries 1e200: every product's squared norm overflows, no iteration can be trusted. The row is
+    reported NaN and not converged (never a finite wrong value such as 0); the other row of the batch,
+    an ordinary diagonal operator, still gives its top value 3."""
+    D = torch.tensor([[3e200, 1e200, -2e200, 5e199], [3.0, 1.0, -2.0, 0.5]], dtype=DT)
+    v0 = torch.ones(2, 4, dtype=DT)
+    for fn in (lanczos_top_eig, power_iteration_top_eig):
+        r = fn(lambda V: D * V, v0, tol=1e-10, max_iter=5000)
+        assert math.isnan(r.value[0]) and not r.converged[0], fn
+        assert r.value[1] == pytest.approx(3.0, rel=1e-9) and r.converged[1], fn

@@ -468,3 +468,272 @@ def test_every_hook_sees_the_state_of_its_step_sgd_with_a_closed_form_gradient()
     torch.testing.assert_close(res.params[0], w, rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(res.loss[-1], full([w]).numpy(), rtol=1e-13)
     assert res.step.tolist() == list(range(6)) and res.step.dtype.kind == "i"
+
+
+# ------------------------------------------------- devices and dtypes come from the parameters (issue 21)
+from core_defaults import foreign_defaults  # noqa: E402
+
+
+def _f32_runs():
+    """Float32 least-squares models of every kind of end (bounded, converged, diverged at the loss check at
+    eta 5 > 2 / lambda_max, refused by the bound at eta 3), with tensor LR multipliers and schedule in float64 and hooks answering in NumPy."""
+    X = torch.randn(8, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float32)
+    y = 3.0 * torch.randn(8, generator=torch.Generator().manual_seed(3), dtype=torch.float32)
+    w0 = torch.zeros(4, 3, dtype=torch.float32)
+    wstar = torch.linalg.lstsq(X.double(), y.double()).solution
+    best = float(0.5 * (X.double() @ wstar - y.double()).pow(2).mean())  # the least-squares minimum
+    mult = torch.tensor([[1.0], [1.0], [1.0], [0.5]], dtype=torch.float64)
+    sched = torch.tensor([1.0, 1.0, 1.0, 2.0], dtype=torch.float64)
+
+    def loss_fn(p):
+        r = p[0] @ X.T - y
+        return 0.5 * r.pow(2).mean(-1), r
+
+    def runs(records):
+        out = []
+        out.append(run_gd(loss_fn, [w0], [0.05, 0.2, 5.0, 0.1], 40, lr_mults=[mult], lr_schedule=lambda t: sched,
+                          momentum=0.3, weight_decay=0.01, divergence_factor=50.0,
+                          record=(lambda s: {"w": s.params[0], "g2": s.grads[0].double().pow(2).sum(-1)})
+                          if records else None, final_grads=True,
+                          diverged=lambda s: (s.loss > 1e30).numpy(),
+                          converged=lambda s: (s.loss < 1.05 * best).numpy()))
+        out.append(run_gd(loss_fn, [w0], [0.3, 0.3, 0.3, 3.0], 40, divergence_factor=None, param_bound=50.0,
+                          converged=lambda s: (s.loss < 1.05 * best).numpy(), on_converged="all",
+                          record=(lambda s: {"r": s.aux}) if records else None))
+        return out
+
+    return runs
+
+
+def test_tensors_follow_the_parameters_not_the_global_defaults():
+    """Every tensor the loop makes takes the parameters' device and dtype, never torch's defaults: run
+    under a default device "meta" (a tensor made without device= breaks the first operation mixing it
+    with the CPU parameters) and default dtype float64 (the parameters are float32), the runs equal the
+    same runs under the ordinary defaults bit for bit, and every output is float32 on the CPU. Records
+    only under the default dtype float64 on the CPU: ``record``'s values pass ``torch.as_tensor(v)``
+    without a device, which moves them to a non-CPU default device (and back)."""
+    runs = _f32_runs()
+    want, want_rec = runs(False), runs(True)
+    with foreign_defaults(dtype=torch.float64):
+        got = runs(False)
+    with foreign_defaults(dtype=torch.float64, device="cpu"):
+        got_rec = runs(True)
+    assert want[0].status.tolist() == [GDStatus.BOUNDED, GDStatus.CONVERGED, GDStatus.DIVERGED, GDStatus.CONVERGED]
+    assert want[1].status.tolist() == [GDStatus.CONVERGED] * 3 + [GDStatus.DIVERGED]
+    assert set(want_rec[0].records) == {"w", "g2"} and set(want_rec[1].records) == {"r"}
+    for a, b in zip(want + want_rec, got + got_rec):
+        assert a.status.tolist() == b.status.tolist() and a.stop_step.tolist() == b.stop_step.tolist()
+        np.testing.assert_array_equal(a.loss, b.loss)
+        assert b.loss.dtype == np.float32 and b.etas.dtype == np.float32
+        assert b.status.dtype == np.int8 and b.stop_step.dtype == np.int64 and b.step.dtype == np.int64
+        for k in a.records:
+            np.testing.assert_array_equal(a.records[k], b.records[k])
+            assert b.records[k].dtype == np.float32, k
+        for p, q in zip(a.params, b.params):
+            assert torch.equal(p, q) and q.dtype == torch.float32 and q.device.type == "cpu"
+
+
+def _sq(p):
+    """0.5 ||x_k||^2 per model (gradient x)."""
+    return 0.5 * p[0].pow(2).reshape(p[0].shape[0], -1).sum(-1)
+
+
+def test_messages_name_the_argument_exactly():
+    P = [torch.ones(2, 3, dtype=DT)]
+    cases = [
+        (dict(params=torch.tensor(1.0, dtype=DT), etas=0.1),
+         r"^etas: with a scalar eta the parameters need a leading model axis$"),
+        (dict(etas=[0.1, -1.0]), r"^etas: "),
+        (dict(params=[torch.ones(2, dtype=DT), torch.ones(2, dtype=torch.float32)]),
+         r"^params: entry 1 has dtype/device torch\.float32/cpu, entry 0 torch\.float64/cpu$"),
+        (dict(params=3), r"^params: expected a tensor or a non-empty sequence of tensors, got int$"),
+        (dict(params={"x": P[0]}), r"^params: expected a tensor or a non-empty sequence of tensors, got dict$"),
+        (dict(loss_fn=lambda p: (_sq(p), 1, 2)),
+         r"^loss_fn: expected a loss tensor or a \(loss, aux\) pair, got a 3-tuple$"),
+        (dict(loss_fn=None), r"^loss_fn: expected a callable$"),
+        (dict(lr_mults=[torch.tensor(-1.0)]), r"^lr_mults: entry 0 must be finite and >= 0$"),
+        (dict(lr_mults=[torch.tensor([1.0, float("nan"), 1.0])]), r"^lr_mults: entry 0 must be finite and >= 0$"),
+        (dict(record=lambda s: [s.loss]), r"^record: expected a dict of tensors, got list$"),
+        (dict(record=lambda s: {"step": s.loss}), r"^record: name 'step' is reserved$"),
+    ]
+    for kw, match in cases:
+        args = dict(loss_fn=_sq, params=P, etas=[0.1, 0.1], steps=2)
+        args.update(kw)
+        with pytest.raises(ValueError, match=match):
+            run_gd(args.pop("loss_fn"), args.pop("params"), args.pop("etas"), args.pop("steps"), **args)
+    # the edges that are allowed: a divergence factor just above 1, a bound below 1
+    r = run_gd(_sq, P, [0.1, 0.1], 2, divergence_factor=1.5, param_bound=0.5)
+    assert r.diverged.tolist() == [True, True]  # |x| = 1 > 0.5 after no update: the first update is refused
+    r = run_gd(_sq, P, [0.1, 0.1], 2, divergence_factor=1.5, param_bound=1.0)
+    assert r.status.tolist() == [GDStatus.BOUNDED] * 2 and r.params[0][0, 0].item() == pytest.approx(0.81)
+
+
+def test_scalar_eta_for_models_with_an_event_shape():
+    """A scalar eta with parameters (K, 3): one LR per model along the leading axis only, B = (K,)."""
+    x = torch.ones(2, 3, dtype=DT)
+    r = run_gd(_sq, [x], 0.5, 2)
+    assert r.etas.shape == (2,) and r.loss.shape == (3, 2)
+    assert r.params[0].tolist() == [[0.25] * 3] * 2
+
+
+def _nan_beyond(limit):
+    """0.5 x^2 per model, NaN once |x| > limit (its gradient there is 0: torch.where routes none to x)."""
+    def f(p, *batch):
+        x = p[0]
+        return torch.where(x.abs() > limit, torch.full_like(x, float("nan")), 0.5 * x ** 2)
+    return f
+
+
+def test_a_nan_loss_is_a_divergence_whatever_the_other_checks_say():
+    """x_{t+1} = (1 - eta) x_t: at eta 3 the model goes 1, -2, 4, -8 and its loss is NaN from step 3
+    (|x| > 5). The loss check catches it there, at x = -8, with the relative check on (the default
+    factor), with a ``diverged`` hook that says no (as a bool or a float mask), and under SGD with a
+    finite evaluation loss; a caught model's records are NaN from its divergence step."""
+    x0 = torch.ones(2, dtype=DT)
+    runs = [run_gd(_nan_beyond(5.0), [x0], [3.0, 0.1], 6, record=lambda s: {"x": s.params[0]}),
+            run_gd(_nan_beyond(5.0), [x0], [3.0, 0.1], 6, diverged=lambda s: torch.zeros(2, dtype=torch.bool)),
+            run_gd(_nan_beyond(5.0), [x0], [3.0, 0.1], 6, diverged=lambda s: torch.zeros(2, dtype=DT)),
+            run_gd(_nan_beyond(5.0), [x0], [3.0, 0.1], 6, batches=lambda t: t, eval_fn=lambda p: 0.5 * p[0] ** 2)]
+    for r in runs:
+        assert r.status.tolist() == [GDStatus.DIVERGED, GDStatus.BOUNDED]
+        assert r.stop_step.tolist() == [3, 6] and r.params[0][0].item() == -8.0
+    rec = runs[0].records["x"][:, 0]
+    assert rec[:3].tolist() == [1.0, -2.0, 4.0] and np.isnan(rec[3:]).all()
+    # a float mask from the hook is read as bool: 1.0 diverges
+    r = run_gd(_sq, [x0], [0.1, 0.1], 3, diverged=lambda s: torch.tensor([0.0, 1.0], dtype=DT))
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 0]
+
+
+def test_default_divergence_factor_is_a_million_times_max_of_l0_and_1():
+    """Scripted losses (L_0 = 1): 1e6 is not above 1e6 * max(L_0, 1), 1e6 * (1 + 1e-7) is."""
+    table = torch.tensor([[1.0, 1.0], [1e6, 1e6], [1e6, 1e6 * (1 + 1e-7)], [1.0, 1.0]], dtype=DT)
+    r = run_gd(lambda p, t: table[t] + 0.0 * p[0], [torch.zeros(2, dtype=DT)], [0.1, 0.1], 3, batches=lambda t: t)
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 2]
+
+
+def _const_grad(*gs):
+    return lambda p, *b: [g.clone() for g in gs]
+
+
+def test_update_checks_per_tensor_and_model():
+    """The update check (step 6) of every parameter tensor, per model: a new entry that is not finite
+    (+inf here: -10 * -1e308), an entry beyond ``param_bound`` (|b| = 20 > 10), or exactly at it (2 <= 2:
+    allowed), with one or two tensors, and a grid batch shape (2, 3) with an event (4,)."""
+    def zero(p):  # a constant finite loss of the batch shape: only the update check acts
+        return torch.zeros(p[0].shape[:2] if p[0].dim() == 3 else p[0].shape[:1], dtype=DT)
+
+    a = torch.zeros(2, 3, dtype=DT)
+    b = torch.zeros(2, dtype=DT)
+    ga, gb = torch.zeros(2, 3, dtype=DT), torch.tensor([0.0, -1e308], dtype=DT)
+    for P, G in (([b], [gb]), ([a, b], [ga, gb]), ([b, a], [gb, ga])):
+        r = run_gd(zero, P, [1.0, 10.0], 3, grad_fn=_const_grad(*G), divergence_factor=None)
+        assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 0]
+        assert all(torch.equal(p, q) for p, q in zip(r.params, P))  # the refused update is not taken
+    gb = torch.tensor([0.0, -20.0], dtype=DT)
+    for P, G in (([a, b], [ga, gb]), ([b, a], [gb, ga])):
+        r = run_gd(zero, P, [1.0, 1.0], 3, grad_fn=_const_grad(*G), param_bound=10.0, divergence_factor=None)
+        assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 0]
+    # exactly at the bound is inside: 1 -> 2 (kept) -> 3 (refused)
+    r = run_gd(zero, [torch.ones(1, dtype=DT)], [1.0], 3, grad_fn=_const_grad(-torch.ones(1, dtype=DT)),
+               param_bound=2.0, divergence_factor=None)
+    assert r.stop_step.tolist() == [1] and r.params[0].tolist() == [2.0]
+    # grid batch (2, 3), event (4,): only model (1, 2) leaves, by +inf (no bound) or beyond the bound
+    G = torch.zeros(2, 3, 4, dtype=DT)
+    for bound, g in ((math.inf, -1e308), (10.0, -20.0)):
+        G[1, 2, 3] = g
+        r = run_gd(zero, [torch.zeros(2, 3, 4, dtype=DT)], torch.full((2, 3), 10.0 if bound == math.inf else 1.0),
+                   2, grad_fn=_const_grad(G), param_bound=bound, divergence_factor=None)
+        want = np.full((2, 3), GDStatus.BOUNDED)
+        want[1, 2] = GDStatus.DIVERGED
+        np.testing.assert_array_equal(r.status, want)
+
+
+def test_entries_within_the_bound_whose_sum_overflows_are_refused():
+    """With a bound so large that ``numel * bound`` overflows, the per-model sum is checked too: two
+    entries of 9e307 (each inside the bound 1e308) sum to +inf, parameters near overflow: refused at
+    step 0, the model frozen at its zeros."""
+    g = torch.tensor([[0.0, 0.0], [-1.5e308, -1.5e308]], dtype=DT)
+    r = run_gd(lambda p: 0.0 * p[0].sum(-1), [torch.zeros(2, 2, dtype=DT)], [0.6, 0.6], 3, grad_fn=_const_grad(g),
+               param_bound=1e308, divergence_factor=None)
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 0]
+    assert r.params[0].tolist() == [[0.0, 0.0], [0.0, 0.0]]
+
+
+def test_a_frozen_models_gradient_is_zero_under_autograd():
+    """GDState.grads: zero for diverged models under autograd, whichever check froze them. 0.5 x^2 at eta 3:
+    x = 1, -2, 4, then -8. Loss check (max_loss 5: the loss 8 at step 2) or update check (param_bound 5:
+    the update to -8 at step 2): either way frozen at x = 4, where the true gradient is 4, not 0."""
+    x0 = torch.ones(2, 1, dtype=DT)
+    for kw in (dict(max_loss=5.0), dict(param_bound=5.0)):
+        seen = []
+        r = run_gd(_sq, [x0], [0.1, 3.0], 5, divergence_factor=None,
+                   callback=lambda s: seen.append((s.step, s.params[0].clone(), s.grads[0].clone())), **kw)
+        assert r.stop_step.tolist() == [5, 2] and r.params[0][1].item() == 4.0
+        for t, p, g in seen:
+            assert g[0].item() == p[0].item()  # the training model: its gradient x
+            if t > 2:
+                assert g[1].item() == 0.0, (kw, t)
+
+
+def test_a_parameter_the_loss_does_not_use_gets_a_zero_gradient():
+    x, unused = torch.ones(2, 1, dtype=DT), torch.full((2, 3), 7.0, dtype=DT)
+    r = run_gd(_sq, [x, unused], [0.5, 0.5], 2, weight_decay=0.0)
+    assert torch.equal(r.params[1], unused) and r.params[0].tolist() == [[0.25], [0.25]]
+
+
+def test_final_grads_under_sgd_without_eval_fn_use_the_last_batch():
+    """With batches and no eval_fn, the last step draws its batch too, and its final gradient is that
+    batch's: grad_fn is called with it (at every step)."""
+    calls = []
+
+    def grad_fn(p, t):
+        calls.append(t)
+        return [p[0] * (t + 1)]
+
+    r = run_gd(lambda p, t: 0.5 * (t + 1) * p[0] ** 2, [torch.ones(2, dtype=DT)], [0.1, 0.1], 3, grad_fn=grad_fn,
+               batches=lambda t: t, final_grads=True, record=lambda s: {"g": s.grads[0]})
+    assert calls == [0, 1, 2, 3]
+    x3 = (1 - 0.1) * (1 - 0.2) * (1 - 0.3)
+    assert r.records["g"][-1].tolist() == pytest.approx([4 * x3] * 2, rel=1e-14)
+
+
+def test_hooks_see_the_evaluation_loss_step_and_no_batch():
+    """Every hook's state carries the step's evaluation loss and aux (eval_fn at every recorded step: here
+    every step), its step number, and ``batch`` None without ``batches``; records are taken without
+    gradient tracking, and with a closed-form gradient nothing runs with gradients enabled."""
+    seen = {k: [] for k in ("diverged", "converged", "record", "callback")}
+    grad_mode = []
+
+    def loss_fn(p):
+        grad_mode.append(torch.is_grad_enabled())
+        return _sq(p)
+
+    def hook(name, out):
+        def h(s):
+            seen[name].append((s.step, None if s.eval_loss is None else s.eval_loss.clone(), s.eval_aux, s.batch,
+                               torch.is_grad_enabled()))
+            return out(s)
+        return h
+
+    x0 = torch.tensor([[1.0], [2.0]], dtype=DT)
+    for grad_fn in (None, lambda p: [p[0].clone()]):
+        for v in seen.values():
+            v.clear()
+        grad_mode.clear()
+        r = run_gd(loss_fn, [x0], [0.5, 0.5], 3, grad_fn=grad_fn,
+                   eval_fn=lambda p: (3.0 * _sq(p), "aux-of-eval"),
+                   diverged=hook("diverged", lambda s: torch.zeros(2, dtype=torch.bool)),
+                   converged=hook("converged", lambda s: torch.zeros(2, dtype=torch.bool)),
+                   record=hook("record", lambda s: {"t": torch.full((2,), float(s.step), dtype=DT)}),
+                   callback=hook("callback", lambda s: None))
+        assert r.records["t"][:, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+        for name, rows in seen.items():
+            assert [row[0] for row in rows] == ([0, 1, 2] if name == "callback" else [0, 1, 2, 3]), name
+            for t, ev, aux, batch, grad_on in rows:
+                x = x0 * 0.5 ** t
+                assert ev is not None and ev.tolist() == pytest.approx((1.5 * x[:, 0] ** 2).tolist()), (name, t)
+                assert aux == "aux-of-eval" and batch is None, name
+                if name == "record" or grad_fn is not None:
+                    assert not grad_on, (name, grad_fn)
+        if grad_fn is not None:
+            assert not any(grad_mode)
