@@ -1085,6 +1085,14 @@ def test_random_start_on_the_requested_device_and_dtype():
     torch.testing.assert_close(v[0], _start(4, 0), rtol=0, atol=0)
     m, _ = _start_vector(4, None, torch.float32, "meta")
     assert m.device.type == "meta" and m.dtype == torch.float32 and m.shape == (1, 4)
+    # the draw is made on the generator's device, whatever torch's default device (a CUDA default with
+    # the CPU generator raised "Expected a 'cuda' device type for generator" before)
+    A = torch.diag(torch.tensor([3.0, -5.0, 1.0, 0.5], dtype=DT))
+    with foreign_defaults():
+        v, _ = _start_vector(4, None, None, None)
+        r = lanczos_top_eig(lambda u: A @ u, 4)
+    assert v.device.type == "cpu" and torch.equal(v[0], _start(4, 0))
+    assert r.value == pytest.approx(3.0, rel=1e-12) and r.vector.device.type == "cpu"
 
 
 def test_lanczos_breakdown_is_judged_at_the_operators_scale():

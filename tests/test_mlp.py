@@ -293,3 +293,94 @@ def test_closed_form_backward_refuses_norm_layers():
     spec = MLPSpec(d_in=2, width=4, depth=1, d_out=1, norm="layernorm")
     with pytest.raises(ValueError, match="norm"):
         _backward(spec, init_params(spec, 1), [], torch.zeros(1, 1, 1, dtype=DT))
+
+
+# ---- exact messages, devices and dtypes (issue 21: written from a mutation-testing pass)
+from core_defaults import foreign_defaults  # noqa: E402
+
+
+def test_messages_name_the_argument_exactly():
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2)
+    cases = [
+        (lambda: MLPSpec(2, 4, 1, 1, parametrization="xavier"),
+         r"^parametrization: unknown 'xavier'; expected one of \('standard', 'ntk', 'mean_field', 'mup'\)$"),
+        (lambda: MLPSpec(2, 4, 1, 1, bias=1), r"^bias: expected a bool, got 1$"),
+        (lambda: MLPSpec(2, 4, 1, 1, norm="groupnorm"),
+         r"^norm: unknown 'groupnorm'; expected one of \(None, 'layernorm', 'batchnorm'\)$"),
+        (lambda: MLPSpec(2, 0, 1, 1), r"^width: "), (lambda: MLPSpec(0, 2, 1, 1), r"^d_in: "),
+        (lambda: MLPSpec(2, 2, 0, 1), r"^depth: "), (lambda: MLPSpec(2, 2, 1, 0), r"^d_out: "),
+        (lambda: MLPSpec(2, 2, 1, 1, input_lr_mult=-1.0), r"^input_lr_mult: "),
+        (lambda: init_params({"d_in": 3}, 2), r"^spec: expected an MLPSpec, got dict$"),
+        (lambda: init_params(spec, 0), r"^K: "), (lambda: init_params(spec, 1, seed=-1), r"^seed: "),
+        (lambda: init_params(spec, 2, seeds=[1, 2, 3]), r"^seeds: expected 2 seeds \(one per model\), got 3$"),
+        (lambda: init_params(spec, 1, seeds=[-1]), r"^seeds: "),
+        (lambda: forward(spec, P[:1], torch.zeros(5, 3, dtype=DT)),
+         r"^params: expected a list of 2 tensors for this spec \(\['W0', 'W1'\]\), got list of length 1$"),
+        (lambda: forward(spec, 3, torch.zeros(5, 3, dtype=DT)),
+         r"^params: expected a list of 2 tensors for this spec \(\['W0', 'W1'\]\), got int of length \?$"),
+        (lambda: forward(spec, [P[0], P[1][:, :, :3]], torch.zeros(5, 3, dtype=DT)),
+         r"^params: W1 has shape \(2, 1, 3\), expected \(2, 1, 4\)$"),
+        (lambda: forward(spec, [P[0], P[1][:1]], torch.zeros(5, 3, dtype=DT)),
+         r"^params: W1 has shape \(1, 1, 4\), expected \(2, 1, 4\)$"),
+        (lambda: forward(spec, P, torch.zeros(5, 3, dtype=DT).numpy()), r"^x: expected a torch\.Tensor, got ndarray$"),
+        (lambda: forward(spec, P, torch.zeros(5, 4, dtype=DT)), r"^x: expected shape \(N, 3\), got \(5, 4\)$"),
+        (lambda: forward(spec, P, torch.zeros(3, 5, 3, dtype=DT)), r"^x: expected shape \(2, N, 3\), got \(3, 5, 3\)$"),
+        (lambda: forward(spec, P, torch.zeros(2, 5, 4, dtype=DT)), r"^x: expected shape \(2, N, 3\), got \(2, 5, 4\)$"),
+        (lambda: forward(spec, P, torch.zeros(3, dtype=DT)),
+         r"^x: expected shape \(N, d_in\) or \(K, N, d_in\), got \(3,\)$"),
+        (lambda: forward(spec, P, torch.zeros(5, 3, dtype=torch.float32)),
+         r"^x: dtype/device torch\.float32/cpu differ from the parameters' torch\.float64/cpu$"),
+        (lambda: to_module(spec, P, 2), r"^k: expected an integer in \[0, 1\], got 2$"),
+        (lambda: from_module(torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 1))),
+         r"^module: expected a CoreMLP or an nn\.Sequential\(Linear, ReLU, \.\.\., Linear\) with equal hidden "
+         r"widths, got Sequential$"),
+    ]
+    for call, match in cases:
+        with pytest.raises(ValueError, match=match):
+            call()
+    from lrtheory.core.mlp import _backward
+    with pytest.raises(ValueError, match=r"^norm: the closed-form gradient covers networks without normalization "
+                                         r"layers$"):
+        _backward(MLPSpec(2, 4, 1, 1, norm="batchnorm"), init_params(MLPSpec(2, 4, 1, 1, norm="batchnorm"), 1), [],
+                  torch.zeros(1, 1, 1, dtype=DT))
+
+
+@pytest.mark.parametrize("dtype, default", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
+def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
+    """init_params, CoreMLP/to_module and the forward/backward passes make every tensor in the requested
+    (or the parameters') dtype and device: under another default dtype the parameters, the modules' weights,
+    outputs and gradients keep ``dtype`` and equal those made under the ordinary defaults; the passes also
+    run under a default device "meta" (a tensor made without device= would break them). init_params draws
+    on a CPU generator without device=, so it runs under the meta default device only through its inputs:
+    it is checked under the dtype default alone."""
+    from lrtheory.core.mlp import _backward, _forward
+
+    for spec in (MLPSpec(3, 6, 2, 2, bias=True, norm="layernorm"), MLPSpec(3, 6, 2, 2, bias=True),
+                 MLPSpec(3, 6, 2, 2, parametrization="mup")):
+        want = init_params(spec, 2, seed=1, device="cpu", dtype=dtype)
+        with foreign_defaults(dtype=default, device="cpu"):
+            got = init_params(spec, 2, seed=1, device="cpu", dtype=dtype)
+            mod = to_module(spec, got, 1)
+            plain = CoreMLP(spec, dtype=dtype)
+        assert all(torch.equal(a, b) and b.dtype == dtype for a, b in zip(want, got))
+        assert all(p.dtype == dtype for p in list(mod.parameters()) + list(plain.parameters()))
+        x = torch.randn(5, 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64).to(dtype)
+        ref = forward(spec, want, x)
+        with foreign_defaults(dtype=default):
+            out = forward(spec, want, x)
+            one = mod(x)
+        assert torch.equal(out, ref) and out.dtype == dtype
+        torch.testing.assert_close(one, ref[1], rtol=1e-5, atol=1e-6)
+        if spec.norm is None:
+            g_out = torch.ones(2, 5, 2, dtype=dtype)
+            saved0 = []
+            _forward(spec, want, x, False, saved0, {})
+            ref_g = _backward(spec, want, saved0, g_out.clone(), {})
+            with foreign_defaults(dtype=default):
+                saved = []
+                ws = {}
+                o = _forward(spec, want, x, False, saved, ws)
+                gr = _backward(spec, want, saved, g_out.clone(), ws)
+            assert torch.equal(o, ref)
+            assert all(torch.equal(a, b) and b.dtype == dtype for a, b in zip(gr, ref_g))

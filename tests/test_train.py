@@ -279,3 +279,100 @@ def test_train_is_run_gd_on_autograd_bit_for_bit(loss, batch_size, parametrizati
     assert all(torch.equal(a, b) for a, b in zip(res.params, ref.params))
     np.testing.assert_array_equal(res.history["loss"][:ref.loss.shape[0]], ref.loss)
     np.testing.assert_array_equal(res.diverged_step, np.where(ref.diverged, ref.stop_step, -1))
+
+
+# ---- exact messages (issue 21: written from a mutation-testing pass)
+def test_messages_name_the_argument_exactly():
+    spec = MLPSpec(4, 8, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2)
+    lab = torch.randint(0, 3, (24,), generator=torch.Generator().manual_seed(1))
+    cases = [
+        (dict(loss="l1"), r"^loss: unknown 'l1'; expected one of \('mse', 'ce'\)$"),
+        (dict(x=x[:, :3]), r"^x: expected a tensor of shape \(N, 4\), got torch\.Size\(\[24, 3\]\)$"),
+        (dict(x=x[0]), r"^x: expected a tensor of shape \(N, 4\), got torch\.Size\(\[4\]\)$"),
+        (dict(x=x.float()), r"^x: dtype/device torch\.float32/cpu differ from the parameters' torch\.float64/cpu$"),
+        (dict(y=y.tolist()), r"^y: expected a torch\.Tensor, got list$"),
+        (dict(y=y[:5]), r"^y: MSE targets must have shape \(24, 3\), got \(5, 3\)$"),
+        (dict(y=y[:, 0]), r"^y: MSE targets must have shape \(24, 3\), got \(24,\)$"),
+        (dict(y=y.float()), r"^y: dtype torch\.float32 differs from the parameters' torch\.float64$"),
+        (dict(y=y, loss="ce"), r"^y: CE targets must be int64 labels of shape \(24,\), got torch\.float64 \(24, 3\)$"),
+        (dict(y=lab.int(), loss="ce"), r"^y: CE targets must be int64 labels of shape \(24,\), got torch\.int32 \(24,\)$"),
+        (dict(y=lab[:5], loss="ce"), r"^y: CE targets must be int64 labels of shape \(24,\), got torch\.int64 \(5,\)$"),
+        (dict(y=lab + 1, loss="ce"), r"^y: labels must lie in \[0, 3\)$"),
+        (dict(y=lab - 1, loss="ce"), r"^y: labels must lie in \[0, 3\)$"),
+        (dict(x_test=x), r"^x_test: x_test and y_test must be given together$"),
+        (dict(y_test=y), r"^x_test: x_test and y_test must be given together$"),
+        (dict(x_test=x[:, :2], y_test=y), r"^x_test: expected shape \(M, 4\), got torch\.Size\(\[24, 2\]\)$"),
+        (dict(x_test=x.float(), y_test=y), r"^x_test: dtype/device differ from the parameters'$"),
+        (dict(x_test=x[:5], y_test=y), r"^y_test: MSE targets must have shape \(5, 3\), got \(24, 3\)$"),
+        (dict(steps=-1), r"^steps: "), (dict(record_every=0), r"^record_every: "),
+        (dict(batch_size=25), r"^batch_size: "), (dict(batch_size=0), r"^batch_size: "),
+        (dict(momentum=1.0), r"^momentum: "), (dict(weight_decay=-0.1), r"^weight_decay: "),
+        (dict(divergence_factor=1.0), r"^divergence_factor: expected a number > 1, got 1\.0$"),
+        (dict(divergence_factor=float("nan")), r"^divergence_factor: "),
+        (dict(etas="abc"), r"^etas: expected a sequence of 2 positive numbers, got 'abc'$"),
+        (dict(etas=[0.1, 0.1, 0.1]), r"^etas: expected 2 learning rates \(one per model\), got 3$"),
+        (dict(etas=[0.1, -1.0]), r"^etas: every learning rate must be positive and finite, got \[0\.1, -1\.0\]$"),
+        (dict(etas=[0.1, 0.0]), r"^etas: every learning rate must be positive and finite, got \[0\.1, 0\.0\]$"),
+        (dict(etas=[0.1, float("inf")]), r"^etas: every learning rate must be positive and finite"),
+        (dict(layer_lr_mults=[1.0]), r"^layer_lr_mults: expected 2 positive finite numbers, got \[1\.0\]$"),
+        (dict(layer_lr_mults=[1.0, 0.0]), r"^layer_lr_mults: expected 2 positive finite numbers, got \[1\.0, 0\.0\]$"),
+        (dict(layer_lr_mults=[1.0, float("nan")]), r"^layer_lr_mults: expected 2 positive finite numbers"),
+        (dict(diagnostics={"loss": lambda p, t: p[0].sum((1, 2))}), r"^diagnostics: name 'loss' is reserved$"),
+        (dict(diagnostics={"test_acc": lambda p, t: p[0].sum((1, 2))}), r"^diagnostics: name 'test_acc' is reserved$"),
+        (dict(diagnostics={"d": lambda p, t: torch.zeros(3, dtype=DT)}),
+         r"^diagnostics: 'd' returned shape \(3,\), expected \(K, \.\.\.\)$"),
+    ]
+    for kw, match in cases:
+        args = dict(x=x, y=y, etas=[0.1, 0.1], steps=2)
+        args.update(kw)
+        with pytest.raises(ValueError, match=match):
+            train(spec, P, args.pop("x"), args.pop("y"), args.pop("etas"), args.pop("steps"), **args)
+    # the edges that are allowed: batch_size N, a scalar eta for every model, labels 0 and d_out - 1
+    r = train(spec, P, x, y, 0.1, 1, batch_size=24)
+    assert r.etas.tolist() == [0.1, 0.1]
+    lab[:2] = torch.tensor([0, 2])
+    assert train(spec, P, x, lab, [0.1, 0.1], 1, loss="ce").history["train_acc"].shape == (2, 2)
+
+
+@pytest.mark.parametrize("dtype, default", [(torch.float32, torch.float64), (torch.float64, torch.float32)])
+def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
+    """Every tensor train makes takes the parameters' dtype and device: under another default dtype the runs
+    (MSE and CE, GD and SGD, test data, diagnostics, the closed-form and the autograd gradient) equal those
+    under the ordinary defaults bit for bit, in ``dtype``; the full-batch MSE runs without records also run
+    under a default device "meta" (a tensor made without device= would break them; records pass
+    ``torch.as_tensor`` in run_gd, which follows the default device: see test_gd)."""
+    from core_defaults import foreign_defaults
+
+    x, y = _data(n=16, d=4, k=1)
+    x, y = x.to(dtype), y[:, 0].to(dtype)
+    lab = torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(4))
+    specs = [MLPSpec(4, 8, 1, 1, bias=True), MLPSpec(4, 8, 1, 1, norm="layernorm")]
+    spec3 = MLPSpec(4, 8, 1, 3, bias=True)
+
+    Ps = [init_params(s, 2, seed=3, dtype=dtype) for s in specs]  # outside: init_params draws without device=
+    P3 = init_params(spec3, 2, seed=3, dtype=dtype)
+
+    def runs(records):
+        out = [train(s, P, x, y, [0.05, 0.3], 6, momentum=0.5, layer_lr_mults=[0.5, 1.0]) for s, P in zip(specs, Ps)]
+        if records:
+            out.append(train(spec3, P3, x, lab, [0.05, 0.3], 6, loss="ce", batch_size=4, x_test=x[:5],
+                             y_test=lab[:5], diagnostics={"w": weight_norms(spec3)}))
+            out.append(train(specs[0], Ps[0], x, y, [0.05, 1e4], 6, x_test=x[:5], y_test=y[:5]))
+        return out
+
+    want, want_rec = runs(False), runs(True)
+    with foreign_defaults(dtype=default):
+        got = runs(False)
+    with foreign_defaults(dtype=default, device="cpu"):
+        got_rec = runs(True)
+    assert want_rec[-1].diverged.tolist() == [False, True]
+    for a, b in zip(want + want_rec, got + got_rec):
+        assert set(a.history) == set(b.history)
+        for k in a.history:
+            np.testing.assert_array_equal(a.history[k], b.history[k])
+            if k != "step":
+                assert b.history[k].dtype == (np.float32 if dtype == torch.float32 else np.float64), k
+        assert all(torch.equal(p, q) and q.dtype == dtype for p, q in zip(a.params, b.params))
+        assert b.diverged_step.dtype == np.int64 and b.etas.dtype == (np.float32 if dtype == torch.float32 else np.float64)

@@ -79,7 +79,8 @@ def _start_vector(n_or_v0, generator, dtype, device) -> Tuple[Tensor, bool]:
     if isinstance(n_or_v0, bool) or not isinstance(n_or_v0, numbers.Integral) or n_or_v0 < 1:
         raise ValueError(f"v0: expected a start tensor or a positive dimension n, got {n_or_v0!r}")
     g = generator if generator is not None else make_generator(0, "cpu")
-    v0 = torch.randn(1, int(n_or_v0), generator=g, dtype=torch.float64)
+    # drawn on the generator's device (CPU by default), not torch's default device
+    v0 = torch.randn(1, int(n_or_v0), generator=g, dtype=torch.float64, device=g.device)
     return v0.to(dtype=dtype or torch.float64, device=device or "cpu"), True
 
 
