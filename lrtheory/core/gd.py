@@ -466,7 +466,7 @@ def run_gd(
                 if eval_fn is not None and is_rec:
                     ev_L, ev_aux = call_loss(eval_fn, None, False, False)
                     ev_L = ev_L.detach()
-            Ld = Lk.detach()
+            Ld = Lk.detach() if autograd else Lk
             rec_L = ev_L if ev_L is not None else Ld
             if thresh is None:
                 if divergence_factor is None or math.isinf(divergence_factor):
@@ -477,19 +477,25 @@ def run_gd(
                 thresh = torch.clamp(thresh, max=max_loss)
                 use_thresh = bool(torch.isfinite(thresh).any())
             # --- divergence checks (step 2): not finite (|L| < inf is false for NaN and +-inf), or above
-            bad = ~(Ld.abs() < math.inf)
+            # the threshold; `fine` is their negation (thresh is never NaN, so for a finite L, L <= thresh
+            # is exactly not L > thresh)
+            fine = Ld.abs() < math.inf
             if use_thresh:
-                bad |= Ld > thresh
+                fine &= Ld <= thresh
             if ev_L is not None:
-                bad |= ~(ev_L.abs() < math.inf)
+                fine &= ev_L.abs() < math.inf
                 if use_thresh:
-                    bad |= ev_L > thresh
+                    fine &= ev_L <= thresh
             if diverged is not None:
                 st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
-                bad |= check_mask(diverged(st), "diverged")
+                fine &= ~check_mask(diverged(st), "diverged")
             dead_before = dead
-            newly = active & bad if n_frozen else bad
-            if bool(newly.any()):
+            newly = None
+            if n_frozen:
+                newly = active & ~fine
+            elif not bool(fine.all()):  # every model training: newly = ~fine, tested with one reduction
+                newly = ~fine
+            if newly is not None and bool(newly.any()):
                 stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
                 status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
                 active = active & ~newly
@@ -559,7 +565,8 @@ def run_gd(
                 sums = []  # per tensor and model: a NaN or Inf anywhere makes the sum non-finite
                 peaks = []  # per tensor and model: max |theta| (with a finite param_bound)
                 for i, (p, g) in enumerate(zip(P, grads)):
-                    p = p.detach()
+                    if autograd:
+                        p = p.detach()
                     if weight_decay:
                         g = g + weight_decay * p
                     if vel is not None:
@@ -595,8 +602,12 @@ def run_gd(
                 if peaks:  # amax propagates NaN: NaN <= bound is false
                     okb = (peaks[0] if len(peaks) == 1 else torch.stack(peaks).amax(dim=0)) <= param_bound
                     ok = okb if ok is None else ok & okb
-                newly = active & ~ok
-                if bool(newly.any()):
+                newly = None
+                if n_frozen:
+                    newly = active & ~ok
+                elif not bool(ok.all()):  # every model training: newly = ~ok, tested with one reduction
+                    newly = ~ok
+                if newly is not None and bool(newly.any()):
                     stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
                     status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
                     active = active & ok
@@ -609,7 +620,7 @@ def run_gd(
                     for p, q, a in zip(P, newP, active_v):
                         torch.where(a, q, p.detach(), out=q)
                 # every model training: no masking pass needed
-                P, spare = newP, [p.detach() for p in P]
+                P, spare = newP, ([p.detach() for p in P] if autograd else P)
     finally:
         torch.set_grad_enabled(grad_before)
     stop_step = torch.where(stop_step < 0, torch.full_like(stop_step, t), stop_step)

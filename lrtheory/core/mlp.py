@@ -476,6 +476,15 @@ def _buf(ws: Optional[dict], key, shape, like: Tensor) -> Optional[Tensor]:
     return t
 
 
+def _bufs(ws: dict, key, shapes, like: Tensor) -> List[Tensor]:
+    # a list of workspace buffers, checked once per call (one comparison, not one per buffer)
+    sig = (tuple(shapes), like.dtype, like.device)
+    ent = ws.get(key)
+    if ent is None or ent[0] != sig:
+        ent = ws[key] = (sig, [torch.empty(s, dtype=like.dtype, device=like.device) for s in shapes])
+    return ent[1]
+
+
 def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts: bool, saved: Optional[list],
              ws: Optional[dict] = None):
     # the one forward pass. With ``saved`` (a list) it also keeps, per layer, what _backward needs:
@@ -487,6 +496,9 @@ def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts:
     preacts = []
     h = x
     i = 0
+    K = params[0].shape[0]
+    N = x.shape[-2]
+    zs = None if ws is None else _bufs(ws, "z", [(K, N, fo) for fo, _ in spec.layer_dims], params[0])
     for l in range(spec.n_layers):
         W = params[i]
         i += 1
@@ -496,15 +508,16 @@ def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts:
             b = params[i]
             i += 1
         shared = h.dim() == 2
-        K, N, d = W.shape[0], h.shape[-2], h.shape[-1]
-        if saved is not None:  # matmul multiplies (and autograd saves) the shared input expanded over K
-            saved.append([h.expand(K, N, d).reshape(K, N, d) if shared else h, shared, None])
-        out = _buf(ws, ("z", l), (K, N, W.shape[1]), W)
+        if shared:  # matmul multiplies (and autograd saves) the shared input expanded over K
+            he = h.expand(K, N, h.shape[-1]).reshape(K, N, h.shape[-1])
+        if saved is not None:
+            saved.append([he if shared else h, shared, None])
+        out = None if zs is None else zs[l]
         if shared:  # shared input: (N, d) @ (K, d, n) -> (K, N, n)
             if out is None:
                 z = torch.matmul(h, Wt)
             else:  # what matmul computes: bmm of the expanded input
-                z = torch.bmm(h.expand(K, N, d).reshape(K, N, d), Wt, out=out)
+                z = torch.bmm(he, Wt, out=out)
             if mults[l] != 1.0:
                 z = z * mults[l] if out is None else z.mul_(mults[l])
             if b is not None:
@@ -538,7 +551,8 @@ def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
     These are the operations autograd runs for :func:`forward`, one for one (the two products of
     bmm's backward, ReLU's ``threshold_backward``, a multiplier's product, a bias's sum over the
     examples), so the gradients are bit-identical to autograd's (tests/test_mlp.py checks it).
-    With ``ws`` the results (and ``g``, overwritten) live in buffers of ``ws`` reused by the next call.
+    With ``ws`` the results (and ``g``, overwritten) live in buffers of ``ws`` reused by the next call,
+    and the hidden ReLU outputs in ``saved`` are overwritten (by the input gradients of their layers).
     """
     if spec.norm is not None:
         raise ValueError("norm: the closed-form gradient covers networks without normalization layers")
@@ -546,6 +560,12 @@ def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
     grads: List[Optional[Tensor]] = [None] * len(params)
     step = 2 if spec.bias else 1
     inplace = ws is not None
+    if inplace:
+        K, N = g.shape[0], g.shape[1]
+        dims = spec.layer_dims
+        gWs = _bufs(ws, "gW", [(K, fi, fo) for fo, fi in dims], params[0])
+        gbs = _bufs(ws, "gb", [(K, 1, fo) for fo, _ in dims], params[0]) if spec.bias and N > 1 else None
+        gh_top = _buf(ws, "gh", (K, N, dims[-1][1]), params[0])
     for l in range(spec.n_layers - 1, -1, -1):
         iw = l * step
         W = params[iw]
@@ -559,12 +579,16 @@ def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
                 gb = g.squeeze(1)
                 grads[iw + 1] = gb.clone() if inplace else gb
             elif inplace:
-                out = _buf(ws, ("gb", l), (g.shape[0], 1, g.shape[2]), g)
-                grads[iw + 1] = torch.sum(g, [1], keepdim=True, out=out).squeeze(1)
+                grads[iw + 1] = torch.sum(g, [1], keepdim=True, out=gbs[l]).squeeze(1)
             else:
                 grads[iw + 1] = g.sum([1], keepdim=True).squeeze(1)
-        gW_out = _buf(ws, ("gW", l), (W.shape[0], W.shape[2], W.shape[1]), W)
-        gh_out = _buf(ws, ("gh", l), (g.shape[0], g.shape[1], W.shape[2]), W) if l > 0 else None
+        gW_out = gWs[l] if inplace else None
+        gh_out = None
+        if inplace and l > 0:
+            # the input gradient of a hidden layer goes into the buffer of that layer's ReLU output,
+            # read for the last time just above (threshold_backward) and by the layer above's weight
+            # gradient: a smaller working set, the same values
+            gh_out = relu_out if relu_out is not None else gh_top
         if shared or not spec.bias:
             # z = matmul(x, Wt) [* m] [+ b] or bmm(h, Wt) [* m]: the product's gradient first
             if m != 1.0:

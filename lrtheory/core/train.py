@@ -154,8 +154,12 @@ def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: Optional[dict] = No
     # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws if given)
     if loss == "mse":
         yy = y if y.dim() == out.dim() - 1 else y.unsqueeze(-1)
-        d = out - yy if ws is None else torch.sub(out, yy, out=_buf(ws, "d", out.shape, out))
-        return 0.5 * d.pow(2).sum(-1).mean(-1), (d, ws)
+        if ws is None:
+            d = out - yy
+            return 0.5 * d.pow(2).sum(-1).mean(-1), (d, ws)
+        d = torch.sub(out, yy, out=_buf(ws, "d", out.shape, out))
+        sq = torch.pow(d, 2, out=_buf(ws, "sq", out.shape, out))  # d.pow(2), into a buffer
+        return 0.5 * sq.sum(-1).mean(-1), (d, ws)
     logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
     idx = y.unsqueeze(-1)
     if idx.dim() < logp.dim():
@@ -169,11 +173,14 @@ def _output_grad(ctx, loss: str) -> Tensor:
         d, ws = ctx
         K, N = d.shape[0], d.shape[1]
         # sum -> mul 0.5 -> mean over N (divide) -> sum over outputs (expand) -> pow 2: grad * (2 d^1)
-        c = (torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N
         if ws is None:
+            c = (torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N
             return c.view(K, 1, 1) * (2.0 * d.pow(1.0))
-        g = torch.mul(d, 2.0, out=_buf(ws, "g_out", d.shape, d))  # d^1 = d exactly
-        return g.mul_(c.view(K, 1, 1))
+        sig = (K, N, d.dtype, d.device)
+        if ws.get("mse_c", (None,))[0] != sig:  # the same values, computed once per shape
+            ws["mse_c"] = (sig, ((torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N).view(K, 1, 1))
+        g = torch.mul(d, 2.0, out=d)  # d^1 = d exactly; d is not read again: in place
+        return g.mul_(ws["mse_c"][1])
     logp, idx, dtype = ctx
     K, N = logp.shape[0], logp.shape[1]
     # sum -> neg -> mean over N -> unsqueeze -> gather's scatter_add -> log_softmax's backward
