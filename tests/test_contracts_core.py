@@ -1120,3 +1120,95 @@ def test_products_that_overflow_are_reported_nan_not_a_wrong_value():
         r = fn(lambda V: D * V, v0, tol=1e-10, max_iter=5000)
         assert math.isnan(r.value[0]) and not r.converged[0], fn
         assert r.value[1] == pytest.approx(3.0, rel=1e-9) and r.converged[1], fn
+
+
+# ---------------------------------------------------------------------- sweep: points (issue 21)
+from lrtheory.core import sweep as SW  # noqa: E402
+
+
+def _toydef(**kw):
+    args = dict(name="t", chapter="c", description="", points=lambda scale: [], run_batch=lambda c, d: [],
+                schema={"x": SW.Param("float", positive=True), "n": SW.Param("int", nonneg=True, default=3),
+                        "s": SW.Param("str", choices=("a", "b"), default="a"), "f": SW.Param("bool", default=False)})
+    args.update(kw)
+    return SW.SweepDef(**args)
+
+
+def test_param_check_normalizes_and_names_the_key_exactly():
+    P = SW.Param
+    assert P("float").check("x", 2) == 2.0 and type(P("float").check("x", 2)) is float
+    assert type(P("int").check("n", np.int64(4))) is int and P("int").check("n", np.int64(4)) == 4
+    assert P("float", positive=True).check("x", 1e-300) == 1e-300
+    assert P("int", nonneg=True).check("n", 0) == 0 and P("float", nonneg=True).check("x", 0.0) == 0.0
+    assert P("bool").check("f", True) is True and P("str", choices=("a",)).check("s", "a") == "a"
+    assert P("int", choices=(1, 2)).check("n", 2) == 2
+    cases = [
+        (P("bool"), 1, r"^f must be a bool, got 1$"),
+        (P("str"), 3, r"^f must be a string, got 3$"),
+        (P("int"), True, r"^f must be an integer, got True$"),
+        (P("int"), 2.0, r"^f must be an integer, got 2\.0$"),
+        (P("float"), False, r"^f must be a number, got False$"),
+        (P("float"), "1", r"^f must be a number, got '1'$"),
+        (P("float"), math.inf, r"^f must be finite, got inf$"),
+        (P("float"), math.nan, r"^f must be finite, got nan$"),
+        (P("float", positive=True), 0.0, r"^f must be > 0, got 0\.0$"),
+        (P("int", positive=True), -1, r"^f must be > 0, got -1$"),
+        (P("float", nonneg=True), -0.5, r"^f must be >= 0, got -0\.5$"),
+        (P("int", nonneg=True), -1, r"^f must be >= 0, got -1$"),
+        (P("str", choices=("a", "b")), "c", r"^f must be one of \('a', 'b'\), got 'c'$"),
+        (P("int", choices=(1, 2)), 3, r"^f must be one of \(1, 2\), got 3$"),
+    ]
+    for param, value, match in cases:
+        with pytest.raises(ValueError, match=match):
+            param.check("f", value)
+    with pytest.raises(ValueError, match=r"^kind: unknown 'complex'; expected one of \('int', 'float', 'str', 'bool'\)$"):
+        P("complex")
+
+
+def test_sweep_definition_and_point_messages_exactly():
+    with pytest.raises(ValueError, match=r"^name: expected a non-empty string, got ''$"):
+        _toydef(name="")
+    with pytest.raises(ValueError, match=r"^name: expected a non-empty string, got 3$"):
+        _toydef(name=3)
+    for bs in (0, True, 2.0):
+        with pytest.raises(ValueError, match=rf"^batch_size: expected a positive integer, got {bs!r}$"):
+            _toydef(batch_size=bs)
+    assert _toydef(batch_size=1).batch_size == 1
+    with pytest.raises(ValueError, match=r"^group_by: keys \['y', 'z'\] are not in the schema$"):
+        _toydef(group_by=("x", "y", "z"))
+    with pytest.raises(ValueError, match=r"^sweep: expected a SweepDef, got str \(the book's sweeps are "
+                                         r"lrtheory\.verify\.registry\.sweeps\(\)\)$"):
+        SW.make_points("t", [])
+    sd = _toydef(check=lambda c: None if c["n"] < 10 else (_ for _ in ()).throw(ValueError("n too big")))
+    cases = [
+        ([{"x": 1.0}, 5], r"^sweep 't': point 1 5: expected a mapping, got int$"),
+        ([{"x": 1.0, "y": 1, "a": 2}], r"^sweep 't': point 0 \{'x': 1\.0, 'y': 1, 'a': 2\}: unknown key\(s\) \['a', 'y'\]; "
+                                       r"allowed: \['f', 'n', 's', 'x'\]$"),
+        ([{"n": 1}], r"^sweep 't': point 0 \{'n': 1\}: missing key 'x'$"),
+        ([{"x": -1.0}], r"^sweep 't': point 0 \{'x': -1\.0\}: x must be > 0, got -1\.0$"),
+        ([{"x": 1.0, "n": 10}], r"^sweep 't': point 0 \{'x': 1\.0, 'n': 10\}: n too big$"),
+    ]
+    for configs, match in cases:
+        with pytest.raises(ValueError, match=match):
+            SW.make_points(sd, configs)
+    # defaults fill absent keys; repeated configs (same key) are kept once, in first-seen order
+    pts = SW.make_points(sd, [{"x": 2}, {"x": 1.0, "s": "b"}, {"x": 2.0, "n": 3}, {"x": 1, "s": "b", "f": False}])
+    assert [p.config for p in pts] == [{"f": False, "n": 3, "s": "a", "x": 2.0}, {"f": False, "n": 3, "s": "b", "x": 1.0}]
+    assert pts[0]["x"] == 2.0 and pts[0].items == (("f", False), ("n", 3), ("s", "a"), ("x", 2.0))
+    text = json.dumps({"sweep": "t", "config": {"f": False, "n": 3, "s": "a", "x": 2.0}}, sort_keys=True,
+                      separators=(",", ":"))
+    assert pts[0].key == __import__("hashlib").sha256(text.encode()).hexdigest()
+    # a default of None means required; a falsy default (0, False, "") still fills the key
+    sd0 = _toydef(schema={"x": SW.Param("float", default=0.0), "f": SW.Param("bool", default=False)})
+    assert SW.make_points(sd0, [{}])[0].config == {"f": False, "x": 0.0}
+
+
+def test_make_batches_groups_in_first_seen_order_cut_at_batch_size():
+    sd = _toydef(group_by=("s",), batch_size=2)
+    pts = SW.make_points(sd, [{"x": float(i), "s": "ab"[i % 2 if i < 4 else 0]} for i in range(1, 8)])
+    # s: x=1 b, 2 a, 3 b, 4 a, 5..7 a  -> group b first (x=1), then a
+    got = [[p["x"] for p in b] for b in SW.make_batches(sd, pts)]
+    assert got == [[1.0, 3.0], [2.0, 4.0], [5.0, 6.0], [7.0]]
+    sd1 = _toydef(batch_size=3)
+    assert [[p["x"] for p in b] for b in SW.make_batches(sd1, pts)] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0]]
+    assert SW.make_batches(sd1, []) == []
