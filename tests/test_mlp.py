@@ -384,3 +384,84 @@ def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
                 gr = _backward(spec, want, saved, g_out.clone(), ws)
             assert torch.equal(o, ref)
             assert all(torch.equal(a, b) and b.dtype == dtype for a, b in zip(gr, ref_g))
+
+
+def test_tables_by_hand():
+    """init stds, forward multipliers, LR multipliers, names, layers, sizes and FLOPs of small specs, typed
+    out from the module docstring's table (d_in 4, width 9, depth 2, d_out 3)."""
+    from lrtheory.core.mlp import count_flops, num_models, param_layers
+
+    r = math.sqrt
+    stds = {"standard": [r(2 / 4), r(2 / 9), r(2 / 9)], "ntk": [1.0, 1.0, 1.0],
+            "mean_field": [r(2 / 4), r(2 / 9), 1 / 9], "mup": [r(2 / 36), r(2 / 9), 1 / 3]}
+    mults = {"standard": [1.0] * 3, "ntk": [r(2 / 4), r(2 / 9), r(2 / 9)], "mean_field": [1.0] * 3,
+             "mup": [3.0, 1.0, 1 / 3]}
+    for p in PARAMETRIZATIONS:
+        spec = MLPSpec(4, 9, 2, 3, parametrization=p, input_lr_mult=0.5)
+        assert init_stds(spec) == pytest.approx(stds[p], rel=1e-15), p
+        assert forward_multipliers(spec) == pytest.approx(mults[p], rel=1e-15), p
+        assert lr_multipliers(spec) == pytest.approx([0.5, 1 / 9 if p == "mup" else 1.0, 1.0], rel=1e-15), p
+    spec = MLPSpec(3, 5, 2, 2, bias=True, norm="layernorm", parametrization="mup")
+    assert spec.layer_dims == [(5, 3), (5, 5), (2, 5)] and spec.n_layers == 3
+    assert param_names(spec) == ["W0", "b0", "gamma0", "beta0", "W1", "b1", "gamma1", "beta1", "W2", "b2"]
+    assert param_layers(spec) == [0, 0, 0, 0, 1, 1, 1, 1, 2, 2]
+    assert lr_multipliers(spec) == pytest.approx([1, 1, 1, 1, 0.2, 0.2, 0.2, 0.2, 1, 1], rel=1e-15)
+    assert spec.n_params == 15 + 5 * 3 + 25 + 5 * 3 + 10 + 2
+    P = init_params(spec, 3)
+    assert [tuple(t.shape) for t in P] == [(3, 5, 3), (3, 5), (3, 5), (3, 5), (3, 5, 5), (3, 5), (3, 5), (3, 5),
+                                         (3, 2, 5), (3, 2)]
+    assert all(t.abs().sum() == 0 for t in (P[1], P[3], P[5], P[7], P[9])) and all((P[i] == 1).all() for i in (2, 6))
+    assert num_models(P) == 3
+    plain = MLPSpec(3, 5, 2, 2)
+    # forward 2 N (15 + 25 + 10) = 700 at N = 7; backward: the weight gradients again plus the input
+    # gradients of layers 1 and 2: 700 + 2 * 7 * (25 + 10) = 1190
+    assert count_flops(plain, 7, backward=False) == 700.0 and count_flops(plain, 7) == 1890.0
+    # selecting models: an int keeps the axis; a list, a slice and a bool mask pick those models
+    assert [t.shape[0] for t in select_models(P, 2)] == [1] * 10 and torch.equal(select_models(P, 2)[0][0], P[0][2])
+    for idx in ([0, 2], slice(0, 3, 2), torch.tensor([True, False, True])):
+        assert all(torch.equal(a, b[[0, 2]]) for a, b in zip(select_models(P, idx), P))
+
+
+def test_from_module_reads_only_what_it_can():
+    """A CoreMLP with norms and biases comes back with every tensor; a Sequential must alternate Linear and
+    ReLU, start and end with Linear, have at least two, equal hidden widths, all or no biases, chained sizes."""
+    spec = MLPSpec(3, 5, 2, 2, bias=True, norm="batchnorm", parametrization="ntk")
+    P = init_params(spec, 2, seed=4)
+    P = [p + 0.1 * k for k, p in enumerate(P)]
+    s2, Q = from_module(to_module(spec, P, 1))
+    assert s2 == spec and all(torch.equal(a[1], b[0]) for a, b in zip(P, Q))
+    L, R = torch.nn.Linear, torch.nn.ReLU
+    bad = [
+        torch.nn.Sequential(L(3, 4)),
+        torch.nn.Sequential(L(3, 4), R()),
+        torch.nn.Sequential(L(3, 4), R(), L(4, 5), R(), L(6, 1)),  # not chained
+        torch.nn.Sequential(L(3, 4), R(), L(4, 5), R(), L(5, 1)),  # unequal hidden widths
+        torch.nn.Sequential(L(3, 4), R(), L(4, 4, bias=False), R(), L(4, 1)),  # some biases
+        torch.nn.Sequential(R(), L(3, 4), R(), L(4, 1)),
+        torch.nn.Linear(3, 4),
+    ]
+    for m in bad:
+        with pytest.raises(ValueError, match=r"^module: "):
+            from_module(m)
+    s, Q = from_module(torch.nn.Sequential(L(3, 4, bias=False), R(), L(4, 4, bias=False), R(), L(4, 1, bias=False)))
+    assert s == MLPSpec(3, 4, 2, 1) and len(Q) == 3 and Q[1].shape == (1, 4, 4)
+
+
+def test_workspace_buffers_follow_shape_and_dtype_changes():
+    """One workspace reused across calls whose batch size, dtype or model count change: each call's outputs
+    and gradients are those of a call without workspace (buffers of the wrong shape or dtype are replaced)."""
+    from lrtheory.core.mlp import _backward, _forward
+
+    ws = {}
+    spec = MLPSpec(3, 6, 2, 2, bias=True)
+    for K, N, dt in ((2, 5, DT), (2, 7, DT), (2, 7, torch.float32), (3, 7, torch.float32), (3, 1, DT)):
+        P = init_params(spec, K, seed=1, dtype=dt)
+        x = torch.randn(N, 3, generator=torch.Generator().manual_seed(N), dtype=torch.float64).to(dt)
+        g = torch.ones(K, N, 2, dtype=dt)
+        s0, s1 = [], []
+        want = _forward(spec, P, x, False, s0, None)
+        gw = _backward(spec, P, s0, g.clone(), None)
+        got = _forward(spec, P, x, False, s1, ws)
+        assert torch.equal(got, want) and got.dtype == dt
+        gg = _backward(spec, P, s1, g.clone(), ws)
+        assert all(torch.equal(a, b) for a, b in zip(gg, gw)), (K, N, dt)
