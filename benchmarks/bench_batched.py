@@ -28,7 +28,9 @@ machine shared with other jobs it leaves out the time the process waits for a co
 the best of the rounds of each, the speed-ups of ``batched`` over ``loop`` and ``vmap``, and the
 achieved matmul FLOP/s of ``batched`` (``lrtheory.core.mlp.count_flops``: 2 per multiply-add;
 backward = weight gradients of every layer + input gradients of all but the first) over the
-GEMM's FLOP/s, as ratios of bests and as the median of the per-round (paired) ratios.
+GEMM's FLOP/s, as ratios of bests and as the median of the per-round (paired) ratios; "/GEMM all"
+counts every matmul FLOP ``train`` executes (the steps' and the forward pass of the loss after the last
+step, which its time includes) over the same time.
 
 A last table times the masked loop :func:`lrtheory.core.gd.run_gd` on two tiny scalar models
 (microseconds per step, K models of a few numbers each) against the same arithmetic as a plain
@@ -136,6 +138,8 @@ def bench_setting(name, width, batch, K, steps, loop_models, device, rounds, n_g
     eta = 1e-3
     mods = _modules(spec, P)
     flops = count_flops(spec, batch) * K * steps
+    # all the matmul FLOPs train executes: the steps' and the forward pass of the loss after the last step
+    flops_all = flops + count_flops(spec, batch, backward=False) * K
     run_gemm, gemm_flops = gemm(device, n_gemm)
     # the loop runs loop_models of the K models; its time is scaled to K
     fns = {
@@ -165,6 +169,7 @@ def bench_setting(name, width, batch, K, steps, loop_models, device, rounds, n_g
         res[clock + "_frac"] = (flops / best["batched"]) / (gemm_flops / best["gemm"])
         res[clock + "_frac_paired"] = statistics.median(
             (flops / b[j]) / gr for b, gr in zip(times["batched"], gem_rate))
+        res[clock + "_frac_all"] = (flops_all / best["batched"]) / (gemm_flops / best["gemm"])
         res[clock + "_gflops"] = flops / best["batched"] / 1e9
         res[clock + "_gemm_gflops"] = gemm_flops / best["gemm"] / 1e9
     return res
@@ -285,15 +290,16 @@ def main(argv=None):
               f"ratio within a round")
         print(f"{'setting':8s} {'K':>3s} {'steps':>5s} {'loop s':>8s} {'vmap s':>8s} {'batched s':>9s} "
               f"{'x loop':>7s} {'x vmap':>7s} {'x vmap paired':>13s} {'GFLOP/s':>8s} {'GEMM GFLOP/s':>12s} "
-              f"{'/GEMM':>6s} {'/GEMM paired':>12s}")
+              f"{'/GEMM':>6s} {'/GEMM paired':>12s} {'/GEMM all':>9s}")
         for r in results:
             b = r[clock]
             print(f"{r['name']:8s} {r['K']:3d} {r['steps']:5d} {b['loop']:8.3f} {b['vmap']:8.3f} {b['batched']:9.3f} "
                   f"{r[clock + '_x_loop']:7.1f} {r[clock + '_x_vmap']:7.2f} {r[clock + '_x_vmap_paired']:13.2f} "
                   f"{r[clock + '_gflops']:8.1f} {r[clock + '_gemm_gflops']:12.1f} {r[clock + '_frac']:6.2f} "
-                  f"{r[clock + '_frac_paired']:12.2f}")
+                  f"{r[clock + '_frac_paired']:12.2f} {r[clock + '_frac_all']:9.2f}")
     print("(loop: the time of", ", ".join(f"{r['loop_models']} of the {r['K']}" for r in results),
-          "models, scaled to K)")
+          "models, scaled to K; '/GEMM all' also counts the forward pass of the loss after the last step,"
+          " which the batched time includes)")
     if cpu:
         tiny_steps = 500 if args.quick else 2000
         print(f"\nrun_gd vs a plain loop on tiny models (CPU time, best of {rounds}, {tiny_steps} steps):")

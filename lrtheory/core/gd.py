@@ -402,6 +402,7 @@ def run_gd(
     spare = [torch.empty_like(p) for p in P]
     scratch: List[Optional[Tensor]] = [None] * len(P)  # laid out like each gradient (set at the first update)
     active_v: List[Tensor] = []  # `active` viewed against each parameter (set when a model stops)
+    inactive = None  # ~active (set when a model stops)
     bounded = math.isfinite(param_bound)
     # with a finite bound, |theta| <= bound everywhere implies finite sums when numel * bound cannot
     # overflow: the bound's check alone decides
@@ -491,10 +492,8 @@ def run_gd(
                 fine &= ~check_mask(diverged(st), "diverged")
             dead_before = dead
             newly = None
-            if n_frozen:
+            if not bool((fine | inactive).all() if n_frozen else fine.all()):  # one reduction when none is new
                 newly = active & ~fine
-            elif not bool(fine.all()):  # every model training: newly = ~fine, tested with one reduction
-                newly = ~fine
             if newly is not None and bool(newly.any()):
                 stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
                 status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
@@ -503,7 +502,7 @@ def run_gd(
                 n_dead = 1
                 n_frozen = 1
                 any_active = bool(active.any())
-                active_v = [bview(active, p) for p in P]
+                active_v, inactive = [bview(active, p) for p in P], ~active
             # --- convergence checks (step 3)
             if converged is not None and any_active:
                 st = GDState(t, P, Ld, aux, ev_L, ev_aux, None, active, eta, batch)
@@ -516,7 +515,7 @@ def run_gd(
                     active = active & ~conv
                     n_frozen = 1
                     any_active = bool(active.any())
-                    active_v = [bview(active, p) for p in P]
+                    active_v, inactive = [bview(active, p) for p in P], ~active
             ending = last or not any_active
             # --- gradients (step 4)
             grads = None
@@ -600,13 +599,13 @@ def run_gd(
                     if len(sums) > 1:
                         ok = ok.all(dim=0)
                 if peaks:  # amax propagates NaN: NaN <= bound is false
-                    okb = (peaks[0] if len(peaks) == 1 else torch.stack(peaks).amax(dim=0)) <= param_bound
+                    top = (peaks[0] if len(peaks) == 1 else torch.maximum(peaks[0], peaks[1]) if len(peaks) == 2
+                           else torch.stack(peaks).amax(dim=0))  # maximum propagates NaN too
+                    okb = top <= param_bound
                     ok = okb if ok is None else ok & okb
                 newly = None
-                if n_frozen:
+                if not bool((ok | inactive).all() if n_frozen else ok.all()):  # one reduction when none is new
                     newly = active & ~ok
-                elif not bool(ok.all()):  # every model training: newly = ~ok, tested with one reduction
-                    newly = ~ok
                 if newly is not None and bool(newly.any()):
                     stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
                     status = torch.where(newly, torch.full_like(status, int(GDStatus.DIVERGED)), status)
@@ -615,7 +614,7 @@ def run_gd(
                     n_dead = 1
                     n_frozen = 1
                     any_active = bool(active.any())
-                    active_v = [bview(active, p) for p in P]
+                    active_v, inactive = [bview(active, p) for p in P], ~active
                 if n_frozen:  # some model stopped: keep it where it is
                     for p, q, a in zip(P, newP, active_v):
                         torch.where(a, q, p.detach(), out=q)
