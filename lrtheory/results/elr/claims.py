@@ -3,8 +3,10 @@
 ``predict`` reads the derivation only, started from the networks' ELRs at init (the state before
 any training step, read from the measurement's record of it), except ``elr.norm_law``, whose
 prediction feeds the model's norm law with the layers' gradient scales ``c_l(t) = ||g|| ||W||`` as the
-run recorded them (the model's one input it cannot predict; the ELRs it predicts are not read);
-``measure`` reads what the trained networks did. No claim simulates the model that produced its
+run recorded them (the model's one input it cannot predict; the ELRs it predicts are not read), and
+``elr.critical_lr``, whose prediction is the model's critical-LR test applied to the ELRs each run
+recorded before each step (the "current ELRs" of the paper's statement; the spreads those steps led to,
+which the measurement reads, are not read); ``measure`` reads what the trained networks did. No claim simulates the model that produced its
 prediction (the model's own recursions are unit tests: ``tests/test_elr_derivation.py``,
 ``tests/test_elr_simulate.py``).
 
