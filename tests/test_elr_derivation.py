@@ -230,6 +230,27 @@ def test_lasting_prediction_by_hand():
     assert D.lasting_prediction([1.0, 0.01], 100.0, 0.0, 5, 2) == pytest.approx(want, rel=1e-12)
 
 
+def test_gap_and_lasting_predictions_with_momentum_by_hand():
+    # a0 = (1, 0.01) at S = 1 (c = a0), target 100, heavy ball beta = 1/2 from a zero buffer, 2 steps.
+    c = np.array([1.0, 0.01])
+    # constant LR 100: step 0 (gain 1) S = 1 + (100 c)^2; step 1: m = c / 2 + c / sqrt(S)
+    S1 = 1.0 + (100.0 * c) ** 2
+    m1 = 0.5 * c + c / np.sqrt(S1)
+    S2 = S1 + (100.0 * m1) ** 2
+    const = [np.log((c / S).max() / (c / S).min()) for S in (S1, S2)]
+    # the warm-up (test_model_warmup_trace_with_momentum_by_hand): spread 1, then LR 101 / 1.5 on the buffer
+    wS1 = np.array([101.0, 1.01])
+    wm1 = 0.5 * c + c / np.sqrt(wS1)
+    wS2 = wS1 + (101.0 / 1.5 * wm1) ** 2
+    warm = [0.0, np.log((c / wS2).max() / (c / wS2).min())]
+    assert warm[1] > 0.1  # the warm-up's second spread is not 1: the sign of the gap matters
+    gap = np.mean(const) - np.mean(warm)
+    assert D.warmup_gap_prediction(c, lr=100.0, momentum=0.5, steps=2) == pytest.approx(gap, rel=1e-12)
+    assert D.lasting_prediction(c, 100.0, 0.5, 2, 2) == pytest.approx(math.exp(gap), rel=1e-12)
+    # and momentum matters: without it the numbers differ
+    assert D.warmup_gap_prediction(c, lr=100.0, momentum=0.0, steps=2) != pytest.approx(gap, rel=1e-3)
+
+
 # ----------------------------------------------------------------- from the mutation run: gaps closed
 
 @pytest.mark.parametrize("call,name", [
