@@ -1,4 +1,6 @@
 """Tests of lrtheory.core.train: batched == solo == a plain torch.optim reference, divergence isolation."""
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -376,3 +378,87 @@ def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
                 assert b.history[k].dtype == (np.float32 if dtype == torch.float32 else np.float64), k
         assert all(torch.equal(p, q) and q.dtype == dtype for p, q in zip(a.params, b.params))
         assert b.diverged_step.dtype == np.int64 and b.etas.dtype == (np.float32 if dtype == torch.float32 else np.float64)
+
+
+def test_losses_accuracy_and_diagnostics_by_hand():
+    """MSE is half the squared error summed over outputs, averaged over examples; CE the mean of -log softmax at
+    the label; accuracy the share of argmax hits (labels, or one-hot targets read by argmax); weight_norms the
+    Frobenius norms of the weight matrices only; preact_sparsity the share of negative pre-activations."""
+    from lrtheory.core.train import per_model_accuracy
+
+    spec = MLPSpec(4, 6, 2, 3, bias=True, norm="layernorm")
+    P = init_params(spec, 2, seed=7)
+    P = [p + 0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(i), dtype=DT) for i, p in enumerate(P)]
+    x, y = _data(n=10, d=4, k=3, seed=3)
+    lab = torch.tensor([0, 1, 2, 2, 1, 0, 0, 1, 2, 1])
+    out = forward(spec, P, x)
+    for k in range(2):
+        o = out[k]
+        mse = sum(0.5 * sum((o[i, j] - y[i, j]).item() ** 2 for j in range(3)) for i in range(10)) / 10
+        ce = sum(-math.log(math.exp(o[i, lab[i]].item()) / sum(math.exp(o[i, j].item()) for j in range(3)))
+                 for i in range(10)) / 10
+        acc = sum(int(max(range(3), key=lambda j: o[i, j].item()) == lab[i].item()) for i in range(10)) / 10
+        assert per_model_loss(spec, P, x, y)[k].item() == pytest.approx(mse, rel=1e-12)
+        assert per_model_loss(spec, P, x, lab, "ce")[k].item() == pytest.approx(ce, rel=1e-12)
+        assert per_model_accuracy(spec, P, x, lab)[k].item() == acc
+        onehot = torch.nn.functional.one_hot(lab, 3).to(DT)
+        assert per_model_accuracy(spec, P, x, onehot)[k].item() == acc
+    # d_out = 1: targets (N,) or (N, 1), the same loss
+    s1 = MLPSpec(4, 6, 1, 1)
+    P1 = init_params(s1, 2, seed=1)
+    o1 = forward(s1, P1, x)[:, :, 0]
+    want = 0.5 * ((o1 - y[:, 0]) ** 2).mean(-1)
+    torch.testing.assert_close(per_model_loss(s1, P1, x, y[:, 0]), want, rtol=1e-13, atol=0)
+    torch.testing.assert_close(per_model_loss(s1, P1, x, y[:, :1]), want, rtol=1e-13, atol=0)
+    wn = weight_norms(spec)(P, 0)
+    assert wn.shape == (2, 3)
+    for k in range(2):
+        for col, i in enumerate((0, 4, 8)):  # W0, W1, W2 (biases and norm parameters skipped)
+            assert wn[k, col].item() == pytest.approx(math.sqrt((P[i][k] ** 2).sum().item()), rel=1e-13)
+    _, pre = forward(spec, P, x, return_preacts=True)
+    sp = preact_sparsity(spec, x)(P, 0)
+    assert sp.shape == (2, 2)
+    for k in range(2):
+        for l in range(2):
+            assert sp[k, l].item() == (pre[l][k] < 0).sum().item() / (10 * 6)
+
+
+def test_sgd_batches_are_the_documented_epochs_and_records_by_hand():
+    """SGD: each epoch a fresh permutation from make_generator(seed) cut into N // batch_size full batches
+    (remainder dropped), the same for every model: the callback's batch loss at every step is the loss of
+    those examples at that step's parameters. Recorded: the full-train loss, train accuracy (MSE with
+    one-hot targets), test loss and accuracy, on the schedule 0, 3, 6, 7."""
+    from lrtheory.core.device import make_generator
+    from lrtheory.core.train import per_model_accuracy
+
+    spec = MLPSpec(4, 6, 1, 3)
+    x, _ = _data(n=11, d=4, k=3, seed=5)
+    lab = torch.tensor([0, 1, 2, 2, 1, 0, 0, 1, 2, 1, 0])
+    y = torch.nn.functional.one_hot(lab, 3).to(DT)
+    P = init_params(spec, 2, seed=2)
+    g = make_generator(9, "cpu")
+    batches = []
+    for _ in range(4):  # 11 // 4 = 2 batches per epoch: 7 steps draw 4 epochs
+        order = torch.randperm(11, generator=g)
+        batches += [order[:4], order[4:8]]
+    seen = []
+    res = train(spec, P, x, y, [0.05, 0.1], 7, batch_size=4, seed=9, record_every=3, x_test=x[:5], y_test=y[:5],
+                callback=lambda t, p, L, a: seen.append((t, [q.clone() for q in p], L.clone(), a.clone())))
+    assert [s[0] for s in seen] == list(range(7))
+    for t, p, L, a in seen:
+        idx = batches[t]
+        torch.testing.assert_close(L, per_model_loss(spec, p, x[idx], y[idx]), rtol=1e-13, atol=0)
+        assert a.tolist() == [True, True]
+    assert res.history["step"].tolist() == [0, 3, 6, 7]
+    assert set(res.history) == {"step", "loss", "train_acc", "test_loss", "test_acc"}
+    fin = res.params
+    np.testing.assert_allclose(res.history["loss"][-1], per_model_loss(spec, fin, x, y).numpy(), rtol=1e-13)
+    np.testing.assert_array_equal(res.history["train_acc"][-1], per_model_accuracy(spec, fin, x, lab).numpy())
+    np.testing.assert_allclose(res.history["test_loss"][-1], per_model_loss(spec, fin, x[:5], y[:5]).numpy(),
+                               rtol=1e-13)
+    np.testing.assert_array_equal(res.history["test_acc"][-1], per_model_accuracy(spec, fin, x[:5], lab[:5]).numpy())
+    np.testing.assert_allclose(res.history["loss"][0], per_model_loss(spec, P, x, y).numpy(), rtol=1e-13)
+    # regression targets (N, 1) with d_out = 1 are not classes: no accuracy recorded
+    s1 = MLPSpec(4, 6, 1, 1)
+    r1 = train(s1, init_params(s1, 1), x, y[:, :1], [0.1], 2, x_test=x[:3], y_test=y[:3, :1])
+    assert set(r1.history) == {"step", "loss", "test_loss"}
