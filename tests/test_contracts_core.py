@@ -1212,3 +1212,117 @@ def test_make_batches_groups_in_first_seen_order_cut_at_batch_size():
     sd1 = _toydef(batch_size=3)
     assert [[p["x"] for p in b] for b in SW.make_batches(sd1, pts)] == [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0]]
     assert SW.make_batches(sd1, []) == []
+
+
+# ---------------------------------------------------------------------- sweep: running (issue 21)
+import io  # noqa: E402
+
+
+def test_fmt_time_and_progress_lines():
+    assert [SW._fmt_time(s) for s in (0, 0.4, 59.6, 125, 3599.4, 3600, 3661)] == \
+        ["0:00", "0:00", "1:00", "2:05", "59:59", "1:00:00", "1:01:01"]
+    log = io.StringIO()
+    bar = SW._Progress(log, "toy", 4, 1)
+    bar.update(2)  # within `every` seconds of the last line, not the last point: no line in a log file
+    bar.update(4)
+    bar.close()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("toy [#####---------------] 1/4 points  25%  elapsed 0:00  ETA ?")
+    assert lines[1] == "toy [####################] 4/4 points 100%  elapsed 0:00  ETA 0:00"
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    bar = SW._Progress(tty, "t", 2, 0)
+    bar.update(1)
+    bar.close()
+    assert tty.getvalue().startswith("\rt [--------------------] 0/2 points   0%  elapsed 0:00  ETA ?")
+    assert "\rt [##########----------] 1/2 points  50%  elapsed 0:00  ETA 0:00" in tty.getvalue()
+    assert tty.getvalue().endswith("\n") and tty.getvalue().count("\n") == 1
+    empty = io.StringIO()
+    SW._Progress(empty, "e", 0, 0)
+    assert empty.getvalue().startswith("e [--------------------] 0/0 points   0%")
+
+
+def test_inline_executor_and_the_task_environment():
+    ex = SW.InlineExecutor()
+    f = ex.submit(lambda a, b=1: a + b, 2, b=5)
+    assert f.done() and f.result() == 7
+    bad = ex.submit(lambda: 1 / 0)
+    assert isinstance(bad.exception(), ZeroDivisionError)
+    ex.shutdown()
+    with pytest.raises(RuntimeError, match=r"^cannot submit after shutdown$"):
+        ex.submit(print)
+    res, env = SW._run_task(lambda c, d: [{"x": x["x"], "d": str(d)} for x in c], [{"x": 1}, {"x": 2}], "cpu")
+    assert res == [{"x": 1, "d": "cpu"}, {"x": 2, "d": "cpu"}]
+    assert env["batch_points"] == 2 and env["batch_seconds"] >= 0 and env["device"] == "cpu"
+    assert {"python", "host", "device", "torch", "numpy"} <= set(env) and "gpu" not in env
+
+
+def _sweep_calls():
+    calls = []
+
+    def run_batch(configs, device):
+        calls.append([c["x"] for c in configs])
+        return [{"y": 2 * c["x"], "diverged": c["x"] > 3} for c in configs]
+
+    sd = _toydef(points=lambda scale: [{"x": float(i)} for i in (range(1, 6) if scale == "ci" else range(1, 3))],
+                 run_batch=run_batch, batch_size=2)
+    return sd, calls
+
+
+def test_run_sweep_reports_skips_fresh_and_stale(tmp_path):
+    store = tmp_path / "r.jsonl"
+    sd, calls = _sweep_calls()
+    log = io.StringIO()
+    r = SW.run_sweep(sd, "ci", store=store, progress=log, code_version="v1")
+    assert calls == [[1.0, 2.0], [3.0, 4.0], [5.0]]
+    assert (r.sweep, r.scale, r.total, r.skipped, r.computed, r.diverged, r.stale) == ("t", "ci", 5, 0, 5, 2, 0)
+    assert r.store == str(store) and r.seconds >= 0
+    assert [c["x"] for c, _ in r.rows] == [1.0, 2.0, 3.0, 4.0, 5.0] and r.rows[3][1] == {"y": 8.0, "diverged": True}
+    assert log.getvalue().splitlines()[-1].startswith("t [####################] 5/5 points 100%")
+    assert r.summary().startswith("sweep t (scale=ci): 5 points, 0 already stored, 5 computed in 0:0")
+    assert r.summary().endswith(f"; 2 diverged; store {store}") and "note" not in r.summary()
+    calls.clear()
+    again = SW.run_sweep(sd, "ci", store=store, progress=False, code_version="v2")
+    assert calls == [] and (again.skipped, again.computed, again.stale, again.diverged) == (5, 0, 5, 2)
+    assert again.summary().endswith("\n  note: 5 stored points were computed by another code version "
+                                    "(rerun with --fresh to recompute them)")
+    fresh = SW.run_sweep(sd, "ci", store=store, progress=False, code_version="v2", fresh=True)
+    assert calls == [[1.0, 2.0], [3.0, 4.0], [5.0]] and (fresh.skipped, fresh.computed, fresh.stale) == (0, 5, 0)
+    calls.clear()
+    part = SW.run_sweep(sd, "ci", store=tmp_path / "p.jsonl", progress=False, configs=[{"x": 7.0}, {"x": 1.0}])
+    assert calls == [[7.0, 1.0]] and part.total == 2 and [c["x"] for c, _ in part.rows] == [7.0, 1.0]
+    # the stored rows carry the version and the batch's environment
+    row = S.open_store(store).keys([SW.make_points(sd, [{"x": 1.0}])[0].key])
+    (only,) = row.values()
+    assert only.code_version == "v2" and only.status == "ok" and only.environment["batch_points"] == 2
+    # load_results: None when absent or incomplete (unless partial), else the sweep's order
+    assert SW.load_results(sd, "ci", store=tmp_path / "none.sqlite") is None
+    assert [c["x"] for c, _ in SW.load_results(sd, "ci", store=store)] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert SW.load_results(sd, "ci", store=tmp_path / "p.jsonl") is None
+    assert [c["x"] for c, _ in SW.load_results(sd, "ci", store=tmp_path / "p.jsonl", partial=True)] == [1.0]
+    assert SW.load_results(sd, "full", store=tmp_path / "p.jsonl", partial=True) == [({"f": False, "n": 3, "s": "a",
+                                                                                      "x": 1.0}, {"y": 2.0, "diverged": False})]
+
+
+def test_run_sweep_wrong_result_count_and_a_failing_batch_keep_earlier_batches(tmp_path):
+    store = tmp_path / "r.jsonl"
+    sd, calls = _sweep_calls()
+    short = dataclasses.replace(sd, run_batch=lambda configs, device: [{"y": 0}])
+    with pytest.raises(RuntimeError, match=r"^sweep 't': run_batch returned 1 results for 2 points$"):
+        SW.run_sweep(short, "ci", store=store, progress=False)
+
+    def flaky(configs, device):
+        if configs[0]["x"] == 3.0:
+            raise OSError("lost")
+        return [{"y": c["x"]} for c in configs]
+
+    with pytest.raises(OSError, match="lost"):
+        SW.run_sweep(dataclasses.replace(sd, run_batch=flaky), "ci", store=store, progress=False)
+    assert len(S.open_store(store).rows("t")) == 2  # the first batch stays stored
+    with pytest.raises(ValueError, match=r"^sweep 't': point 0 \{'x': 0\.0\}: x must be > 0, got 0\.0$"):
+        SW.run_sweep(sd, "ci", store=store, progress=False, configs=[{"x": 0.0}])
