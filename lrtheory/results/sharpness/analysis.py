@@ -266,7 +266,7 @@ class TaskLawMeasurement:
     eta_star, eta_lo : ndarray (A,), (A, S)
         The input layer at ``input_lr_mult`` (condition (ii)): eta* and each seed's largest success.
     eta_plain, plain_lo : ndarray (A,), (A, S)
-        Every layer at the same LR, the same networks.
+        Every layer at the same LR, the same networks (NaN where not run so).
     lam1_w : ndarray (A, S)
         LR-weighted CE sharpness at init of the searched networks (condition (ii)).
     """

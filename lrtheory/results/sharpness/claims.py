@@ -22,7 +22,8 @@ from lrtheory.results.sharpness.measurements import measure_grid, measure_task_l
 from lrtheory.verify.claims import Tolerance
 
 __all__ = ["PAPER", "R2_MIN", "CI_HALF_MAX", "INVERSE_SLOPE", "CORR_MAX", "K_SE", "LAMBDA1_REL",
-           "ETA_STAR_POWER_LAW", "ETA_VS_LAMBDA1", "LAMBDA1_VALUE", "LAMBDA1_GROWTH", "TASK", "TASK_R2_MIN", "TASK_POWER_LAW"]
+           "ETA_STAR_POWER_LAW", "ETA_VS_LAMBDA1", "LAMBDA1_VALUE", "LAMBDA1_GROWTH", "TASK", "TASK_R2_MIN",
+           "TASK_POWER_LAW"]
 
 PAPER = "Iyer, Hanin & Rolnick 2023 (ICML, arXiv 2212.07295)"
 
@@ -255,4 +256,7 @@ TASK_POWER_LAW = CHAPTER.claim(
     predict=_predict_task_law,
     measure=_measure_task_law,
     compare=_compare_power_law,
+    # on the paper's task as on the digits, eta* is set by depth far more than by width (eta* ~ L^-2.5 n^-0.5
+    # with R^2 0.97 where one power of L n explains 0.7): not reproduced, as the chapter says
+    expect={"reference": "fail"},
 )

@@ -18,7 +18,7 @@ from lrtheory.results.sharpness import simulate as S
 from lrtheory.results.sharpness.analysis import (BisectionMeasurement, GridMeasurement, LossCurves,
                                                  NarrowMeasurement, PlainMeasurement, TaskLawMeasurement,
                                                  TaskMeasurement, ThresholdStudy, WideMeasurement)
-from lrtheory.results.sharpness.config import TASK_LAW_ARCHS, scale_of
+from lrtheory.results.sharpness.config import TASK_LAW_ARCHS, TASK_LAW_PLAIN_ARCHS, scale_of
 
 __all__ = ["measure_grid", "measure_plain", "measure_bisection", "measure_threshold", "measure_tasks",
            "measure_task_law", "measure_narrow", "measure_loss_curves", "MAX_LR_GRID", "ETA_STAR_WIDE", "wide"]
@@ -159,20 +159,24 @@ def measure_tasks(cfg, device, part):
 
 # ---------------------------------------------------------------------------- the eta* law on the paper's tasks
 def _task_law_parts(cfg):
-    # every architecture with condition (ii) first, then the same ones with every layer at the same LR
-    archs = TASK_LAW_ARCHS.get(scale_of(cfg), {})
-    return [{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": float(rho)}
-            for name, aa in archs.items() for rho in (cfg.input_lr_mult, 1.0) for (L, n) in aa]
+    # every architecture with condition (ii) first, then those also run with every layer at the same LR
+    s = scale_of(cfg)
+    rho = float(cfg.input_lr_mult)
+    return ([{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": rho}
+             for name, aa in TASK_LAW_ARCHS.get(s, {}).items() for (L, n) in aa]
+            + [{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": 1.0}
+               for name, aa in TASK_LAW_PLAIN_ARCHS.get(s, {}).items() for (L, n) in aa])
 
 
 def _combine_task_law(cfg, results):
-    parts = _task_law_parts(cfg)
+    by = {(p["task"], p["depth"], p["width"], p["input_lr_mult"]): r for p, r in zip(_task_law_parts(cfg), results)}
+    rho = float(cfg.input_lr_mult)
     out = []
     for name, aa in TASK_LAW_ARCHS.get(scale_of(cfg), {}).items():
-        def pick(rho, _name=name):
-            return [r for p, r in zip(parts, results) if p["task"] == _name and p["input_lr_mult"] == rho]
-
-        cond, plain = pick(float(cfg.input_lr_mult)), pick(1.0)
+        cond = [by[(name, int(L), int(n), rho)] for (L, n) in aa]
+        seeds = len(cond[0]["lo"])
+        nan = {"eta": np.nan, "lo": np.full(seeds, np.nan)}
+        plain = [by.get((name, int(L), int(n), 1.0), nan) for (L, n) in aa]  # NaN: not run without (ii)
         depth, width, Ln = _archs(aa)
         out.append(TaskLawMeasurement(name=name, depth=depth, width=width, Ln=Ln, eta_star=_stack(cond, "eta"),
                                       eta_lo=_stack(cond, "lo"), eta_plain=_stack(plain, "eta"),
@@ -183,9 +187,9 @@ def _combine_task_law(cfg, results):
 @CHAPTER.measurement(parts=_task_law_parts, combine=_combine_task_law)
 def measure_task_law(cfg, device, part):
     """The eta* law on the paper's own tasks: our search at every architecture of
-    :data:`~lrtheory.results.sharpness.config.TASK_LAW_ARCHS` (the scale's entry), with the input
-    layer at ``input_lr_mult`` and at 1, on the networks of :func:`measure_tasks`; one part per
-    (task, architecture, input-layer LR). A tuple of
+    :data:`~lrtheory.results.sharpness.config.TASK_LAW_ARCHS` (the scale's entry) with the input
+    layer at ``input_lr_mult``, and at those of ``TASK_LAW_PLAIN_ARCHS`` with every layer at one LR,
+    on the networks of :func:`measure_tasks`; one part per (task, architecture, input-layer LR). A tuple of
     :class:`~lrtheory.results.sharpness.analysis.TaskLawMeasurement`, one per task."""
     return S.task_law_part(cfg, part["task"], part["depth"], part["width"], part["input_lr_mult"], device)
 
