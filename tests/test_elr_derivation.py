@@ -320,6 +320,10 @@ def test_warmup_spread_bound_by_hand():
     s1 = 101 / 20
     assert v == pytest.approx([100.0, s1, (s1 + 1) / (2 * math.sqrt(s1))], rel=1e-14)
     assert D.warmup_spread_bound(7, 0) == [7]
+    # a sympy start is kept as it is: a symbol gives the map itself, an exact rational stays exact
+    s = sp.Symbol("s", positive=True)
+    assert sp.simplify(D.warmup_spread_bound(s, 1)[1] - (s + 1) / (2 * sp.sqrt(s))) == 0
+    assert D.warmup_spread_bound(sp.Rational(1, 3) * 300, 1)[1] == sp.Rational(101, 20)
 
 
 def test_ratio_exponent_prediction_by_hand():
