@@ -91,6 +91,46 @@ def scoped_pyproject(data: dict, module: str, tests: list) -> str:
 #: decorated function, and a memoized one would serve every mutant the value the first call cached
 #: (the chapters' ``derive_*`` functions are ``functools.lru_cache``-d sympy derivations).
 MEMO = re.compile(r"^[ \t]*@(functools\.)?(lru_cache|cache)(\(.*\))?[ \t]*$", re.M)
+#: A module-level function that had such a decorator: rebound at the end of the scratch copy to
+#: :data:`MEMO_MODULE`'s cache, keyed by the mutant under test AND the running test, so that a test
+#: computes a derivation once (not at every call: uncached sympy derivations made some modules' runs
+#: hours long) while every mutant, and every test (mutmut's per-test stats), computes its own.
+MEMO_DEF = re.compile(r"^@(?:functools\.)?(?:lru_cache|cache)(?:\(.*\))?[ \t]*\n(?:@.*\n)*def (\w+)\(", re.M)
+MEMO_MODULE = '''"""Per-mutant, per-test memo for the scratch copy of scripts/mutation.py (not in the tree)."""
+import functools
+import os
+
+_CACHE = {}
+
+
+def memo(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        key = (id(wrapper), os.environ.get("MUTANT_UNDER_TEST", ""),
+               os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0], args, tuple(sorted(kwargs.items())))
+        try:
+            return _CACHE[key]
+        except KeyError:
+            pass
+        except TypeError:  # unhashable arguments: not cached
+            return fn(*args, **kwargs)
+        out = _CACHE[key] = fn(*args, **kwargs)
+        return out
+
+    wrapper.cache_clear = _CACHE.clear
+    return wrapper
+'''
+
+
+def memo_stripped(text: str) -> str:
+    """The module's text without its memoizing decorators, its module-level memoized functions rebound
+    to the per-mutant, per-test memo at the end (the scratch copy's text; mutmut mutates the functions)."""
+    names = MEMO_DEF.findall(text)
+    out = MEMO.sub("", text)
+    if names:
+        out += ("\n\nfrom lrtheory._mutation_memo import memo as _mutation_memo  # noqa: E402 (scripts/mutation.py)\n"
+                + "".join(f"{n} = _mutation_memo({n})\n" for n in names))
+    return out
 
 
 def prepare(workdir: Path, data: dict, module: str, tests: list) -> None:
@@ -102,10 +142,12 @@ def prepare(workdir: Path, data: dict, module: str, tests: list) -> None:
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
     target = workdir / module
     text = target.read_text("utf-8")
-    stripped, n = MEMO.subn("", text)
-    if n:
-        print(f"{module}: {n} memoizing decorators removed in the scratch copy (so mutmut mutates them)", flush=True)
+    stripped = memo_stripped(text)
+    if stripped != text:
+        print(f"{module}: {len(MEMO.findall(text))} memoizing decorators removed in the scratch copy (so mutmut "
+              f"mutates them); {', '.join(MEMO_DEF.findall(text)) or 'none'} memoized per mutant and test", flush=True)
         target.write_text(stripped, "utf-8")
+        (workdir / "lrtheory" / "_mutation_memo.py").write_text(MEMO_MODULE, "utf-8")
     (workdir / "pyproject.toml").write_text(scoped_pyproject(data, module, tests), "utf-8")
 
 
@@ -154,7 +196,7 @@ def run_module(module: str, tests: list, workdir: Path, max_children: int, data:
 def rerun_module(module: str, tests: list, workdir: Path, max_children: int, data: dict) -> dict:
     """Test the survivors of the last run again, with the tree's current tests (the module unchanged)."""
     last = json.loads((workdir / "report.json").read_text("utf-8"))
-    if (workdir / module).read_text("utf-8") != MEMO.sub("", (ROOT / module).read_text("utf-8")):
+    if (workdir / module).read_text("utf-8") != memo_stripped((ROOT / module).read_text("utf-8")):
         print(f"{module} changed since its last run: running it whole", flush=True)
         return run_module(module, tests, workdir, max_children, data)
     if (workdir / "pyproject.toml").read_text("utf-8") != scoped_pyproject(data, module, tests):
