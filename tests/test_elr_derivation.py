@@ -119,10 +119,19 @@ def test_critical_crossing_step_by_hand():
     # the extreme layers: a middle layer does not enter
     assert D.critical_crossing_step([1.0, 2.0], [[1.0, 0.5, 0.25], [1.0, 0.9, 0.25]]) == 1.0
     assert D.critical_crossing_step([3.0], [[1.0, 0.25]]) == 0.0
-    with pytest.raises(ValueError, match="^a:"):
+    # each row's own extremes: the largest ELR of the whole run (8, at step 1) does not enter step 0
+    assert D.critical_crossing_step([0.9, 0.1], [[1.0, 0.25], [8.0, 1.0]]) != 0.0
+    assert math.isnan(D.critical_crossing_step([0.9, 0.1], [[1.0, 0.25], [8.0, 1.0]]))
+    with pytest.raises(ValueError, match=r"^a: expected 2 rows \(one per step\), got 1$"):
         D.critical_crossing_step([1.0, 2.0], [[1.0, 0.25]])
     with pytest.raises(ValueError, match="^etas:"):
         D.critical_crossing_step([0.0], [[1.0, 0.25]])
+    with pytest.raises(ValueError, match="^etas:"):
+        D.critical_crossing_step([[1.0]], [[1.0, 0.25]])  # one LR per step: 1-d
+    with pytest.raises(ValueError, match="^a:"):
+        D.critical_crossing_step([1.0, 2.0], [1.0, 0.25])  # one row of ELRs per step: 2-d
+    with pytest.raises(ValueError, match="^a:"):
+        D.critical_crossing_step([1.0], [[1.0, 0.0]])
 
 
 # ----------------------------------------------------------------- bad inputs
