@@ -267,6 +267,7 @@ def test_gap_and_lasting_predictions_with_momentum_by_hand():
     (lambda: D.elr_step(1.0, steps=-1), "steps"),
     (lambda: D.elr_closed_form(0.0, 1.0), "E0"),
     (lambda: D.elr_closed_form(1.0, -1.0), "t"),
+    (lambda: D.elr_closed_form(1.0, float("nan")), "t"),
     (lambda: D.norm2_closed_form(0.0, 1.0, 1.0, 1.0), "S0"),
     (lambda: D.norm2_closed_form(1.0, 0.0, 1.0, 1.0), "eta"),
     (lambda: D.norm2_closed_form(1.0, 1.0, 0.0, 1.0), "c"),
