@@ -747,6 +747,10 @@ def test_predicted_limit_imbalance_off_the_papers_starts():
         run = S.scalar_gd(x0, y0, [eta], mu=mu, steps=20000, device="cpu")
         assert run.status.tolist() == [CONVERGED]
         assert math.isclose(abs(run.x[0] ** 2 - run.y[0] ** 2), got, rel_tol=0.03)
+    # just below the edge (0 < w0 < 1 at the start) there is still a prediction: the same root
+    eta = 0.99 * D.edge_eta(9.0, 1.0, 2.0)
+    assert 0 < D.edge_w(9.0, 1.0, 2.0, eta) < 1
+    assert math.isclose(D.predicted_limit_imbalance(9.0, 1.0, 2.0, eta), _limit_by_hand(9.0, 1.0, 2.0, eta), rel_tol=1e-9)
     # a start on the minimum x y = mu with a small imbalance (the root below s = 3m): GD stays, d is conserved
     assert math.isclose(D.predicted_limit_imbalance(2.0, 1.0, 2.0, 0.3), 3.0, rel_tol=1e-9)
     # element-wise in eta: an array in, an array out, each entry the scalar's
@@ -770,3 +774,33 @@ def test_limit_ratio_by_hand():
     assert math.isclose(float(D.limit_ratio(3.0, 1.5)), x2 / 1.5, rel_tol=1e-14)
     assert math.isclose(float(D.limit_ratio(-3.0, 1.5)), x2 / 1.5, rel_tol=1e-14)
     assert np.allclose(D.limit_ratio(np.array([0.0, 3.0]), 1.5), [1.0, x2 / 1.5], rtol=1e-14)
+
+
+def test_frozen_mode_sum_fields_by_hand_and_numerically():
+    d = D.derive_frozen_mode_sum()
+    e, lam, gam, r2 = d.eta, d.lam, d.gam, d.r2
+    # the names the chapter prints and the assumptions its closed form rests on
+    assert [str(v) for v in (lam, gam, r2)] == ["lambda", "gamma", "r2"] and all(v.is_positive for v in (lam, gam, r2))
+    assert sp.expand(d.multiplier - (1 - e * (lam + gam))) == 0
+    q, t = sp.Symbol("q", real=True), sp.Symbol("t", integer=True, nonnegative=True)
+    assert sp.expand(d.increment - e ** 2 * (gam - lam) * r2 * q ** (2 * t)) == 0
+    cases = {e: sp.Rational(1, 4), lam: 3, gam: 1}  # eta (lambda + gamma) = 1: q = 0
+    assert d.converges_if.subs(cases) == sp.true
+    assert d.converges_if.subs({e: sp.Rational(3, 4), lam: 3, gam: 1}) == sp.false  # q = -2
+    assert d.converges_if.subs({e: sp.Rational(9, 20), lam: 3, gam: 1}) == sp.true  # q = -0.8
+    # numerically on a frozen linear model: one mode r u v^T of R' = R - eta (K R + R G) is multiplied by the
+    # multiplier, and its step-t increment of ||X||^2 - ||Y||^2 is eta^2 (gamma - lambda) r^2 q^(2t) (1e-12)
+    rng = np.random.default_rng(5)
+    X0, Y0 = rng.normal(size=(3, 3)), rng.normal(size=(3, 3))
+    lam_, U = np.linalg.eigh(X0 @ X0.T)
+    gam_, V = np.linalg.eigh(Y0 @ Y0.T)
+    h, r = 0.3 / (lam_[-1] + gam_[-1]), 0.7
+    R = r * np.outer(U[:, 2], V[:, 1])
+    mult = float(d.multiplier.subs({e: h, lam: lam_[2], gam: gam_[1]}))
+    for step in range(3):
+        inc = h ** 2 * (np.sum((R @ Y0) ** 2) - np.sum((R.T @ X0) ** 2))
+        want = float(d.increment.subs({e: h, lam: lam_[2], gam: gam_[1], r2: r * r, q: mult, t: step}))
+        assert math.isclose(inc, want, rel_tol=1e-10, abs_tol=1e-14)
+        R_next = R - h * (X0 @ X0.T @ R + R @ Y0 @ Y0.T)
+        assert np.allclose(R_next, mult * R, rtol=1e-12, atol=1e-14)
+        R = R_next

@@ -485,6 +485,7 @@ def test_bracket_edge_on_a_known_threshold():
     assert math.isnan(L.bracket_edge(lambda w: True, 2.0, 6.0, 0.1))
     assert math.isnan(L.bracket_edge(lambda w: False, 2.0, 6.0, 0.1))
     assert L.bracket_edge(lambda w: w > 5.95, 2.0, 6.0, 0.1) == pytest.approx(5.95, abs=1e-3)  # hi is on the grid
+    assert math.isnan(L.bracket_edge(lambda w: w > 6.05, 2.0, 6.0, 0.1))  # nothing beyond hi is tried
 
 
 def _quadratic_spread_gd(w0, N, seed, steps=3000):
@@ -614,6 +615,7 @@ def test_homogeneous_limit_against_wide_relu_and_leaky_nets():
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="^slope: expected 0 <= slope <= 1"):
             L.homogeneous_limit(bad)
+    assert L.homogeneous_limit(1.0, (2,)).w0.dtype == np.float64  # an integer eta lambda_0 is stored as float
 
 
 # ---------------------------------------------------------------------- limits: with bias
