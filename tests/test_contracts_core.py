@@ -1326,3 +1326,12 @@ def test_run_sweep_wrong_result_count_and_a_failing_batch_keep_earlier_batches(t
     assert len(S.open_store(store).rows("t")) == 2  # the first batch stays stored
     with pytest.raises(ValueError, match=r"^sweep 't': point 0 \{'x': 0\.0\}: x must be > 0, got 0\.0$"):
         SW.run_sweep(sd, "ci", store=store, progress=False, configs=[{"x": 0.0}])
+
+
+def test_random_start_in_the_requested_dtype_for_every_method():
+    """With v0 an int, ``dtype`` is the start's (and so the iteration's) dtype, for all three methods."""
+    A = torch.diag(torch.tensor([3.0, -5.0, 1.0, 0.5], dtype=torch.float32))
+    for fn in (lanczos_top_eig, power_iteration_top_eig, eigsh_top_eig):
+        r = fn(lambda v: A @ v, 4, dtype=torch.float32, tol=1e-6)
+        assert r.vector.dtype == torch.float32, fn
+        assert r.value == pytest.approx(3.0, rel=1e-5), fn
