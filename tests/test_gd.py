@@ -737,3 +737,54 @@ def test_hooks_see_the_evaluation_loss_step_and_no_batch():
                     assert not grad_on, (name, grad_fn)
         if grad_fn is not None:
             assert not any(grad_mode)
+
+
+def test_float64_multipliers_and_schedule_act_in_the_parameters_float32():
+    """Tensor LR multipliers and schedule factors are cast to the parameters' dtype before they multiply:
+    one float32 step is, bit for bit, ``x - ((eta c) f) g`` with every product rounded to float32 (a float64
+    multiplier would make the step size float64 and round ``h g`` once, from float64)."""
+    g32 = torch.randn(2, 64, generator=torch.Generator().manual_seed(11), dtype=torch.float64).float()
+    x0 = torch.randn(2, 64, generator=torch.Generator().manual_seed(12), dtype=torch.float64).float()
+    c = torch.tensor([[1 / 3], [0.7]], dtype=torch.float64)
+    f = torch.tensor([1.1, 0.9], dtype=torch.float64)
+    etas = [0.3, 0.17]
+    for mults, sched, h in (([c], None, torch.tensor(etas, dtype=torch.float32)[:, None] * c.float()),
+                            (None, lambda t: f, torch.tensor(etas, dtype=torch.float32)[:, None] * f.float()[:, None]),
+                            ([c], lambda t: f, (torch.tensor(etas, dtype=torch.float32)[:, None] * c.float())
+                             * f.float()[:, None])):
+        r = run_gd(lambda p: torch.zeros(2, dtype=torch.float32), [x0], etas, 1, grad_fn=lambda p: [g32],
+                   lr_mults=mults, lr_schedule=sched)
+        want = x0 - h * g32
+        assert r.params[0].dtype == torch.float32 and torch.equal(r.params[0], want)
+
+
+def test_minus_infinity_and_exact_thresholds_on_the_evaluation_loss():
+    """A loss of -inf is not finite: a divergence (however far below the threshold). The evaluation loss's
+    threshold is strict like the training loss's: exactly 10 * max(L_0, 1) is inside, above it diverges."""
+    table = torch.tensor([[1.0, 1.0], [2.0, -math.inf], [1.0, 1.0]], dtype=DT)
+    r = run_gd(lambda p, t: table[t] + 0.0 * p[0], [torch.zeros(2, dtype=DT)], [0.1, 0.1], 2, batches=lambda t: t)
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [2, 1]
+    ev = torch.tensor([[1.0, 1.0], [10.0, 10.0 * (1 + 1e-12)], [10.0, 1.0], [1.0, 1.0]], dtype=DT)
+    step = [0]
+
+    def batches(t):
+        step[0] = t
+        return t
+
+    r = run_gd(lambda p, t: 0.0 * p[0], [torch.zeros(2, dtype=DT)], [0.1, 0.1], 3, batches=batches,
+               eval_fn=lambda p: ev[step[0]] + 0.0 * p[0], divergence_factor=10.0)
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 1]
+
+
+def test_an_update_that_fails_after_another_model_stopped_is_still_refused():
+    """Model 0 diverges at step 0 (loss check); model 1's update leaves the bound only at step 2: it is refused
+    there (frozen at x = 4, stop step 2), as when no model had stopped before it."""
+    x0 = torch.tensor([[1.0], [1.0]], dtype=DT)
+
+    def loss(p):
+        L = _sq(p)
+        return torch.where(torch.arange(2) == 0, torch.full_like(L, float("nan")), L)
+
+    r = run_gd(loss, [x0], [0.1, 3.0], 5, param_bound=5.0, divergence_factor=None)
+    assert r.stop_step.tolist() == [0, 2] and r.params[0][:, 0].tolist() == [1.0, 4.0]
+    assert r.status.tolist() == [GDStatus.DIVERGED, GDStatus.DIVERGED]
