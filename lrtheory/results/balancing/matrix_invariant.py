@@ -119,14 +119,23 @@ def _mode_sum_fn():
     return sp.lambdify((d.eta, d.lam, d.gam, d.r2), d.increment_sum, "numpy")
 
 
+def _psd_eigh(M):
+    """Eigenvalues and vectors of a positive semi-definite ``M``; those within round-off of 0 (below
+    ``size * eps * max``, as ``numpy.linalg.matrix_rank``) set to 0 exactly."""
+    ev, vec = np.linalg.eigh(M)
+    return np.where(ev > ev.size * np.finfo(np.float64).eps * max(ev.max(), 0.0), ev, 0.0), vec
+
+
 def frozen_modes(A, X0, Y0):
     """``(lam, gam, r2)``: eigenvalues of ``X0 X0^T`` (m,), of ``Y0 Y0^T`` (n,), and the squared
-    modes ``(u_i^T R0 v_j)^2`` (m, n) of the start's residual ``R0 = A - X0 Y0^T``."""
+    modes ``(u_i^T R0 v_j)^2`` (m, n) of the start's residual ``R0 = A - X0 Y0^T``. Eigenvalues
+    within round-off of 0 (a factor of rank below ``m`` or ``n``) are 0 exactly: such a mode has
+    ``lambda + gamma = 0`` when both are, and no increment."""
     A, X0, Y0 = (np.asarray(a, dtype=np.float64) for a in (A, X0, Y0))
-    lam, U = np.linalg.eigh(X0 @ X0.T)
-    gam, V = np.linalg.eigh(Y0 @ Y0.T)
+    lam, U = _psd_eigh(X0 @ X0.T)
+    gam, V = _psd_eigh(Y0 @ Y0.T)
     r2 = (U.T @ (A - X0 @ Y0.T) @ V) ** 2
-    return np.clip(lam, 0.0, None), np.clip(gam, 0.0, None), r2
+    return lam, gam, r2
 
 
 def predicted_matrix_imbalance_change(A, X0, Y0, eta):
