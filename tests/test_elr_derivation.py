@@ -282,6 +282,7 @@ def test_gap_and_lasting_predictions_with_momentum_by_hand():
     (lambda: D.model_warmup_trace([1.0, 0.5], 1.0, 2, momentum=1.0), "momentum"),
     (lambda: D.model_warmup_trace([1.0, 0.5], 1.0, 2, momentum=1.5), "momentum"),
     (lambda: D.model_spread_trace([1.0, 0.5], [1.0], momentum=1.0), "momentum"),
+    (lambda: D.model_spread_trace([1.0, 0.5], [0.0]), "lrs"),
     (lambda: D.flow_elrs([[0.0]], [1.0], 1.0), "c"),
     (lambda: D.flow_elrs([[1.0]], [0.0], 1.0), "S0"),
     (lambda: D.flow_elrs([[1.0]], [1.0], 0.0), "eta"),
@@ -347,3 +348,23 @@ def test_ratio_exponent_prediction_by_hand():
     assert D.ratio_exponent_prediction([1.0, 0.1], 1.0, (100, 400)) == pytest.approx(want, rel=1e-10)
     # eta scales every E0: eta = 2 with a0 = (0.5, 0.05) is the same
     assert D.ratio_exponent_prediction([0.5, 0.05], 2.0, (100, 400)) == pytest.approx(want, rel=1e-10)
+
+
+# ----------------------------------------------------------------- mutation run of this session (mutmut 3.8.1)
+# `scripts/mutation.py lrtheory/results/elr/derivation.py`, stopped by hand after 496 of 1035 mutants (the
+# machine was shared by six mutation runs; the 390 `derive_elr_model` mutants take about a minute each and
+# were not reached, nor 149 of `_heavy_ball`, `_lambdified`, `critical_lr`, `model_spread_trace`): 456
+# killed, 40 survived. Tests written from the survivors: the gap and lasting predictions with momentum
+# (momentum dropped, the sign of the gap: 6), `warmup_spread_bound` on a sympy start (1),
+# `critical_crossing_step`'s shapes, names, message and each row's own extremes (9), the names of a
+# non-finite `t` and of a bad `lrs` (3). The survivors left, none a wrong result:
+# * `model_warmup_trace`, its own momentum check (4: upper bound dropped, 2.0, inclusive ends): equivalent,
+#   `_heavy_ball` checks the same argument with the same message before any step.
+# * `model_warmup_trace`, the "done" latch (6: `not` dropped, `<` for `<=`, the flag never set or set
+#   under another key): equivalent in the model, whose per-unit ELRs only fall (S only grows), so once the
+#   target is below the critical LR at the steady-state gain it stays below it at every later gain.
+# * `dtype=np.float64` dropped or None in `elr_step`, `elr_closed_form`, `norm2_closed_form`,
+#   `log_ratio_closed_form` and `ratio_exponent_prediction`'s time grid (10): equivalent, the inputs are
+#   validated into float64 arrays first (and an integer grid gives the same floats).
+# * `ratio_exponent_prediction` one extra step on its grid (1): equivalent, the read-out is a window
+#   ending at t2, so a later step is never read.
