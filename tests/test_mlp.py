@@ -465,3 +465,16 @@ def test_workspace_buffers_follow_shape_and_dtype_changes():
         assert torch.equal(got, want) and got.dtype == dt
         gg = _backward(spec, P, s1, g.clone(), ws)
         assert all(torch.equal(a, b) for a, b in zip(gg, gw)), (K, N, dt)
+
+
+def test_layer_indices_past_nine_and_the_smallest_sequential():
+    """Layer numbers of two digits (depth 10: W10 is layer 10); a Sequential of two Linear layers is a
+    depth-1 network of width the first's output; a last layer not chained to the hidden width is refused."""
+    from lrtheory.core.mlp import param_layers
+
+    assert param_layers(MLPSpec(2, 3, 10, 1, bias=True)) == [l for l in range(11) for _ in range(2)]
+    L, R = torch.nn.Linear, torch.nn.ReLU
+    s, Q = from_module(torch.nn.Sequential(L(3, 4), R(), L(4, 2)))
+    assert s == MLPSpec(3, 4, 1, 2, bias=True) and [tuple(q.shape) for q in Q] == [(1, 4, 3), (1, 4), (1, 2, 4), (1, 2)]
+    with pytest.raises(ValueError, match=r"^module: "):
+        from_module(torch.nn.Sequential(L(3, 4), R(), L(4, 4), R(), L(5, 1)))
