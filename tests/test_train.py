@@ -462,3 +462,15 @@ def test_sgd_batches_are_the_documented_epochs_and_records_by_hand():
     s1 = MLPSpec(4, 6, 1, 1)
     r1 = train(s1, init_params(s1, 1), x, y[:, :1], [0.1], 2, x_test=x[:3], y_test=y[:3, :1])
     assert set(r1.history) == {"step", "loss", "test_loss"}
+
+
+def test_preact_sparsity_counts_strictly_negative_preactivations():
+    """A zero input row gives pre-activations exactly 0 in the first layer (no bias): not negative, not
+    counted. Two rows, one zero, width 4: the first layer's share is (negatives of the other row) / 8."""
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 1, seed=3)
+    x = torch.tensor([[0.0, 0.0, 0.0], [1.0, -2.0, 0.5]], dtype=DT)
+    z = (P[0][0] @ x[1]).tolist()
+    want = sum(v < 0 for v in z) / 8
+    assert 0 < want < 0.5
+    assert preact_sparsity(spec, x)(P, 0)[0, 0].item() == want
