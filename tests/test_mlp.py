@@ -478,3 +478,25 @@ def test_layer_indices_past_nine_and_the_smallest_sequential():
     assert s == MLPSpec(3, 4, 1, 2, bias=True) and [tuple(q.shape) for q in Q] == [(1, 4, 3), (1, 4), (1, 2, 4), (1, 2)]
     with pytest.raises(ValueError, match=r"^module: "):
         from_module(torch.nn.Sequential(L(3, 4), R(), L(4, 4), R(), L(5, 1)))
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_closed_form_backward_with_a_multiplier_of_two_and_one_output(bias):
+    """mup at width 4: the input layer's forward multiplier is sqrt(4) = 2 exactly; d_out = 1: the readout
+    bias gradient keeps its (K, 1) shape. Autograd's gradients bit for bit, with and without workspace."""
+    from lrtheory.core.mlp import _backward, _forward
+
+    spec = MLPSpec(d_in=3, width=4, depth=2, d_out=1, parametrization="mup", bias=bias)
+    assert forward_multipliers(spec)[0] == 2.0
+    P = init_params(spec, 2, seed=6)
+    P = [p + 0.1 if n.startswith("b") else p for p, n in zip(P, param_names(spec))]
+    for N in (5, 1):
+        x = torch.randn(N, 3, generator=torch.Generator().manual_seed(N), dtype=DT)
+        g_out = torch.randn(2, N, 1, generator=torch.Generator().manual_seed(7), dtype=DT)
+        want = _autograd_grads(spec, P, x, g_out)
+        for ws in (None, {}):
+            saved = []
+            _forward(spec, P, x, False, saved, ws)
+            got = _backward(spec, P, saved, g_out.clone(), ws)
+            assert [tuple(a.shape) for a in got] == [tuple(p.shape) for p in P]
+            assert all(torch.equal(a, b) for a, b in zip(got, want)), (N, ws is not None)
