@@ -138,7 +138,7 @@ CONFIGS = {
     # threshold is 0.925), input layer at 0.1x LR (the paper's factor is not readable). The
     # paper's own tasks (two Gaussians with 9k/1k examples per class, MNIST-1D) run at three
     # architectures each, both eta* procedures on the same networks; the eta* law on the two
-    # Gaussians at 14 architectures is TASK_LAW_ARCHS below (about 25 CPU-minutes more).
+    # Gaussians at 14 architectures and on MNIST-1D at 10 is TASK_LAW_ARCHS below (about 20 CPU-minutes more).
     "reference": SharpnessConfig(
         dataset="digits", n_train=1347,
         archs=tuple((L, n) for L in (1, 2, 3, 4, 6) for n in (32, 64, 128) if n >= 8 * L),
@@ -214,7 +214,9 @@ WIDE_ARCHS = {
 #: points stay valid (each part's key holds its task and architecture).
 TASK_LAW_ARCHS = {
     "ci": {"two_gaussians": ((1, 16), (1, 32), (1, 64), (2, 32), (2, 64), (3, 64))},
-    "reference": {"two_gaussians": tuple((L, n) for L in (1, 2, 3, 4) for n in (32, 64, 128, 256) if n >= 16 * L)},
+    "reference": {"two_gaussians": tuple((L, n) for L in (1, 2, 3, 4) for n in (32, 64, 128, 256) if n >= 16 * L),
+                  # MNIST-1D: widths up to 128, condition (ii) only (about 3 CPU-minutes)
+                  "mnist1d": tuple((L, n) for L in (1, 2, 3, 4) for n in (32, 64, 128) if n >= 16 * L)},
 }
 
 #: The architectures of :data:`TASK_LAW_ARCHS` also searched with every layer at the same LR (the fit

@@ -159,13 +159,14 @@ def measure_tasks(cfg, device, part):
 
 # ---------------------------------------------------------------------------- the eta* law on the paper's tasks
 def _task_law_parts(cfg):
-    # every architecture with condition (ii) first, then those also run with every layer at the same LR
+    # task by task: every architecture with condition (ii), then those also run with every layer at
+    # the same LR (a part's index is in its stored key: a task added at the end leaves the others' valid)
     s = scale_of(cfg)
     rho = float(cfg.input_lr_mult)
-    return ([{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": rho}
-             for name, aa in TASK_LAW_ARCHS.get(s, {}).items() for (L, n) in aa]
-            + [{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": 1.0}
-               for name, aa in TASK_LAW_PLAIN_ARCHS.get(s, {}).items() for (L, n) in aa])
+    plain = TASK_LAW_PLAIN_ARCHS.get(s, {})
+    return [{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": r}
+            for name, aa in TASK_LAW_ARCHS.get(s, {}).items()
+            for r, archs in ((rho, aa), (1.0, plain.get(name, ()))) for (L, n) in archs]
 
 
 def _combine_task_law(cfg, results):
