@@ -825,3 +825,17 @@ def test_frozen_mode_prediction_with_rank_deficient_factors():
             Rt = Rt - h * (K @ Rt + Rt @ G)
         with np.errstate(invalid="ignore", divide="ignore"):
             assert math.isclose(D.predicted_matrix_imbalance_change(A_, X0, Y0, h), total, rel_tol=1e-8)
+
+
+def test_matrix_predictions_element_wise_and_by_hand():
+    # predicted_matrix_imbalance_change: an eta beyond 2 / max(lambda + gamma) first, then one below: NaN, then the
+    # scalar call's value (each entry on its own); a scalar eta gives a float
+    A_, X0, Y0 = S.make_gaussian_problem(3, 3, x_scale=3.0, y_scale=0.3, seed=4)
+    lam_, gam_, _ = D.frozen_modes(A_, X0, Y0)
+    Smax = lam_.max() + gam_.max()
+    one = D.predicted_matrix_imbalance_change(A_, X0, Y0, 0.5 / Smax)
+    both = D.predicted_matrix_imbalance_change(A_, X0, Y0, np.array([2.5 / Smax, 0.5 / Smax]))
+    assert isinstance(one, float) and np.isnan(both[0]) and both[1] == one
+    # the mode edge where the quadratic's leading coefficient is exactly 1: mu = 1, sigma = 2, p = 1 gives
+    # eta^2 - 5 eta + 4 = 0 (w = 4 - 5 eta + eta^2), roots 1 and 4: the edge is 1 (by hand)
+    assert D.predicted_matrix_edge(np.array([[1.0]]), np.array([[2.0]]), np.array([[1.0]])) == pytest.approx(1.0, rel=1e-12)
