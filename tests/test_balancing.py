@@ -839,3 +839,17 @@ def test_matrix_predictions_element_wise_and_by_hand():
     # the mode edge where the quadratic's leading coefficient is exactly 1: mu = 1, sigma = 2, p = 1 gives
     # eta^2 - 5 eta + 4 = 0 (w = 4 - 5 eta + eta^2), roots 1 and 4: the edge is 1 (by hand)
     assert D.predicted_matrix_edge(np.array([[1.0]]), np.array([[2.0]]), np.array([[1.0]])) == pytest.approx(1.0, rel=1e-12)
+
+
+def test_mode_gd_flags_and_freezes_a_diverged_eta_alone():
+    # mode_gd's contract: a diverged eta is flagged and its modes are frozen within the bound (finite); the other
+    # etas of the batch run on, as they do alone
+    A_, X0, Y0 = S.make_gaussian_problem(3, 3, x_scale=3.0, y_scale=0.3, seed=1)
+    edge = D.predicted_matrix_edge(A_, X0, Y0)
+    md = D.matrix_modes(A_, X0, Y0)
+    x, p, z, div = D.mode_gd(md, [0.5 * edge, 1.2 * edge], 3000)
+    assert div.tolist() == [False, True]
+    assert np.all(np.isfinite(x)) and np.all(np.isfinite(p)) and np.all(np.isfinite(z))
+    assert max(np.abs(x[1]).max(), np.abs(p[1]).max(), np.abs(z[1]).max()) <= 1e6
+    alone = D.mode_gd(md, [0.5 * edge], 3000)
+    assert np.array_equal(alone[0][0], x[0]) and np.array_equal(alone[1][0], p[0]) and not alone[3][0]
