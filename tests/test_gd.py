@@ -788,3 +788,28 @@ def test_an_update_that_fails_after_another_model_stopped_is_still_refused():
     r = run_gd(loss, [x0], [0.1, 3.0], 5, param_bound=5.0, divergence_factor=None)
     assert r.stop_step.tolist() == [0, 2] and r.params[0][:, 0].tolist() == [1.0, 4.0]
     assert r.status.tolist() == [GDStatus.DIVERGED, GDStatus.DIVERGED]
+
+
+def test_frozen_models_stay_frozen_and_later_failures_are_still_caught():
+    """Closed-form gradients (not masked): a model frozen by the loss check (max_loss 5: loss 8 at x = 4,
+    step 2) stays at x = 4; after a model converged, another's NaN loss is still caught at its step; after
+    a model's update was refused, another's refused update is still refused; with three tensors the bound
+    is checked on each (only the third leaves it)."""
+    sq_grad = lambda p: [p[0].clone()]  # noqa: E731
+    x0 = torch.ones(2, dtype=DT)
+    r = run_gd(lambda p: 0.5 * p[0] ** 2, [x0], [0.1, 3.0], 6, grad_fn=sq_grad, max_loss=5.0, divergence_factor=None)
+    assert r.stop_step.tolist() == [6, 2] and r.params[0][1].item() == 4.0
+    # model 0 converges at step 0 (loss 0), model 1 goes 1, -2, 4, -8: NaN loss at step 3
+    r = run_gd(_nan_beyond(5.0), [torch.tensor([0.0, 1.0], dtype=DT)], [0.1, 3.0], 6,
+               converged=lambda s: s.loss == 0)
+    assert r.status.tolist() == [GDStatus.CONVERGED, GDStatus.DIVERGED] and r.stop_step.tolist() == [0, 3]
+    # model 0's first update is refused (4.9 -> -9.8, bound 5), model 1's at step 2 (4 -> -8)
+    r = run_gd(lambda p: 0.5 * p[0] ** 2, [torch.tensor([4.9, 1.0], dtype=DT)], [3.0, 3.0], 6, grad_fn=sq_grad,
+               param_bound=5.0, divergence_factor=None)
+    assert r.stop_step.tolist() == [0, 2] and r.params[0].tolist() == [4.9, 4.0]
+    # three tensors, a bound of 10: only the third tensor of model 1 leaves it
+    P = [torch.zeros(2, 3, dtype=DT), torch.zeros(2, dtype=DT), torch.zeros(2, 2, dtype=DT)]
+    G = [torch.zeros(2, 3, dtype=DT), torch.zeros(2, dtype=DT), torch.tensor([[0.0, 0.0], [0.0, -20.0]], dtype=DT)]
+    r = run_gd(lambda p: torch.zeros(2, dtype=DT), P, [1.0, 1.0], 3, grad_fn=_const_grad(*G), param_bound=10.0,
+               divergence_factor=None)
+    assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 0]
