@@ -813,3 +813,12 @@ def test_frozen_models_stay_frozen_and_later_failures_are_still_caught():
     r = run_gd(lambda p: torch.zeros(2, dtype=DT), P, [1.0, 1.0], 3, grad_fn=_const_grad(*G), param_bound=10.0,
                divergence_factor=None)
     assert r.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and r.stop_step.tolist() == [3, 0]
+
+
+def test_a_nan_loss_after_another_models_refused_update_is_caught():
+    """Model 0's first update is refused (4.9 -> -9.8, bound 9); model 1 goes 1, -2, 4, -8 and its loss is
+    NaN from step 3 (|x| > 5): caught there by the loss check, although another model stopped before."""
+    r = run_gd(_nan_beyond(5.0), [torch.tensor([4.9, 1.0], dtype=DT)], [3.0, 3.0], 6, param_bound=9.0,
+               divergence_factor=None)
+    assert r.status.tolist() == [GDStatus.DIVERGED, GDStatus.DIVERGED] and r.stop_step.tolist() == [0, 3]
+    assert r.params[0].tolist() == [4.9, -8.0]
