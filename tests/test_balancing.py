@@ -853,3 +853,32 @@ def test_mode_gd_flags_and_freezes_a_diverged_eta_alone():
     assert max(np.abs(x[1]).max(), np.abs(p[1]).max(), np.abs(z[1]).max()) <= 1e6
     alone = D.mode_gd(md, [0.5 * edge], 3000)
     assert np.array_equal(alone[0][0], x[0]) and np.array_equal(alone[1][0], p[0]) and not alone[3][0]
+
+
+def test_matrix_modes_by_hand_on_thin_and_degenerate_starts():
+    # X0 of shape (3, 2) (the thin SVD: two modes), each mode's p and z from its definition (1e-12)
+    rng = np.random.default_rng(8)
+    A_, X0, Y0 = rng.normal(size=(3, 3)), rng.normal(size=(3, 2)), rng.normal(size=(3, 2))
+    md = D.matrix_modes(A_, X0, Y0)
+    U, sig, Wt = np.linalg.svd(X0, full_matrices=False)
+    assert md.sigma.shape == md.mu.shape == md.p.shape == md.z.shape == (2,)
+    for i in range(2):
+        a, y = A_.T @ U[:, i], Y0 @ Wt[i]
+        p = a @ y / np.linalg.norm(a)
+        assert math.isclose(md.mu[i], np.linalg.norm(a), rel_tol=1e-12) and math.isclose(md.p[i], p, rel_tol=1e-12)
+        assert math.isclose(md.z[i], np.linalg.norm(y - p * a / np.linalg.norm(a)), rel_tol=1e-12)
+    # a mode whose a_i = A^T u_i is 0 (A = 0): no part along a_i, all of y_i across it
+    md0 = D.matrix_modes(np.zeros((2, 2)), np.diag([2.0, 1.0]), np.array([[0.3, 0.4], [0.0, 0.5]]))
+    assert np.all(md0.mu == 0) and np.all(md0.p == 0) and np.allclose(md0.z, [0.3, np.hypot(0.4, 0.5)], rtol=1e-12)
+    # the printed symbols of the mode reduction
+    d = D.derive_mode_reduction()
+    assert [str(d.p), str(d.z)] == ["p", "z"] and d.p.is_real and d.z.is_real
+
+
+def test_mode_prediction_of_a_one_by_one_problem_is_scalar_gd():
+    # n = 1: z = 0 exactly at every step; the mode prediction is the scalar problem's GD (1e-10 relative)
+    A1, X1, Y1 = np.array([[2.0]]), np.array([[9.0]]), np.array([[1.0]])
+    eta = 0.5 * D.edge_eta(9.0, 1.0, 2.0)
+    pred = D.predicted_matrix_imbalance_change_modes(A1, X1, Y1, eta, 5000)
+    run = S.scalar_gd(9.0, 1.0, [eta], mu=2.0, steps=5000, device="cpu")
+    assert math.isclose(pred, (run.x[0] ** 2 - run.y[0] ** 2) - 80.0, rel_tol=1e-10)
