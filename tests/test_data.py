@@ -238,3 +238,27 @@ def test_mnist1d_arguments_reach_the_generator():
     np.testing.assert_array_equal(ds.x_test.numpy(), np.asarray(ref["x_test"], dtype=np.float32))
     assert ds.y_train.tolist() == list(ref["y"][:100]) and ds.y_test.tolist() == list(ref["y_test"])
     assert ds.name == "mnist1d" and ds.n_classes == 10 and ds.x_train.dtype == torch.float32
+
+
+def test_draws_do_not_depend_on_torch_default_device():
+    """Every draw is made on the CPU generator's device, not torch's default device: under a default device
+    "meta" (where a draw made without device= lands) the data sets are the same, on the CPU."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from core_defaults import foreign_defaults
+
+    from lrtheory.core.data import digits, gaussian_teacher, two_gaussians
+
+    calls = [lambda: digits(seed=1, n_train=50, device="cpu"),
+             lambda: gaussian_teacher(20, 5, 3, noise_std=0.1, seed=2, device="cpu"),
+             lambda: gaussian_teacher(20, 5, 3, task="classification", n_classes=3, seed=2, device="cpu"),
+             lambda: two_gaussians(20, 5, 3, seed=4, device="cpu")]
+    for call in calls:
+        want = call()
+        with foreign_defaults(dtype=torch.float32):
+            got = call()
+        for a, b in ((want.x_train, got.x_train), (want.y_train, got.y_train), (want.x_test, got.x_test),
+                     (want.y_test, got.y_test)):
+            assert b.device.type == "cpu" and b.dtype == a.dtype and torch.equal(a, b)

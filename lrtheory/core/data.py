@@ -117,7 +117,7 @@ def one_hot(labels: Tensor, n_classes: int, *, dtype: torch.dtype = torch.float6
 
 def _split(n: int, test_fraction: float, seed: int):
     in_range(test_fraction, "test_fraction", 0.0, 1.0, inclusive=False)
-    perm = torch.randperm(n, generator=make_generator(seed, "cpu")).numpy()
+    perm = torch.randperm(n, generator=make_generator(seed, "cpu"), device="cpu").numpy()
     n_test = max(1, int(round(n * test_fraction)))
     return perm[n_test:], perm[:n_test]
 
@@ -251,15 +251,15 @@ def gaussian_teacher(
     nonneg_real(noise_std, "noise_std")
     g = make_generator(int(seed), "cpu")
     k = n_classes if task == "classification" else d_out
-    W = torch.randn(teacher_width, d, generator=g, dtype=torch.float64)
-    V = torch.randn(k, teacher_width, generator=g, dtype=torch.float64)
-    X = torch.randn(n_train + n_test, d, generator=g, dtype=torch.float64)
+    W = torch.randn(teacher_width, d, generator=g, dtype=torch.float64, device="cpu")
+    V = torch.randn(k, teacher_width, generator=g, dtype=torch.float64, device="cpu")
+    X = torch.randn(n_train + n_test, d, generator=g, dtype=torch.float64, device="cpu")
     F = torch.relu(X @ W.T / math.sqrt(d)) @ V.T * math.sqrt(2.0 / teacher_width)
     if task == "classification":
         Y = F.argmax(1).numpy()
         nc = int(n_classes)
     else:
-        Y = (F + noise_std * torch.randn(F.shape, generator=g, dtype=torch.float64)).numpy()
+        Y = (F + noise_std * torch.randn(F.shape, generator=g, dtype=torch.float64, device="cpu")).numpy()
         nc = None
     X = X.numpy()
     ds = _finish(X[:n_train], Y[:n_train], X[n_train:], Y[n_train:], nc, f"gaussian_teacher_{task}", False, device, dtype)
@@ -292,11 +292,11 @@ def two_gaussians(
     nonneg_int(seed, "seed")
     positive_real(separation, "separation")
     g = make_generator(int(seed), "cpu")
-    u = torch.randn(d, generator=g, dtype=torch.float64)
+    u = torch.randn(d, generator=g, dtype=torch.float64, device="cpu")
     u = u / u.norm()
     n = n_train + n_test
-    lab = torch.randint(0, 2, (n,), generator=g)
-    X = torch.randn(n, d, generator=g, dtype=torch.float64) + (lab.to(torch.float64) * 2 - 1)[:, None] * (separation / 2) * u
+    lab = torch.randint(0, 2, (n,), generator=g, device="cpu")
+    X = torch.randn(n, d, generator=g, dtype=torch.float64, device="cpu") + (lab.to(torch.float64) * 2 - 1)[:, None] * (separation / 2) * u
     X, lab = X.numpy(), lab.numpy()
     return _finish(X[:n_train], lab[:n_train], X[n_train:], lab[n_train:], 2, "two_gaussians", False, device, dtype)
 
