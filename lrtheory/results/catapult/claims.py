@@ -205,7 +205,7 @@ def _measure_authors_sparsity(cfg, device) -> float:
 
 def _predict_uv_peak(cfg) -> Dict[str, float]:
     p = D.derive_uv_peak(cfg.peak.eta_lam0)
-    return {"slope": p.peak_slope, "g_star": p.g_star}
+    return {"slope": p.peak_slope, "g_star": L.uv_peak_phase_mean(cfg.peak.eta_lam0)}
 
 
 def _measure_uv_peak(cfg, device) -> Dict[str, float]:
@@ -260,12 +260,15 @@ CHAPTER.claim(
 CHAPTER.claim(
     "catapult.uv.peak_growth",
     statement="In the catapult phase the uv model's peak loss grows linearly in the width n: log-log slope 1 "
-              "and peak eta^2 f^2/n -> g*(eta*lambda_0), the peak of the width-free map of "
-              "(eta*lambda, eta^2 f^2/n) (0.81 at eta*lambda_0 = 3).",
+              "and the mean over seeds of the peak eta^2 f^2/n is g*(eta*lambda_0), the peak of the width-free "
+              "map of (eta*lambda, eta^2 f^2/n) averaged over the phase of ln(eta^2 f0^2/n) (0.77 at "
+              "eta*lambda_0 = 3; the peak itself has no g0 -> 0 limit, it swings between 0.66 and 0.83 with "
+              "that phase).",
     source="derived here from the exact uv maps of " + SRC_LEWKOWYCZ + ", Theorem 1 (whose Omega(n / log n) "
            "is a lower bound on this peak)",
-    tolerance=Tolerance(0.1, "rel", "slope and g* within 10%: the finite-n approach to the g0 -> 0 limit "
-                        "and the seed noise of the peak are below 5% from n = 64"),
+    tolerance=Tolerance(0.1, "rel", "slope and g* within 10%: the finite-n approach to the width-free map "
+                        "and the seed noise of the mean peak (the peak spreads 7% over the phase at "
+                        "eta*lambda_0 = 3) are below 5% from n = 64"),
     predict=_predict_uv_peak,
     measure=_measure_uv_peak,
 )
