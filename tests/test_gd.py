@@ -509,14 +509,13 @@ def test_tensors_follow_the_parameters_not_the_global_defaults():
     """Every tensor the loop makes takes the parameters' device and dtype, never torch's defaults: run
     under a default device "meta" (a tensor made without device= breaks the first operation mixing it
     with the CPU parameters) and default dtype float64 (the parameters are float32), the runs equal the
-    same runs under the ordinary defaults bit for bit, and every output is float32 on the CPU. Records
-    only under the default dtype float64 on the CPU: ``record``'s values pass ``torch.as_tensor(v)``
-    without a device, which moves them to a non-CPU default device (and back)."""
+    same runs under the ordinary defaults bit for bit, and every output is float32 on the CPU, records
+    included (their values pass ``torch.as_tensor`` on the parameters' device)."""
     runs = _f32_runs()
     want, want_rec = runs(False), runs(True)
     with foreign_defaults(dtype=torch.float64):
         got = runs(False)
-    with foreign_defaults(dtype=torch.float64, device="cpu"):
+    with foreign_defaults(dtype=torch.float64):
         got_rec = runs(True)
     assert want[0].status.tolist() == [GDStatus.BOUNDED, GDStatus.CONVERGED, GDStatus.DIVERGED, GDStatus.CONVERGED]
     assert want[1].status.tolist() == [GDStatus.CONVERGED] * 3 + [GDStatus.DIVERGED]

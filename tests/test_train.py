@@ -342,9 +342,9 @@ def test_messages_name_the_argument_exactly():
 def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
     """Every tensor train makes takes the parameters' dtype and device: under another default dtype the runs
     (MSE and CE, GD and SGD, test data, diagnostics, the closed-form and the autograd gradient) equal those
-    under the ordinary defaults bit for bit, in ``dtype``; the full-batch MSE runs without records also run
-    under a default device "meta" (a tensor made without device= would break them; records pass
-    ``torch.as_tensor`` in run_gd, which follows the default device: see test_gd)."""
+    under the ordinary defaults bit for bit, in ``dtype``, and all of them also run under a default device
+    "meta" (a tensor made without device= would break them: the SGD permutation, the diagnostics' and the
+    records' values, the initial weights' draws)."""
     from core_defaults import foreign_defaults
 
     x, y = _data(n=16, d=4, k=1)
@@ -353,8 +353,10 @@ def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
     specs = [MLPSpec(4, 8, 1, 1, bias=True), MLPSpec(4, 8, 1, 1, norm="layernorm")]
     spec3 = MLPSpec(4, 8, 1, 3, bias=True)
 
-    Ps = [init_params(s, 2, seed=3, dtype=dtype) for s in specs]  # outside: init_params draws without device=
+    Ps = [init_params(s, 2, seed=3, dtype=dtype) for s in specs]
     P3 = init_params(spec3, 2, seed=3, dtype=dtype)
+    with foreign_defaults(dtype=default):  # the draws are on the CPU whatever the default device
+        assert all(torch.equal(p, q) for p, q in zip(P3, init_params(spec3, 2, seed=3, dtype=dtype)))
 
     def runs(records):
         out = [train(s, P, x, y, [0.05, 0.3], 6, momentum=0.5, layer_lr_mults=[0.5, 1.0]) for s, P in zip(specs, Ps)]
@@ -367,7 +369,7 @@ def test_tensors_follow_the_parameters_not_the_global_defaults(dtype, default):
     want, want_rec = runs(False), runs(True)
     with foreign_defaults(dtype=default):
         got = runs(False)
-    with foreign_defaults(dtype=default, device="cpu"):
+    with foreign_defaults(dtype=default):
         got_rec = runs(True)
     assert want_rec[-1].diverged.tolist() == [False, True]
     for a, b in zip(want + want_rec, got + got_rec):

@@ -545,7 +545,7 @@ def run_gd(
                     for name, v in out.items():
                         if name in ("step", "loss"):
                             raise ValueError(f"record: name {name!r} is reserved")
-                        v = torch.as_tensor(v)
+                        v = torch.as_tensor(v, device=device)
                         if tuple(v.shape[:nb]) != B:
                             raise ValueError(f"record: {name!r} has shape {tuple(v.shape)}, expected {B} + (...)")
                         v = v.detach().to(dtype=dtype, device=device)

@@ -357,7 +357,7 @@ def init_params(
         gens.append(make_generator(s, "cpu"))
     params: List[Tensor] = []
     for l, (fo, fi) in enumerate(spec.layer_dims):
-        W = torch.stack([torch.randn(fo, fi, generator=g, dtype=torch.float64) for g in gens])
+        W = torch.stack([torch.randn(fo, fi, generator=g, dtype=torch.float64, device="cpu") for g in gens])
         params.append((W * stds[l]).to(device=dev, dtype=dt))
         if spec.bias:
             params.append(torch.zeros(K, fo, device=dev, dtype=dt))

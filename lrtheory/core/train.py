@@ -371,7 +371,7 @@ def train(
     def next_batch(t: int):
         nonlocal perm
         if not perm:
-            order = torch.randperm(N, generator=gen)
+            order = torch.randperm(N, generator=gen, device="cpu")
             perm = [order[i * batch_size:(i + 1) * batch_size].to(device) for i in range(n_batches)][::-1]
         idx = perm.pop()
         return x.index_select(0, idx), y.index_select(0, idx)
@@ -423,7 +423,7 @@ def train(
             if classes:
                 out["test_acc"] = _acc_from_out(out_t, y_test)
         for name, fn in diagnostics.items():
-            v = torch.as_tensor(fn(s.params, s.step))
+            v = torch.as_tensor(fn(s.params, s.step), device=device)
             if v.shape[:1] != (K,):
                 raise ValueError(f"diagnostics: {name!r} returned shape {tuple(v.shape)}, expected (K, ...)")
             out[name] = v
