@@ -1335,3 +1335,59 @@ def test_random_start_in_the_requested_dtype_for_every_method():
         r = fn(lambda v: A @ v, 4, dtype=torch.float32, tol=1e-6)
         assert r.vector.dtype == torch.float32, fn
         assert r.value == pytest.approx(3.0, rel=1e-5), fn
+
+
+# ---- sweep.py: what a mutation-testing pass showed untested (environment, caller's stores, defaults)
+def test_run_task_environment_and_timing():
+    import platform
+    import time
+
+    t0 = time.perf_counter()
+    res, env = SW._run_task(lambda configs, d: [dict(c) for c in configs], [{"x": 1}], "cpu")
+    wall = time.perf_counter() - t0
+    assert res == [{"x": 1}]
+    assert env["torch"] == torch.__version__ and env["numpy"] == np.__version__
+    assert env["python"] == platform.python_version() and env["device"] == "cpu"
+    # seconds of the batch, rounded to the millisecond: a float, never more than the call's wall time
+    s = env["batch_seconds"]
+    assert type(s) is float and 0 <= s <= wall + 5e-4 and round(s, 3) == s
+    slow, env = SW._run_task(lambda configs, d: (time.sleep(0.0123), [1])[1], [{}], None)
+    assert 0.012 <= env["batch_seconds"] <= 1.0 and round(env["batch_seconds"] * 1000) == env["batch_seconds"] * 1000
+
+
+def test_a_callers_store_object_is_used_and_left_open(tmp_path):
+    """run_sweep, load_results and sweep_status use a store object as given (keys/put) and never close it:
+    the caller's SQLite connection still answers after each."""
+    from lrtheory.core.recheck import sweep_status
+
+    sd, calls = _sweep_calls()
+    st = S.open_store(tmp_path / "r.sqlite")
+    r = SW.run_sweep(sd, "ci", store=st, progress=False)
+    assert r.computed == 5 and len(st.rows("t")) == 5
+    assert [c["x"] for c, _ in SW.load_results(sd, "ci", store=st)] == [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert len(st.rows("t")) == 5
+    other = _toydef(name="u", points=lambda scale: [{"x": 9.0}], run_batch=lambda c, d: [{"y": 0}] * len(c))
+    SW.run_sweep(other, "ci", store=st, progress=False)
+    s = sweep_status(sd, "full", store=st)  # full: x = 1, 2 are stored; x = 3, 4, 5 of the sweep are other points
+    assert (s.total, s.stored, s.stale) == (2, 2, 3)  # the other sweep's row is not this sweep's stale row
+    assert len(st.rows("t")) == 5 and len(st.rows("u")) == 1
+    st.close()
+
+
+def test_load_results_default_scale_and_default_code_version(tmp_path):
+    sd, calls = _sweep_calls()
+    store = tmp_path / "r.sqlite"
+    SW.run_sweep(sd, "full", store=store, progress=False)
+    assert SW.load_results(sd, store=store) == SW.load_results(sd, "full", store=store) is not None
+    assert [c["x"] for c, _ in SW.load_results(sd, store=store)] == [1.0, 2.0]
+    (row, *_) = S.open_store(store).rows("t")
+    assert row.code_version == "unknown"  # the documented default of run_sweep's code_version
+
+
+def test_summary_keeps_its_first_line_under_the_stale_note(tmp_path):
+    sd, _ = _sweep_calls()
+    SW.run_sweep(sd, "ci", store=tmp_path / "r.jsonl", progress=False, code_version="v1")
+    again = SW.run_sweep(sd, "ci", store=tmp_path / "r.jsonl", progress=False, code_version="v2")
+    first, note = again.summary().split("\n")
+    assert first.startswith("sweep t (scale=ci): 5 points, 5 already stored, 0 computed in ")
+    assert note == "  note: 5 stored points were computed by another code version (rerun with --fresh to recompute them)"

@@ -262,3 +262,63 @@ def test_draws_do_not_depend_on_torch_default_device():
         for a, b in ((want.x_train, got.x_train), (want.y_train, got.y_train), (want.x_test, got.x_test),
                      (want.y_test, got.y_test)):
             assert b.device.type == "cpu" and b.dtype == a.dtype and torch.equal(a, b)
+
+
+# ---- defaults, dtypes and boundaries as documented (written from a mutation-testing pass of data.py)
+def test_documented_defaults():
+    """The signatures' defaults are the documented ones: each loader called without them equals the
+    call spelling them out (seed 0, separation 2, 5000 MNIST-1D samples, a regression teacher with one
+    output, no noise)."""
+    def same(a, b):
+        return all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("x_train", "y_train", "x_test", "y_test"))
+
+    assert same(two_gaussians(30, 10, 4), two_gaussians(30, 10, 4, separation=2.0, seed=0))
+    assert same(digits(), digits(seed=0))
+    t = gaussian_teacher(20, 5, 3)
+    assert same(t, gaussian_teacher(20, 5, 3, task="regression", d_out=1, noise_std=0.0, seed=0))
+    assert t.n_classes is None and t.y_train.shape == (20, 1)
+    c = gaussian_teacher(20, 5, 3, task="classification")
+    assert c.n_classes == 2 and same(c, gaussian_teacher(20, 5, 3, task="classification", n_classes=2))
+    if MNIST1D_AVAILABLE:
+        m = mnist1d(n_train=50)
+        assert m.x_train.shape[0] + m.x_test.shape[0] == 50 + 1000  # 5000 samples, 20 % of them test
+        assert same(m, mnist1d(seed=0, n_samples=5000, n_train=50))
+
+
+def test_regression_teacher_has_d_out_outputs_whatever_n_classes():
+    for d_out, nc in [(3, 2), (1, 5)]:
+        ds = gaussian_teacher(12, 4, 3, d_out=d_out, n_classes=nc)
+        assert ds.y_train.shape == (12, d_out) and ds.y_test.shape == (4, d_out) and ds.d_out == d_out
+    with pytest.raises(ValueError, match=r"^n_train: "):
+        gaussian_teacher(0, 4, 3)
+
+
+def test_one_hot_dtype_follows_the_request_not_the_default():
+    lab = torch.tensor([0, 2, 1])
+    for dt in (torch.float64, torch.float32):
+        for scale in (1.0, 0.5):
+            h = one_hot(lab, 3, dtype=dt, scale=scale)
+            assert h.dtype == dt and h.tolist() == [[scale, 0, 0], [0, 0, scale], [0, scale, 0]]
+    assert one_hot(lab, 3).dtype == torch.float64  # the documented default
+    for dt in (torch.float32, torch.float64):
+        ds = two_gaussians(6, 3, 2, dtype=dt).one_hot(scale=2.0)
+        src = two_gaussians(6, 3, 2, dtype=dt)
+        assert ds.y_train.dtype == dt and ds.y_test.dtype == dt
+        assert torch.equal(ds.x_train, src.x_train) and torch.equal(ds.x_test, src.x_test)
+        assert torch.equal(ds.y_train.argmax(1), src.y_train) and float(ds.y_test.sum()) == 2.0 * 3
+
+
+def test_mnist1d_availability_and_size_boundaries():
+    import importlib.util
+
+    from lrtheory.core.data import _mnist1d_available
+
+    assert _mnist1d_available() == (importlib.util.find_spec("mnist1d") is not None) == MNIST1D_AVAILABLE
+    if not MNIST1D_AVAILABLE:
+        pytest.skip("mnist1d not installed")
+    ds = mnist1d(n_samples=20)  # the smallest allowed: 2 per class
+    assert ds.x_train.shape[0] + ds.x_test.shape[0] == 20
+    with pytest.raises(ValueError, match=r"^n_samples: expected at least 20 \(2 per class\), got 19$"):
+        mnist1d(n_samples=19)
+    full = mnist1d(n_samples=100)
+    assert torch.equal(mnist1d(n_samples=100, n_train=full.x_train.shape[0]).x_train, full.x_train)
