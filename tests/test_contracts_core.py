@@ -1376,6 +1376,7 @@ def test_a_callers_store_object_is_used_and_left_open(tmp_path):
 
 def test_load_results_default_scale_and_default_code_version(tmp_path):
     sd, calls = _sweep_calls()
+    sd = dataclasses.replace(sd, points=lambda scale: {"ci": [{"x": 5.0}], "full": [{"x": 1.0}, {"x": 2.0}]}[scale])
     store = tmp_path / "r.sqlite"
     SW.run_sweep(sd, "full", store=store, progress=False)
     assert SW.load_results(sd, store=store) == SW.load_results(sd, "full", store=store) is not None
@@ -1391,3 +1392,21 @@ def test_summary_keeps_its_first_line_under_the_stale_note(tmp_path):
     first, note = again.summary().split("\n")
     assert first.startswith("sweep t (scale=ci): 5 points, 5 already stored, 0 computed in ")
     assert note == "  note: 5 stored points were computed by another code version (rerun with --fresh to recompute them)"
+
+
+def test_run_sweep_uses_the_callers_executor_and_reports_on_stderr_by_default(tmp_path, capsys):
+    sd, calls = _sweep_calls()
+
+    class Counting(SW.InlineExecutor):
+        submitted = 0
+
+        def submit(self, fn, /, *args, **kwargs):
+            Counting.submitted += 1
+            return super().submit(fn, *args, **kwargs)
+
+    ex = Counting()
+    r = SW.run_sweep(sd, "ci", store=tmp_path / "r.jsonl", executor=ex, progress=False)
+    assert r.computed == 5 and Counting.submitted == 3  # three batches of at most 2, all through the caller's
+    SW.run_sweep(sd, "full", store=tmp_path / "s.jsonl")  # progress=None: the bar goes to stderr
+    out, err = capsys.readouterr()
+    assert out == "" and "t [####################] 2/2 points 100%" in err

@@ -300,6 +300,7 @@ def test_one_hot_dtype_follows_the_request_not_the_default():
             h = one_hot(lab, 3, dtype=dt, scale=scale)
             assert h.dtype == dt and h.tolist() == [[scale, 0, 0], [0, 0, scale], [0, scale, 0]]
     assert one_hot(lab, 3).dtype == torch.float64  # the documented default
+    assert two_gaussians(6, 3, 2).one_hot().y_train.sum(1).tolist() == [1.0] * 6  # scale 1 by default
     for dt in (torch.float32, torch.float64):
         ds = two_gaussians(6, 3, 2, dtype=dt).one_hot(scale=2.0)
         src = two_gaussians(6, 3, 2, dtype=dt)
