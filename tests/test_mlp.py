@@ -500,3 +500,40 @@ def test_closed_form_backward_with_a_multiplier_of_two_and_one_output(bias):
             got = _backward(spec, P, saved, g_out.clone(), ws)
             assert [tuple(a.shape) for a in got] == [tuple(p.shape) for p in P]
             assert all(torch.equal(a, b) for a, b in zip(got, want)), (N, ws is not None)
+
+
+# ---- the documented seed rule and BatchNorm without running statistics (from the full mutation run)
+def test_init_params_follows_the_documented_seed_rule():
+    """Model k of ``init_params(spec, K, seed=s)`` is drawn from a generator seeded with
+    ``(s * 1_000_003 + k) mod 2**63`` (the docstring's rule), the default seed is 0, and seed 0 is a
+    valid per-model seed: checked against the ``seeds=`` path, which seeds model k with ``seeds[k]``
+    itself, and against a generator seeded by hand."""
+    spec = MLPSpec(3, 5, 1, 2, bias=True)
+    for s in (0, 7, 2**62 + 5):  # the last one wraps: s * 1_000_003 overflows 2**63
+        rule = [(s * 1_000_003 + k) % 2**63 for k in range(3)]
+        a, b = init_params(spec, 3, seed=s), init_params(spec, 3, seeds=rule)
+        assert all(torch.equal(p, q) for p, q in zip(a, b)), s
+    assert all(torch.equal(p, q) for p, q in zip(init_params(spec, 2), init_params(spec, 2, seed=0)))
+    z = init_params(spec, 2, seeds=[0, 0])
+    assert torch.equal(z[0][0], z[0][1])
+    std = init_stds(spec)[0]
+    g = torch.Generator().manual_seed(7 * 1_000_003 + 1)
+    want = torch.randn(5, 3, generator=g, dtype=torch.float64) * std
+    assert torch.equal(init_params(spec, 2, seed=7)[0][1], want)
+
+
+def test_core_mlp_batchnorm_has_no_running_statistics():
+    """CoreMLP's BatchNorm normalizes with the batch's statistics in eval mode too (no running
+    statistics, as the docstring says), and its LayerNorm and BatchNorm use eps = 1e-5 (NORM_EPS)."""
+    torch.manual_seed(0)
+    for norm in ("batchnorm", "layernorm"):
+        mod = CoreMLP(MLPSpec(3, 6, 1, 2, norm=norm))
+        x = torch.randn(8, 3, dtype=torch.float64) * 3 + 1
+        out_train = mod(x)
+        mod.eval()
+        assert torch.equal(mod(x), out_train), norm
+        for nm in mod.norms:
+            if not isinstance(nm, torch.nn.Identity):
+                assert nm.eps == 1e-5, norm
+                if norm == "batchnorm":
+                    assert nm.running_mean is None and not nm.track_running_stats
