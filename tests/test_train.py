@@ -476,3 +476,37 @@ def test_preact_sparsity_counts_strictly_negative_preactivations():
     want = sum(v < 0 for v in z) / 8
     assert 0 < want < 0.5
     assert preact_sparsity(spec, x)(P, 0)[0, 0].item() == want
+
+
+# ---- argument ranges and defaults as documented (from the full mutation run of train.py)
+def test_train_ranges_defaults_and_reserved_names():
+    spec = MLPSpec(4, 6, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2, seed=1)
+    r = train(spec, P, x, y, [0.01, 0.02], 3)
+    assert r.spec is spec
+    # momentum in [0, 1): 0.999 and 0 accepted, 1 and 1.5 refused
+    for m in (0.0, 0.999):
+        train(spec, P, x, y, 0.01, 1, momentum=m)
+    for m in (1.0, 1.5):
+        with pytest.raises(ValueError, match=r"^momentum: "):
+            train(spec, P, x, y, 0.01, 1, momentum=m)
+    # divergence_factor > 1, infinity allowed (never stop on the loss' growth); the default is 1e6
+    train(spec, P, x, y, 0.01, 1, divergence_factor=math.inf)
+    train(spec, P, x, y, 0.01, 1, divergence_factor=1.5)
+    with pytest.raises(ValueError, match=r"^divergence_factor: expected a number > 1, got 1\.0$"):
+        train(spec, P, x, y, 0.01, 1, divergence_factor=1.0)
+    import inspect
+
+    assert inspect.signature(train).parameters["divergence_factor"].default == 1e6  # as documented
+    # batch_size 1 is a valid minibatch (SGD on single examples); the default seed of the batches is 0
+    one = train(spec, P, x, y, 0.01, 3, batch_size=1)
+    assert np.isfinite(one.history["loss"]).all()
+    a, b = (train(spec, P, x, y, 0.01, 4, batch_size=5, **kw) for kw in ({}, {"seed": 0}))
+    assert all(torch.equal(p, q) for p, q in zip(a.params, b.params))
+    c = train(spec, P, x, y, 0.01, 4, batch_size=5, seed=1)
+    assert not all(torch.equal(p, q) for p, q in zip(a.params, c.params))
+    # the history's own names cannot be diagnostics
+    for name in ("step", "loss", "train_acc", "test_loss", "test_acc"):
+        with pytest.raises(ValueError, match=rf"^diagnostics: name '{name}' is reserved$"):
+            train(spec, P, x, y, 0.01, 1, diagnostics={name: lambda p, t: torch.zeros(2)})
