@@ -399,3 +399,309 @@ def test_text_store_rejects_a_folder_and_a_corrupt_line(tmp_path):
     bad.write_text('{"key": "k"}\n')
     with pytest.raises(ValueError, match="bad.jsonl:1"):
         TextStore(bad)
+
+
+# ---------------------------------------------------------------------------------------------
+# issue 21 (mutation testing of sweep.py): progress text worked by hand under a fake clock,
+# the documented number of batches in flight, points stored by another writer meanwhile,
+# device strings under a fake CUDA machine, stores opened here are closed
+# ---------------------------------------------------------------------------------------------
+import io  # noqa: E402
+
+from lrtheory.core.sweep import InlineExecutor, Param  # noqa: E402
+
+
+def _squares(n, batch_size=1, run_batch=None):
+    """``n`` points x = 1..n, y = x^2, ``batch_size`` points per batch."""
+    return SweepDef(name="sq", chapter="test", description="", points=lambda scale: [{"x": x} for x in range(1, n + 1)],
+                    run_batch=run_batch or (lambda configs, device: [{"y": c["x"] ** 2} for c in configs]),
+                    schema={"x": Param("int")}, batch_size=batch_size)
+
+
+class _Clock:
+    """A settable ``time.monotonic``."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+class _Log(io.StringIO):
+    """A log file (not a terminal) that counts its flushes."""
+
+    flushes = 0
+
+    def flush(self):
+        self.flushes += 1
+        super().flush()
+
+
+class _Tty(_Log):
+    def isatty(self):
+        return True
+
+
+def test_progress_lines_and_eta_worked_by_hand(monkeypatch):
+    """10 points, none stored; lines asked at t = 0, 5, 12, 13, 14 s with 0, 2, 7, 8, 10 points done.
+    A log file gets a line when `every` = 5 s have passed since the last one (t = 5: exactly 5 s) or at
+    the end; t = 13 is 1 s after the line of t = 12: none. ETA = elapsed / new points * points left:
+    5 / 2 * 8 = 20 s, 12 / 7 * 3 = 5.14 s (-> 0:05). The bar has round(20 * done / total) '#'."""
+    clock = _Clock()
+    monkeypatch.setattr(sw.time, "monotonic", clock)
+    log = _Log()
+    bar = sw._Progress(log, "s", 10, 0)
+    for t, done in ((5.0, 2), (12.0, 7), (13.0, 8), (14.0, 10)):
+        clock.now = t
+        bar.update(done)
+    bar.close()
+    monkeypatch.undo()
+    assert log.getvalue().splitlines() == [
+        "s [--------------------] 0/10 points   0%  elapsed 0:00  ETA ?",
+        "s [####----------------] 2/10 points  20%  elapsed 0:05  ETA 0:20",
+        "s [##############------] 7/10 points  70%  elapsed 0:12  ETA 0:05",
+        "s [####################] 10/10 points 100%  elapsed 0:14  ETA 0:00",
+    ]
+    assert log.flushes == 4  # every line flushed as written (a `tail -f` of the log sees it)
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_flushes(monkeypatch):
+    """On a terminal: every update redraws in place ('\\r', no newline), flushed; close ends the line.
+    4 points, 1 done at t = 1 s: ETA 1 / 1 * 3 = 3 s."""
+    clock = _Clock()
+    monkeypatch.setattr(sw.time, "monotonic", clock)
+    tty = _Tty()
+    bar = sw._Progress(tty, "t", 4, 0)
+    clock.now = 1.0
+    bar.update(1)
+    bar.close()
+    monkeypatch.undo()
+    assert tty.getvalue() == ("\rt [--------------------] 0/4 points   0%  elapsed 0:00  ETA ?"
+                              "\rt [#####---------------] 1/4 points  25%  elapsed 0:01  ETA 0:03\n")
+    assert tty.flushes == 3
+
+
+def test_progress_edge_cases_one_point_all_stored_and_a_bare_stream():
+    # a sweep of one point: 1/1 is 100 %
+    log = _Log()
+    bar = sw._Progress(log, "one", 1, 0)
+    bar.update(1)
+    assert log.getvalue().splitlines()[-1].startswith("one [####################] 1/1 points 100%  elapsed 0:00")
+    # every point already stored: nothing computed, nothing left: ETA 0:00, not "?"
+    log = _Log()
+    sw._Progress(log, "all", 3, 3)
+    assert log.getvalue() == "all [####################] 3/3 points 100%  elapsed 0:00  ETA 0:00\n"
+
+    class Bare:  # a stream with write and flush only (no isatty): a log file
+        def __init__(self):
+            self.parts = []
+
+        def write(self, s):
+            self.parts.append(s)
+
+        def flush(self):
+            pass
+
+    bare = Bare()
+    bar = sw._Progress(bare, "b", 2, 0)
+    bar.update(2)
+    bar.close()
+    assert "".join(bare.parts).splitlines() == ["b [--------------------] 0/2 points   0%  elapsed 0:00  ETA ?",
+                                                "b [####################] 2/2 points 100%  elapsed 0:00  ETA 0:00"]
+
+
+def test_a_resumed_sweep_starts_its_bar_at_the_stored_points(tmp_path):
+    sd = _squares(5)
+    store = tmp_path / "r.sqlite"
+    run_sweep(sd, configs=[{"x": 1}, {"x": 2}], store=store, progress=False)
+    log = _Log()
+    r = run_sweep(sd, store=store, progress=log)
+    assert (r.skipped, r.computed) == (2, 3)
+    assert log.getvalue().splitlines()[0].startswith("sq [########------------] 2/5 points  40%  elapsed 0:00  ETA ?")
+
+
+class _InFlight(cf.Future):
+    """A finished future that counts as in flight until the driver reads its result."""
+
+    def __init__(self, owner):
+        super().__init__()
+        self.owner = owner
+
+    def result(self, timeout=None):
+        if self.owner is not None:
+            self.owner.in_flight -= 1
+            self.owner = None
+        return super().result(timeout)
+
+
+class _Tracking:
+    """Mixin for an executor: runs each call at submit time, records the most futures in flight."""
+
+    def _track(self, fn, args, kwargs):
+        fut = _InFlight(self)
+        fut.set_running_or_notify_cancel()
+        fut.set_result(fn(*args, **kwargs))
+        self.in_flight = getattr(self, "in_flight", 0) + 1
+        self.most = max(getattr(self, "most", 0), self.in_flight)
+        return fut
+
+
+class _Pool(_Tracking, cf.Executor):
+    """An executor that says how many workers it has (as ThreadPoolExecutor and ProcessPoolExecutor do)."""
+
+    def __init__(self, workers=None):
+        if workers is not None:
+            self._max_workers = workers
+
+    def submit(self, fn, /, *args, **kwargs):
+        return self._track(fn, args, kwargs)
+
+
+class _TrackingInline(_Tracking, InlineExecutor):
+    def submit(self, fn, /, *args, **kwargs):
+        return self._track(fn, args, kwargs)
+
+
+def test_batches_in_flight_are_at_most_max_pending(tmp_path):
+    """The documented max_pending: 1 for the in-process executor, 2 * max_workers when the executor
+    says, else 32; an explicit value wins. Each case has more batches than that."""
+    for ex, n, want in ((_TrackingInline(), 5, 1), (_Pool(3), 10, 6), (_Pool(), 40, 32)):
+        r = run_sweep(_squares(n), store=tmp_path / f"{want}.jsonl", executor=ex, progress=False)
+        assert (r.computed, ex.most, ex.in_flight) == (n, want, 0), type(ex).__name__
+        assert [res["y"] for _, res in r.rows] == [x * x for x in range(1, n + 1)]
+    ex = _Pool(3)
+    run_sweep(_squares(10), store=tmp_path / "explicit.jsonl", executor=ex, max_pending=4, progress=False)
+    assert ex.most == 4
+
+
+def test_points_stored_by_another_writer_meanwhile_are_skipped_and_the_rest_still_run(tmp_path):
+    """Batches [1, 2], [3, 4], [5, 6]; while the first runs, another writer stores 3 and 4 (y = -1). The
+    second batch is then skipped (counted as skipped) and the third still runs."""
+    store = tmp_path / "r.sqlite"
+    calls = []
+
+    def run_batch(configs, device):
+        calls.append([c["x"] for c in configs])
+        if configs[0]["x"] == 1:
+            with ResultStore(store) as other:
+                other.put([(p, {"y": -1}) for p in make_points(sd, [{"x": 3}, {"x": 4}])], code_version="other",
+                          environment={})
+        return [{"y": c["x"] ** 2} for c in configs]
+
+    sd = _squares(6, batch_size=2, run_batch=run_batch)
+    r = run_sweep(sd, store=store, progress=False)
+    assert calls == [[1, 2], [5, 6]]
+    assert (r.total, r.skipped, r.computed) == (6, 2, 4)
+    assert [res["y"] for _, res in r.rows] == [1, 4, -1, -1, 25, 36]  # the first writer's rows stay
+
+
+def test_a_finished_batch_is_stored_while_a_slower_one_still_runs(tmp_path):
+    """'writes each finished batch's rows ... as soon as it comes back': with 2 threads, batch x = 1
+    waits (up to 30 s) until batch x = 2 is stored; it sees it stored at once."""
+    import threading
+
+    stored = threading.Event()
+    inner = ResultStore(tmp_path / "r.sqlite")
+
+    class Signalling:  # the caller's store object: every put signals
+        path = inner.path
+
+        def keys(self, keys):
+            return inner.keys(keys)
+
+        def put(self, *args, **kwargs):
+            out = inner.put(*args, **kwargs)
+            stored.set()
+            return out
+
+    def run_batch(configs, device):
+        if configs[0]["x"] == 1:
+            return [{"y": 1, "saw_the_other_stored": stored.wait(30)}]
+        return [{"y": 4, "saw_the_other_stored": None}]
+
+    with cf.ThreadPoolExecutor(2) as ex:
+        r = run_sweep(_squares(2, run_batch=run_batch), store=Signalling(), executor=ex, progress=False)
+    inner.close()
+    assert r.rows[0][1] == {"y": 1, "saw_the_other_stored": True}
+
+
+def _fake_gpu_name(device=None):
+    """torch.cuda.get_device_name on the fake machine: the current device (0) for None or 'cuda'."""
+    index = None if device is None else device.index
+    return f"Fake GPU {0 if index is None else index}"
+
+
+def test_device_strings_under_a_fake_cuda_machine(tmp_path, monkeypatch):
+    """On a (fake) machine with 2 CUDA devices: device=None is resolved by each worker (None is what
+    travels); a device given with the default executor is resolved once in the driver (a bad one fails
+    there, before any batch) and its resolved name travels; with the caller's executor the string
+    travels as given (a GPU worker of a CPU-only driver). The stored environment names the GPU."""
+    import torch
+
+    from lrtheory.core import device as dev_mod
+
+    real = dev_mod.resolve_device
+    asked, got = [], []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "get_device_name", _fake_gpu_name)
+
+    def spy(device=None):
+        asked.append(device)
+        return real(device)
+
+    monkeypatch.setattr(dev_mod, "resolve_device", spy)
+
+    def run_batch(configs, device):
+        got.append(device)
+        return [{"y": c["x"]} for c in configs]
+
+    def run(device, executor=None, store="r"):
+        asked.clear()
+        got.clear()
+        path = tmp_path / f"{store}.sqlite"
+        run_sweep(_squares(2, run_batch=run_batch), store=path, device=device, executor=executor, progress=False)
+        with ResultStore(path) as st:
+            return [r.environment for r in st.rows("sq")]
+
+    envs = run(None, store="none")
+    assert asked == [None, None] and got == [torch.device("cuda")] * 2
+    assert all(e["device"] == "cuda" and e["gpu"] == "Fake GPU 0" for e in envs)  # the current device
+    envs = run(" CUDA:1", store="driver")
+    assert asked == [" CUDA:1", "cuda:1", "cuda:1"] and got == [torch.device("cuda:1")] * 2
+    assert all(e["device"] == "cuda:1" and e["gpu"] == "Fake GPU 1" for e in envs)
+    envs = run("cuda:1", executor=InlineExecutor(), store="caller")
+    assert asked == ["cuda:1", "cuda:1"] and got == [torch.device("cuda:1")] * 2
+    assert all(e["gpu"] == "Fake GPU 1" for e in envs)
+    envs = run("cpu", store="cpu")
+    assert all(e["device"] == "cpu" and "gpu" not in e for e in envs)  # CUDA present, not used
+    with pytest.raises(ValueError, match=r"^device: 'cuda:5' does not exist \(2 CUDA devices\)$"):
+        run("cuda:5", store="bad")
+    assert asked == ["cuda:5"] and got == []
+
+
+def test_stores_opened_here_are_closed_and_the_default_store_is_used(tmp_path, monkeypatch):
+    """run_sweep and load_results close each store they open from a path; with store=None both use
+    the default store ($LRTHEORY_CACHE/results.sqlite)."""
+    real, opened = sw.open_store, []
+
+    def spy(store=None):
+        st = real(store)
+        closed = st.close
+
+        def close():
+            opened.remove(st)
+            closed()
+
+        st.close = close
+        opened.append(st)
+        return st
+
+    monkeypatch.setattr(sw, "open_store", spy)
+    monkeypatch.setenv("LRTHEORY_CACHE", str(tmp_path / "cache"))
+    sd = _squares(3)
+    r = run_sweep(sd, progress=False)
+    assert r.store == str(tmp_path / "cache" / "results.sqlite") and opened == []
+    assert [res["y"] for _, res in load_results(sd, "ci")] == [1, 4, 9] and opened == []
+    assert load_results(sd, "ci", store=tmp_path / "cache" / "results.sqlite") is not None and opened == []

@@ -571,8 +571,8 @@ def run_sweep(
         from lrtheory.core.device import resolve_device
 
         dev_arg = str(resolve_device(device))  # fail now, in the driver, on a bad local device
-    own_store = not (hasattr(store, "keys") and hasattr(store, "put"))
     st = open_store(store)
+    own_store = st is not store  # open_store returns a store object as given: the caller's, left open
     own_exec = executor is None
     ex = InlineExecutor() if own_exec else executor
     if max_pending is None:
