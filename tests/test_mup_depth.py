@@ -388,3 +388,133 @@ def test_symbols_names_and_assumptions():
 def test_more_bad_inputs_raise(call, name):
     with pytest.raises(ValueError, match=f"^{name}: "):
         call()
+
+
+# ---------------------------------------------------------------- issue 21: the rest of the returned expressions
+@pytest.fixture(scope="module")
+def mc_narrow():
+    """The two ensembles of mc_nets at width n = 256 (20 nets each): for the width exponents, measured as
+    the slope of log(mean quantity) between n = 256 and n = 1024."""
+    wide = [_measure(256, 4, 256, 2.0, 1.5, 300 + s) for s in range(20)]
+    edge = [_measure(256, 4, 8, 1.0, 1.0, 400 + s) for s in range(20)]
+    mean = lambda runs: {k: np.mean([r[k] for r in runs], axis=0) for k in runs[0]}  # noqa: E731
+    return SimpleNamespace(n=256, wide=mean(wide), edge=mean(edge))
+
+
+def _slope(small, large, n_small=256, n_large=1024):
+    """The measured power of n between two widths."""
+    return math.log(large / small) / math.log(n_large / n_small)
+
+
+# Each mean has a standard error of 1.5-4 % (above), so a slope between widths 256 and 1024 (a factor 4) has an
+# error of about 0.04 / ln 4 * sqrt 2 ~ 0.04; 0.15 is over 3 of them, and a wrong exponent is off by >= 1/2.
+SLOPE_ABS = 0.15
+
+
+def test_displayed_recursions_iterated_match_a_finite_net(mc_nets):
+    # the two equations shown, c_l = kappa c_{l-1} + a and r_l = g r_{l-1} + nv gamma_ms c_{l-1}^2, iterated
+    # from c_0 = 0, r_0 = 0 by substituting numbers into the displayed right-hand sides (no closed form), against
+    # the projection of the measured theta^(l) (lam = 1.5, q = 2)
+    rec = D.derive_update_recursion()
+    s = D.symbols()
+    vals = {s.lam: mc_nets.lam, s.q: mc_nets.q}
+    c_prev = next(t for t in rec.c_recursion.rhs.atoms(sp.core.function.AppliedUndef))
+    r_prev = next(t for t in rec.r_recursion.rhs.atoms(sp.core.function.AppliedUndef) if t.func.__name__ == "r")
+    c_of_r = next(t for t in rec.r_recursion.rhs.atoms(sp.core.function.AppliedUndef) if t.func.__name__ == "c")
+    c, r = 0.0, 0.0
+    for l in range(1, mc_nets.L + 1):
+        r = float(rec.r_recursion.rhs.subs(vals).subs({r_prev: r, c_of_r: c}))
+        c = float(rec.c_recursion.rhs.subs(vals).subs({c_prev: c}))
+        assert c == pytest.approx(mc_nets.wide["c"][l - 1], rel=MC_REL), l
+        if l > 1:
+            assert r == pytest.approx(mc_nets.wide["r"][l - 1], rel=MC_REL), l
+        else:
+            assert r == 0
+
+
+def test_coherent_and_incoherent_parts_match_a_finite_net(mc_nets):
+    # theta = c gamma + rho with c the projection on gamma: mean(theta^2) = (coherent) + mean(rho^2) exactly, so
+    # the coherent part is y^2 (theta_ms - r) and the incoherent part y^2 r (eta = 1, y = 0.5, lam = 1.5, q = 2)
+    uv, w = D.derive_update_variance(), mc_nets.wide
+    vals = dict(lam=mc_nets.lam, q=mc_nets.q, y=0.5, eta=1.0)
+    for l in range(1, mc_nets.L + 1):
+        assert _num(uv.coherent, l=l, **vals) == pytest.approx(0.25 * (w["theta_ms"][l - 1] - w["r"][l - 1]),
+                                                               rel=MC_REL), l
+        if l > 1:
+            assert _num(uv.incoherent, l=l, **vals) == pytest.approx(0.25 * w["r"][l - 1], rel=MC_REL), l
+    assert _num(uv.incoherent, l=1, **vals) == 0
+
+
+def test_leading_term_and_uniform_max_update_lr_worked_by_hand():
+    # by hand: V_l = eta^2 y^2 l (2 l^2 + 1) / 6 at lam = q = 1 (c_l = l, r_l = sum_{k<l} k^2); its leading term
+    # eta^2 y^2 l^3 / 3; V_L(eta*) = tau gives eta* = sqrt(6 tau / (L (2 L^2 + 1))) / y, -> sqrt(3 tau) L^{-3/2} / y
+    s = D.symbols()
+    uv, m = D.derive_update_variance(), D.derive_max_update_lr()
+    assert sp.simplify(uv.leading - s.eta ** 2 * s.y ** 2 * s.l ** 3 / 3) == 0
+    for L, tau, y in ((1, 1.0, 1.0), (3, 0.2, 0.7), (10, 5.0, 2.0)):
+        hand = math.sqrt(6 * tau / (L * (2 * L * L + 1))) / y
+        assert _num(m.eta_star, L=L, tau=tau, y=y) == pytest.approx(hand, rel=1e-12), L  # round-off
+        assert _num(m.asymptote, L=L, tau=tau, y=y) == pytest.approx(math.sqrt(3 * tau) * L ** -1.5 / y, rel=1e-12)
+        # eta*_general at lam = q = 1 is eta*
+        assert _num(m.eta_star_general, L=L, tau=tau, y=y, lam=1, q=1) == pytest.approx(hand, rel=1e-12)
+
+
+def test_local_depth_exponent_is_the_finite_difference_of_log_eta_star():
+    # d log eta* / d log L by a central difference of the derived eta*(L) (L taken real), h = 1e-4: O(h^2) error
+    m = D.derive_max_update_lr()
+    s = D.symbols()
+    Lr = sp.Symbol("Lr", positive=True)
+    eta = sp.lambdify(Lr, m.eta_star.subs({s.L: Lr, s.tau: 0.4, s.y: 1.3}))
+    h = 1e-4
+    for L in (1.0, 2.0, 3.5, 40.0):
+        fd = (math.log(eta(L * (1 + h))) - math.log(eta(L * (1 - h)))) / (math.log(1 + h) - math.log(1 - h))
+        assert float(m.local_exponent.subs(s.L, L)) == pytest.approx(fd, abs=1e-7), L
+    # the limit the paper states (eta* ~ L^{-3/2}): the finite difference far out
+    L = 1e5
+    fd = (math.log(eta(L * (1 + h))) - math.log(eta(L * (1 - h)))) / (math.log(1 + h) - math.log(1 - h))
+    assert fd == pytest.approx(float(m.depth_exponent), abs=1e-6)
+
+
+def test_grid_depth_exponent_is_a_least_squares_slope_of_the_hand_formula():
+    # numpy's polyfit of log eta* on log L, eta* = sqrt(6 / (L (2 L^2 + 1))) worked by hand (not loglog_fit,
+    # not the derivation)
+    for depths in ([2, 4, 8, 16], [1, 3, 9], [5, 50]):
+        L = np.asarray(depths, dtype=float)
+        want = np.polyfit(np.log(L), 0.5 * np.log(6 / (L * (2 * L ** 2 + 1))), 1)[0]
+        assert D.grid_depth_exponent(depths, tau=2.0, y=0.3) == pytest.approx(want, abs=1e-12), depths
+
+
+def test_edge_layer_lrs_put_the_measured_change_at_tau(mc_nets):
+    # at eta = first_lr the first layer's own step moves z^(1) by a mean square y^2 eta^2 own^2 = tau; at eta =
+    # last_lr the readout's own step moves f by y^2 eta^2 ||h^(L)||^4 = tau (input dim 8, unit inputs: q = 1)
+    e = D.derive_edge_layer_lr()
+    E, n, d, y, tau = mc_nets.edge, mc_nets.n, mc_nets.d, 0.5, 0.3
+    eta1 = _num(e.first_lr, n=n, d=d, tau=tau, y=y)
+    assert y ** 2 * eta1 ** 2 * E["own"][0] ** 2 == pytest.approx(tau, rel=2 * MC_REL)  # squares: twice the error
+    eta2 = _num(e.last_lr, n=n, tau=tau, y=y)
+    assert y ** 2 * eta2 ** 2 * E["hL_sq"] ** 2 == pytest.approx(tau, rel=2 * MC_REL)
+    assert float(D.edge_layer_lr("first", n, d, tau=tau, y=y)) == pytest.approx(eta1, rel=1e-12)
+    assert float(D.edge_layer_lr("last", n, d, tau=tau, y=-y)) == pytest.approx(eta2, rel=1e-12)  # |y|
+
+
+def test_width_exponents_match_the_measured_width_scaling(mc_nets, mc_narrow):
+    # each exponent e of an LR multiplier n^e makes a size Theta(1): e = -(measured power of n of the size at
+    # multiplier 1), measured between n = 256 and n = 1024
+    w, E, wn, En = mc_nets.wide, mc_nets.edge, mc_narrow.wide, mc_narrow.edge
+    lw = D.derive_layer_width_exponents()
+    edge = D.derive_edge_layer_lr()
+    m = D.derive_max_update_lr()
+    out = D.derive_output_update()
+    hidden = -_slope(np.mean(wn["own"][1:]), np.mean(w["own"][1:]))
+    first = -_slope(En["own"][0], E["own"][0])
+    readout = -_slope(wn["hL_sq"], w["hL_sq"])
+    for name, want in (("hidden", hidden), ("input", first), ("readout", readout)):
+        assert float(getattr(lw, name)) == pytest.approx(want, abs=SLOPE_ABS), name
+    assert float(edge.first_width_exponent) == pytest.approx(first, abs=SLOPE_ABS)
+    assert float(edge.last_width_exponent) == pytest.approx(readout, abs=SLOPE_ABS)
+    # eta* ~ (mean square change of the deepest layer)^{-1/2}: its width exponent, none in the paper's hidden layers
+    assert float(m.width_exponent) == pytest.approx(-0.5 * _slope(wn["theta_ms"][-1], w["theta_ms"][-1]),
+                                                    abs=SLOPE_ABS)
+    # the output's change at multipliers 1 everywhere (plain readout): (sum of squared gradient norms)^2 ~ n^2
+    assert float(out.width_exponent_plain) == pytest.approx(_slope(wn["grad_sq"].sum() ** 2, w["grad_sq"].sum() ** 2),
+                                                            abs=SLOPE_ABS)
