@@ -1,6 +1,8 @@
 """Tests of lrtheory.results.elr.derivation and .analysis (chapter 04): the sympy model, its
 closed forms, the model's traces, the spread and read-outs, argument checks."""
 import math
+import signal
+import threading
 
 import numpy as np
 import pytest
@@ -13,6 +15,29 @@ from lrtheory.results.elr import analysis as A
 from lrtheory.results.elr import derivation as D
 from lrtheory.results.elr import measurements as M
 from lrtheory.results.elr import simulate as S
+
+#: CPU seconds any one test here may use (the slowest takes about 1.5 s, the sympy derivation included).
+#: A wrong derivation can send sympy's simplify / dsolve / limit into minutes of work; bounded here,
+#: such a mutant fails in seconds instead of at mutmut's timeout (15x the whole file's time).
+CPU_LIMIT_S = 20.0
+
+
+@pytest.fixture(autouse=True)
+def _cpu_limit():
+    if not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def over(signum, frame):
+        raise TimeoutError(f"this test used more than {CPU_LIMIT_S} s of CPU")
+
+    old = signal.signal(signal.SIGPROF, over)
+    signal.setitimer(signal.ITIMER_PROF, CPU_LIMIT_S)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old)
 
 
 # ----------------------------------------------------------------- derivation
@@ -348,6 +373,168 @@ def test_ratio_exponent_prediction_by_hand():
     assert D.ratio_exponent_prediction([1.0, 0.1], 1.0, (100, 400)) == pytest.approx(want, rel=1e-10)
     # eta scales every E0: eta = 2 with a0 = (0.5, 0.05) is the same
     assert D.ratio_exponent_prediction([0.5, 0.05], 2.0, (100, 400)) == pytest.approx(want, rel=1e-10)
+
+
+# ----------------------------------------------------------------- each derived expression against an independent route
+# (issue 21: the premise computed on explicit vectors, a Runge-Kutta integration of the flow, a bisection, a brute-force
+# maximum, finite differences, the limits read off at large t in high precision)
+
+def _num(expr, **values):
+    """A sympy expression of the derivation at numbers given by the symbols' keys in ``d.symbols``."""
+    y = D.derive_elr_model().symbols
+    return float(expr.subs({y[k]: v for k, v in values.items()}))
+
+
+def _premise_step(W, c, eta, rng):
+    """One SGD step of a scale-invariant layer on explicit vectors: a gradient orthogonal to W with norm c / ||W||."""
+    v = rng.standard_normal(W.shape)
+    v -= (v @ W) / (W @ W) * W
+    g = c / np.linalg.norm(W) * v / np.linalg.norm(v)
+    return W - eta * g, g
+
+
+def test_symbols_are_positive_and_named_as_documented():
+    d = D.derive_elr_model()
+    names = {"eta": "eta", "c": "c", "S": "S", "S0": "S_0", "t": "t", "E": "E", "E0": "E_0", "E_l0": "E_l0",
+             "E_k0": "E_k0", "a_l": "a_l", "a_k": "a_k", "c_l": "c_l", "c_k": "c_k", "u": "u", "s": "s",
+             "E_l": "E_l", "E_k": "E_k"}
+    assert {k: v.name for k, v in d.symbols.items()} == names
+    assert all(v.is_positive is True for v in d.symbols.values())  # "all symbols positive"
+    assert str(d.E_next) == "E/(E**2 + 1)"  # the chapter prints it
+    # every output is written in the documented symbols only (no stray symbol of another name or assumption)
+    own = set(d.symbols.values())
+    for f in ("S_next", "E_def", "E_next", "u_next", "S_closed", "E_closed", "log_ratio", "classic_ratio_limit", "rate",
+              "next_ratio", "next_ratio_slope", "critical_lr", "critical_lr_elr", "warmup_spread", "S2_rate"):
+        assert getattr(d, f).free_symbols <= own, f
+
+
+def test_norm_step_and_elr_map_on_explicit_vectors():
+    # the premise on a vector of R^7: S' = ||W - eta g||^2, E = eta ||g|| / ||W||, E' = eta c / S' (the same c)
+    d = D.derive_elr_model()
+    rng = np.random.default_rng(1)
+    for S, eta, c in [(1.0, 0.1, 1.0), (2.5, 0.7, 3.0), (0.3, 2.0, 0.2)]:
+        W = rng.standard_normal(7)
+        W *= math.sqrt(S) / np.linalg.norm(W)
+        W1, g = _premise_step(W, c, eta, rng)
+        S1 = W1 @ W1
+        E = eta * np.linalg.norm(g) / np.linalg.norm(W)
+        E1 = eta * (c / np.linalg.norm(W1)) / np.linalg.norm(W1)
+        assert _num(d.S_next, S=S, eta=eta, c=c) == pytest.approx(S1, rel=1e-13)
+        assert _num(d.E_def, S=S, eta=eta, c=c) == pytest.approx(E, rel=1e-13)
+        assert _num(d.E_next, E=E) == pytest.approx(E1, rel=1e-13)
+        assert _num(d.u_next, u=1 / E**2) == pytest.approx(1 / E1**2, rel=1e-13)
+        # the flow's right-hand side is the step's increment S' - S
+        f = d.ode.rhs.subs(d.ode.lhs.args[0], d.symbols["S"])
+        assert _num(f, S=S, eta=eta, c=c) == pytest.approx(S1 - S, rel=1e-12)
+    t = d.symbols["t"]
+    assert d.ode.lhs == sp.Derivative(sp.Function("S")(t), t)
+
+
+def _two_layer_ratio(a_l, a_k, eta, seed=2):
+    # two layers at S = 1 with c = a (so a = c / S), one step at eta on explicit vectors, their new ELR ratio
+    rng = np.random.default_rng(seed)
+    out = []
+    for a in (a_l, a_k):
+        W = rng.standard_normal(5)
+        W /= np.linalg.norm(W)
+        W1, _ = _premise_step(W, a, eta, rng)
+        out.append(eta * a / (W1 @ W1))
+    return out[0] / out[1]
+
+
+def test_next_ratio_and_its_slope_against_a_simulated_step():
+    d = D.derive_elr_model()
+    for a_l, a_k, eta in [(2.0, 0.5, 0.3), (5.0, 1.0, 0.9), (0.4, 3.0, 1.7)]:
+        r = _num(d.next_ratio, a_l=a_l, a_k=a_k, eta=eta)
+        assert r == pytest.approx(_two_layer_ratio(a_l, a_k, eta), rel=1e-12)
+        h = 1e-5 * eta  # central difference: error ~ h^2
+        fd = (_two_layer_ratio(a_l, a_k, eta + h) - _two_layer_ratio(a_l, a_k, eta - h)) / (2 * h)
+        assert _num(d.next_ratio_slope, a_l=a_l, a_k=a_k, eta=eta) == pytest.approx(fd, rel=1e-6)
+
+
+def test_critical_lr_by_bisection_on_the_simulated_step():
+    d = D.derive_elr_model()
+    for a_l, a_k in [(4.0, 1.0), (9.0, 0.25), (1.5, 1.2)]:
+        lo, hi = 1e-6, 1e6  # the ratio falls from a_l / a_k > 1 to a_k / a_l < 1 as eta grows
+        for _ in range(200):
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if _two_layer_ratio(a_l, a_k, mid) > 1.0 else (lo, mid)
+        eta_c = math.sqrt(lo * hi)
+        assert _num(d.critical_lr, a_l=a_l, a_k=a_k) == pytest.approx(eta_c, rel=1e-9)
+        # the same LR from the ELRs E = eta a at any current LR eta
+        assert _num(d.critical_lr_elr, eta=0.3, E_l=0.3 * a_l, E_k=0.3 * a_k) == pytest.approx(eta_c, rel=1e-9)
+        assert float(D.critical_lr(a_l, a_k)) == pytest.approx(eta_c, rel=1e-9)
+
+
+def test_warmup_spread_is_the_worst_middle_layer():
+    # spread s between the extremes, a middle layer anywhere in between: the largest spread left by one step at the
+    # extremes' critical LR (found by bisection), by brute force over the middle layer's position
+    d = D.derive_elr_model()
+    for s in (4.0, 100.0, 1e4):
+        lo, hi = 1e-8, 1e4
+        for _ in range(200):
+            mid = math.sqrt(lo * hi)
+            lo, hi = (mid, hi) if _two_layer_ratio(s, 1.0, mid) > 1.0 else (lo, mid)
+        eta = math.sqrt(lo * hi)
+        a = np.exp(np.linspace(0.0, math.log(s), 200_001))  # the middle layer; the extremes are a[0] = 1, a[-1] = s
+        after = a / (1.0 + (eta * a) ** 2)
+        worst = after.max() / min(after[0], after[-1])
+        assert _num(d.warmup_spread, s=s) == pytest.approx(worst, rel=1e-8)
+
+
+def _rk4_norm(S0, k, ts, n=4000):
+    """dS/dt = k / S integrated by RK4 in tau = log(1 + t) (n steps per unit of tau): S at the times ``ts``."""
+    out, S, tau = [], S0, 0.0
+    for t in ts:
+        end = math.log1p(t)
+        m = max(1, int(math.ceil((end - tau) * n)))
+        h = (end - tau) / m
+        f = lambda tau_, S_: math.exp(tau_) * k / S_  # noqa: E731  dS/dtau = (1 + t) dS/dt
+        for _ in range(m):
+            k1 = f(tau, S)
+            k2 = f(tau + h / 2, S + h / 2 * k1)
+            k3 = f(tau + h / 2, S + h / 2 * k2)
+            k4 = f(tau + h, S + h * k3)
+            S, tau = S + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4), tau + h
+        out.append(S)
+    return np.array(out)
+
+
+def test_flow_closed_forms_against_a_runge_kutta_integration():
+    d = D.derive_elr_model()
+    ts = [0.5, 3.0, 40.0, 900.0]
+    for S0, eta, c in [(1.0, 0.5, 1.0), (2.0, 0.1, 3.0), (0.5, 1.3, 0.7)]:
+        S = _rk4_norm(S0, eta**2 * c**2, ts)
+        for t, St in zip(ts, S):
+            assert _num(d.S_closed, S0=S0, eta=eta, c=c, t=t) == pytest.approx(St, rel=1e-10)
+            # E(t) = eta c / S(t) from E0 = eta c / S0
+            assert _num(d.E_closed, E0=eta * c / S0, t=t) == pytest.approx(eta * c / St, rel=1e-10)
+        # d(S^2)/dt by a central difference of the integrated S
+        t, h = 3.0, 1e-3
+        Sm, Sp = _rk4_norm(S0, eta**2 * c**2, [t - h, t + h])
+        assert _num(d.S2_rate, eta=eta, c=c) == pytest.approx((Sp**2 - Sm**2) / (2 * h), rel=1e-7)
+    # two layers from the same S0 = 1 and eta = 1, c = E0: log of their ELR ratio
+    for El0, Ek0 in [(1.0, 0.25), (0.2, 0.9)]:
+        Sl, Sk = _rk4_norm(1.0, El0**2, ts), _rk4_norm(1.0, Ek0**2, ts)
+        for t, a, b in zip(ts, Sl, Sk):
+            assert _num(d.log_ratio, E_l0=El0, E_k0=Ek0, t=t) == pytest.approx(math.log((El0 / a) / (Ek0 / b)), rel=1e-9)
+
+
+def test_limits_read_off_at_large_t():
+    # the limits, read off the (RK-checked) closed forms at t = 1e30 in 60-digit arithmetic
+    d = D.derive_elr_model()
+    y = d.symbols
+    t = sp.Integer(10) ** 30
+    El0, Ek0 = sp.Rational(7, 10), sp.Rational(1, 5)
+    ratio = sp.exp(d.log_ratio).subs({y["E_l0"]: El0, y["E_k0"]: Ek0, y["t"]: t})
+    assert abs(float(sp.N(ratio - 1, 60))) < 1e-25 and d.ratio_limit == 1
+    tlog = sp.N((t * d.log_ratio).subs({y["E_l0"]: El0, y["E_k0"]: Ek0, y["t"]: t}), 60)
+    assert float(d.rate.subs({y["E_l0"]: El0, y["E_k0"]: Ek0})) == pytest.approx(float(tlog), rel=1e-20)
+    cl, ck = sp.Rational(3), sp.Rational(1, 2)
+    Sl = d.S_closed.subs({y["c"]: cl, y["S0"]: 1, y["eta"]: sp.Rational(1, 10), y["t"]: t})
+    Sk = d.S_closed.subs({y["c"]: ck, y["S0"]: 1, y["eta"]: sp.Rational(1, 10), y["t"]: t})
+    classic = float(sp.N(Sk / Sl, 60))  # (eta / S_l) / (eta / S_k)
+    assert float(d.classic_ratio_limit.subs({y["c_l"]: cl, y["c_k"]: ck})) == pytest.approx(classic, rel=1e-12)
 
 
 # ----------------------------------------------------------------- mutation run of this session (mutmut 3.8.1)
