@@ -36,6 +36,7 @@ def test_show_equation_typesets_lhs_equals_expr():
 
 def test_shade_phases_bands_and_labels_on_a_linear_axis(ax):
     ax.set_xlim(0, 10)
+    ax.set_ylim(-3, 40)  # data y differs from the axes fraction: the labels' y is the latter
     edges = [0.0, 2.0, 3.0, 5.0, 8.0, 10.0]
     labels = ["a", "b", "c", "d", "e"]  # five bands: the four default colours, then the first again
     display.shade_phases(ax, edges, labels)
