@@ -260,7 +260,7 @@ def elr_step(E, steps: int = 1) -> np.ndarray:
     f = _lambdified("E_next")
     for _ in range(int(steps)):
         E = f(E)
-    return np.asarray(E, dtype=np.float64)
+    return np.asarray(E)  # float64: validated so, and the map keeps it
 
 
 def elr_closed_form(E0, t) -> np.ndarray:
@@ -285,7 +285,7 @@ def elr_closed_form(E0, t) -> np.ndarray:
     >>> round(float(elr_closed_form(1.0, 4.0)), 6)
     0.333333
     """
-    return np.asarray(_lambdified("E_closed")(V.positive_array(E0, "E0"), _nonneg_array(t, "t")), dtype=np.float64)
+    return np.asarray(_lambdified("E_closed")(V.positive_array(E0, "E0"), _nonneg_array(t, "t")))
 
 
 def norm2_closed_form(S0, eta, c, t) -> np.ndarray:
@@ -318,7 +318,7 @@ def norm2_closed_form(S0, eta, c, t) -> np.ndarray:
     """
     return np.asarray(_lambdified("S_closed")(V.positive_array(S0, "S0"), V.positive_array(eta, "eta"),
                                               V.positive_array(c, "c"),
-                                              _nonneg_array(t, "t")), dtype=np.float64)
+                                              _nonneg_array(t, "t")))
 
 
 def log_ratio_closed_form(E_l0, E_k0, t) -> np.ndarray:
@@ -345,7 +345,7 @@ def log_ratio_closed_form(E_l0, E_k0, t) -> np.ndarray:
     0.693147
     """
     return np.asarray(_lambdified("log_ratio")(V.positive_array(E_l0, "E_l0"), V.positive_array(E_k0, "E_k0"),
-                                               _nonneg_array(t, "t")), dtype=np.float64)
+                                               _nonneg_array(t, "t")))
 
 
 def critical_lr(a_l, a_k) -> np.ndarray:
@@ -373,8 +373,7 @@ def critical_lr(a_l, a_k) -> np.ndarray:
     >>> float(critical_lr(4.0, 1.0))
     0.5
     """
-    return np.asarray(_lambdified("critical_lr")(V.positive_array(a_l, "a_l"), V.positive_array(a_k, "a_k")),
-                      dtype=np.float64)
+    return np.asarray(_lambdified("critical_lr")(V.positive_array(a_l, "a_l"), V.positive_array(a_k, "a_k")))
 
 
 def critical_crossing_step(etas, a) -> float:
@@ -409,15 +408,14 @@ def critical_crossing_step(etas, a) -> float:
     return float(np.argmax(reached)) if reached.any() else math.nan
 
 
-def _heavy_ball(a0, lr_of, steps: int, momentum: float):
+def _heavy_ball(a0, lr_of, steps: int, beta: float):
     """The model under heavy-ball momentum from a zero buffer: layer ``l`` has ``c_l = a0_l`` at
     ``S_l = 1`` (only the ratios matter), gradient norm ``c_l / sqrt(S_l)``, a buffer that sums its
     past gradient norms, ``m_l <- beta m_l + c_l / sqrt(S_l)`` (the gradients taken as aligned: the
     assumption behind the steady-state gain ``1/(1 - beta)``, which is this buffer's limit), and the
     orthogonal step ``S_l <- S_l + lr^2 m_l^2``. ``lr_of(a)`` is the LR of the coming step from the
     current per-unit-LR ELRs ``a = c / S``. At ``beta = 0`` this is the map ``a -> a / (1 + (lr a)^2)``."""
-    c = V.positive_array(a0, "a0").astype(np.float64).ravel().copy()
-    beta = V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False))
+    c = V.positive_array(a0, "a0").ravel()  # a float64 copy; beta is checked by the callers
     S = np.ones_like(c)
     m = np.zeros_like(c)
     a = c.copy()
@@ -464,7 +462,8 @@ def model_spread_trace(a0, lrs, momentum: float = 0.0) -> np.ndarray:
     array([4., 1.])
     """
     lrs = V.positive_array(lrs, "lrs").ravel()
-    return _heavy_ball(a0, lambda a, it=iter(lrs): next(it), len(lrs), momentum)[0]
+    beta = V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False))
+    return _heavy_ball(a0, lambda a, it=iter(lrs): next(it), len(lrs), beta)[0]
 
 
 def model_warmup_trace(a0, lr: float, steps: int, momentum: float = 0.0):
@@ -505,18 +504,18 @@ def model_warmup_trace(a0, lr: float, steps: int, momentum: float = 0.0):
     lr = V.positive_real(lr, "lr")
     steps = V.nonneg_int(steps, "steps")
     beta = V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False))
-    state = {"k": 0, "done": False}
+    state = {"k": 0}
 
     def rule(a):
+        # no latch needed: the per-unit ELRs only fall (S only grows, also in floating point), so once the
+        # warm-up has ended the test below holds at every later step
         k, g = state["k"], math.sqrt(a.max() * a.min())
         state["k"] += 1
-        if not state["done"] and lr * g / (1.0 - beta) <= 1.0:
-            state["done"] = True
-        if state["done"]:
+        if lr * g / (1.0 - beta) <= 1.0:
             return lr
         return min(lr, 1.0 / (g * (1.0 - beta ** (k + 1)) / (1.0 - beta)))
 
-    return _heavy_ball(a0, rule, steps, momentum)
+    return _heavy_ball(a0, rule, steps, beta)
 
 
 def flow_elrs(c, S0, eta: float) -> np.ndarray:
@@ -655,7 +654,7 @@ def ratio_exponent_prediction(a0, eta: float, t: Tuple[int, int]) -> float:
     """
     a0 = V.positive_array(a0, "a0").ravel()
     eta = V.positive_real(eta, "eta")
-    ts = np.arange(int(t[1]) + 1, dtype=np.float64)
+    ts = np.arange(int(t[1]) + 1)  # made float64 by elr_closed_form
     E = elr_closed_form(eta * a0[None, :], ts[:, None])
     return log_spread_exponent(E.max(axis=1) / E.min(axis=1), t)
 
