@@ -882,3 +882,99 @@ def test_mode_prediction_of_a_one_by_one_problem_is_scalar_gd():
     pred = D.predicted_matrix_imbalance_change_modes(A1, X1, Y1, eta, 5000)
     run = S.scalar_gd(9.0, 1.0, [eta], mu=2.0, steps=5000, device="cpu")
     assert math.isclose(pred, (run.x[0] ** 2 - run.y[0] ** 2) - 80.0, rel_tol=1e-10)
+
+
+# ---------------------------------------------------------------- invariants: every field by hand (session 5) ----------
+
+def test_reduced_map_every_field_by_hand_and_along_gd():
+    # the names the chapter prints (w = -m*rho - s + 4) and the assumption (real) of the scaled coordinates
+    rm = D.derive_reduced_map()
+    assert [str(v) for v in (rm.rho, rm.s, rm.d, rm.m)] == ["rho", "s", "d", "m"]
+    assert all(v.is_real for v in (rm.rho, rm.s, rm.d, rm.m))
+    # rho' = eta (mu - x' y') with x' y' = p + eta r S + eta^2 r^2 p (the hand step): rho (1 - s - rho (m - rho))
+    assert sp.expand(rm.rho_next - rm.rho * (1 - rm.s - rm.rho * (rm.m - rm.rho))) == 0
+    # (x^2 + y^2)^2 - (x^2 - y^2)^2 = 4 x^2 y^2: s^2 - d^2 = 4 (m - rho)^2
+    assert sp.expand(rm.constraint - (rm.s ** 2 - rm.d ** 2 - 4 * (rm.m - rm.rho) ** 2)) == 0
+    # 25 GD steps (numpy, typed here) from a start off the paper's (y0 < 0, mu = 1/2): the map iterated in
+    # (rho, s, d) follows GD's scaled coordinates, and the constraint vanishes on every state (1e-10: round-off)
+    step = sp.lambdify((rm.rho, rm.s, rm.d, rm.m), (rm.rho_next, rm.s_next, rm.d_next))
+    cons = sp.lambdify((rm.rho, rm.s, rm.d, rm.m), rm.constraint)
+    x, y, mu, eta = 1.3, -0.7, 0.5, 0.4
+    state = (eta * (mu - x * y), eta * (x * x + y * y), eta * (x * x - y * y))
+    for _ in range(25):
+        r = mu - x * y
+        x, y = x + eta * y * r, y + eta * x * r
+        state = step(*state, eta * mu)
+        want = (eta * (mu - x * y), eta * (x * x + y * y), eta * (x * x - y * y))
+        assert np.allclose(state, want, rtol=1e-10, atol=1e-12), (state, want)
+        assert abs(cons(*state, eta * mu)) < 1e-10
+
+
+def test_edge_invariant_every_field_by_hand():
+    ei = D.derive_edge_invariant()
+    s = D.symbols()
+    x, y, mu, eta = s.x, s.y, s.mu, s.eta
+    assert sp.expand(ei.w_xy - (4 - eta * (x ** 2 + y ** 2) - eta ** 2 * mu * (mu - x * y))) == 0
+    # the edge at starts off the paper's, both signs of mu - x0 y0 (the smallest positive root, by hand):
+    # (3, 2), mu = 1/2: 4 - 13 eta + 11/4 eta^2 = 0, eta = (13 - sqrt(125)) / (11/2);
+    # (1, 1/2), mu = 2: 4 - 5/4 eta - 3 eta^2 = 0, eta = (-5/4 + sqrt(25/16 + 48)) / 6
+    cases = [((3, 2, sp.Rational(1, 2)), (13 - math.sqrt(125)) / 5.5),
+             ((1, sp.Rational(1, 2), 2), (-1.25 + math.sqrt(1.5625 + 48)) / 6)]
+    for (x0, y0, m_), want in cases:
+        assert math.isclose(float(ei.eta_edge.subs({s.x0: x0, s.y0: y0, s.mu: m_})), want, rel_tol=1e-12)
+        assert math.isclose(D.edge_eta(float(x0), float(y0), float(m_)), want, rel_tol=1e-12)
+    # and it is the edge: scalar GD converges at 0.99 of it and diverges at 1.01 of it (two starts off the paper's)
+    for x0, y0, m_ in [(3.0, 2.0, 0.5), (5.0, -1.0, 1.0)]:
+        e = D.edge_eta(x0, y0, m_)
+        run = S.scalar_gd(x0, y0, [0.99 * e, 1.01 * e], mu=m_, steps=2000, device="cpu")
+        assert run.status.tolist() == [CONVERGED, DIVERGED]
+    # on w = 0 one GD step maps rho to rho^3 - 3 rho (numpy GD from a start on its edge, 1e-9 relative)
+    x0, y0, m_ = 3.0, 2.0, 0.5
+    e = D.edge_eta(x0, y0, m_)
+    rho0 = e * (m_ - x0 * y0)
+    x1, y1 = x0 + e * y0 * (m_ - x0 * y0), y0 + e * x0 * (m_ - x0 * y0)
+    assert math.isclose(e * (m_ - x1 * y1), rho0 ** 3 - 3 * rho0, rel_tol=1e-9)
+    assert math.isclose(float(ei.on_curve.subs(sp.Symbol("rho", real=True), rho0)), rho0 ** 3 - 3 * rho0, rel_tol=1e-12)
+    # the balanced period-2 orbit x = y = sqrt(mu + 2/eta): one GD step negates it, and it lies on w = 0
+    m_, h = 0.5, 0.3
+    c = math.sqrt(m_ + 2 / h)
+    assert math.isclose(c + h * c * (m_ - c * c), -c, rel_tol=1e-12)
+    assert abs(D.edge_w(c, c, m_, h)) < 1e-12
+    # factor = 1 + rho^2 - m rho > 0 for every rho exactly when m < 2: its minimum over rho is 1 - m^2/4
+    f = sp.lambdify((sp.Symbol("rho", real=True), sp.Symbol("m", real=True)), ei.factor)
+    grid = np.linspace(-5, 5, 100001)
+    assert f(grid, 1.99).min() > 0 and f(grid, 2.01).min() < 0
+    assert math.isclose(f(0.7, 1.4), 1 + 0.49 - 0.98, rel_tol=1e-12)
+
+
+def test_limit_invariant_every_field_by_hand_and_along_gd():
+    li = D.derive_limit_invariant()
+    rm = D.derive_reduced_map()
+    # g at a minimum x y = mu (off the paper's: x = 2.5, mu = 1/2, eta = 0.3): |d| (4 - s) from the point itself
+    x, mu, eta = 2.5, 0.5, 0.3
+    y = mu / x
+    sv, dv, mv = eta * (x * x + y * y), eta * (x * x - y * y), eta * mu
+    assert math.isclose(float(li.g.subs({rm.s: sv, rm.m: mv})), abs(dv) * (4 - sv), rel_tol=1e-12)
+    # the product factor along scalar GD (numpy, w typed here): (d w)_{k+1} / (d w)_k at each of 20 steps (1e-9)
+    fac = sp.lambdify((rm.rho, rm.m), li.product_factor)
+    x, y, mu, eta = 3.0, 2.0, 0.5, 0.2
+    w = lambda x, y: 4 - eta * (x * x + y * y) - eta ** 2 * mu * (mu - x * y)  # noqa: E731
+    for _ in range(20):
+        r = mu - x * y
+        dw = (x * x - y * y) * w(x, y)
+        xn, yn = x + eta * y * r, y + eta * x * r
+        dw_next = (xn * xn - yn * yn) * w(xn, yn)
+        assert math.isclose(dw_next / dw, fac(eta * r, eta * mu), rel_tol=1e-9)
+        x, y = xn, yn
+
+
+def test_matrix_residual_step_and_mode_reduction_each_part_by_hand():
+    # each power of eta of R' on its own (typed here): linear -eta (X X^T R + R Y Y^T), second -eta^2 R Y X^T R
+    st = D.derive_matrix_residual_step()
+    X, Y, R, Xt, Yt = sp.symbols("X Y R X^T Y^T", commutative=False)
+    eta = D.symbols().eta
+    assert sp.expand(st.linear + eta * (X * Xt * R + R * Y * Yt)) == 0
+    assert sp.expand(st.second + eta ** 2 * R * Y * Xt * R) == 0
+    # the transverse step of a mode: z' = z - eta df/dz = (1 - eta x^2) z
+    d = D.derive_mode_reduction()
+    assert sp.expand(d.z_next - (1 - d.eta * d.x ** 2) * d.z) == 0

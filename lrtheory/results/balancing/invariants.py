@@ -65,7 +65,7 @@ def derive_reduced_map() -> ReducedMap:
         raise AssertionError("hand step of derive_reduced_map does not hold")
     rho, s, m = sp.symbols("rho s m", real=True)
     d = sp.Symbol("d", real=True)
-    Rg, Sg, Pg = sp.symbols("R_g S_g P_g", real=True)
+    Rg, Sg, Pg = sp.Dummy(), sp.Dummy(), sp.Dummy()  # x y's residual, x^2 + y^2, x y: substituted away below
     p_next = Pg + e * Rg * Sg + e ** 2 * Rg ** 2 * Pg
     S_next = Sg * (1 + e ** 2 * Rg ** 2) + 4 * e * Rg * Pg
     scaled = {Rg: rho / e, Sg: s / e, Pg: (m - rho) / e, s_.mu: m / e}
@@ -119,7 +119,7 @@ def derive_edge_invariant() -> EdgeInvariant:
     """
     rm = derive_reduced_map()
     s_ = symbols()
-    alpha, beta = sp.symbols("alpha beta")
+    alpha, beta = sp.Dummy(), sp.Dummy()  # solved away
     w = 4 - rm.s - alpha * rm.m * rm.rho
     w_next = w.subs({rm.rho: rm.rho_next, rm.s: rm.s_next}, simultaneous=True)
     resid = sp.expand(w_next - w * (1 + rm.rho ** 2 + beta * rm.m * rm.rho))
@@ -128,20 +128,21 @@ def derive_edge_invariant() -> EdgeInvariant:
     w = w.subs(sol)
     factor = sp.expand(1 + rm.rho ** 2 + sol[beta] * rm.m * rm.rho)
     disc = sp.discriminant(factor, rm.rho)  # m^2 - 4: no real root (factor > 0) when m < 2
-    positive_if = sp.Lt(rm.m, sp.solve(sp.Eq(disc, 0), rm.m)[-1])
+    positive_if = sp.Lt(rm.m, max(sp.solve(sp.Eq(disc, 0))))  # m is disc's only symbol; roots -2, 2
     e = s_.eta
     w_xy = sp.expand(w.subs({rm.rho: e * (s_.mu - s_.x * s_.y), rm.s: e * (s_.x ** 2 + s_.y ** 2),
                              rm.m: e * s_.mu}))
     w0 = w_xy.subs({s_.x: s_.x0, s_.y: s_.y0})
     roots = sp.solve(sp.Eq(w0, 0), e)
     probe = {s_.x0: 9, s_.y0: 1, s_.mu: 2}
-    # w = 4 > 0 at eta = 0: the edge is the smallest positive root (both are positive when x0 y0 > mu)
-    edge = min([z for z in roots if complex(z.subs(probe)).real > 0], key=lambda z: complex(z.subs(probe)).real)
+    # w = 4 > 0 at eta = 0: the edge is the smallest positive root; at the probe (x0 y0 > mu) both roots are
+    # positive, so it is the smaller there (the same branch for either sign of mu - x0 y0: tests/test_balancing.py)
+    edge = min(roots, key=lambda z: complex(z.subs(probe)).real)
     on_curve = sp.factor(rm.rho_next.subs(rm.s, sp.solve(sp.Eq(w, 0), rm.s)[0]))
     c = sp.sqrt(s_.mu + 2 / e)
     gd = derive_scalar_gd()
     cyc = {s_.x: c, s_.y: c}
-    two_cycle = (sp.simplify(gd.x_next.subs(cyc) + c) == 0 and sp.simplify(w_xy.subs(cyc)) == 0)
+    two_cycle = all(sp.simplify(v) == 0 for v in (gd.x_next.subs(cyc) + c, w_xy.subs(cyc)))
     return EdgeInvariant(w=w, factor=factor, w_xy=w_xy, eta_edge=edge, on_curve=on_curve,
                          factor_positive_if=positive_if, two_cycle_on_curve=bool(two_cycle))
 
@@ -190,10 +191,11 @@ def _edge_fns():
     ei = derive_edge_invariant()
     li = derive_limit_invariant()
     rm = derive_reduced_map()
-    edge = sp.lambdify((s_.x0, s_.y0, s_.mu), ei.eta_edge, "numpy")
-    w = sp.lambdify((s_.x, s_.y, s_.mu, s_.eta), ei.w_xy, "numpy")
-    g = sp.lambdify((rm.s, rm.m), li.g, "numpy")
-    peak = sp.lambdify((rm.m,), li.s_peak, "numpy")
+    # sympy's default modules (NumPy's functions: scipy's, where installed, are the same for these expressions)
+    edge = sp.lambdify((s_.x0, s_.y0, s_.mu), ei.eta_edge)
+    w = sp.lambdify((s_.x, s_.y, s_.mu, s_.eta), ei.w_xy)
+    g = sp.lambdify((rm.s, rm.m), li.g)
+    peak = sp.lambdify((rm.m,), li.s_peak)
     return edge, w, g, peak
 
 
@@ -230,7 +232,7 @@ def predicted_limit_imbalance(x0, y0, mu: float, eta):
     m = eta * mu
     w0 = w(x0, y0, mu, eta)
     c = eta * abs(x0 ** 2 - y0 ** 2) * w0
-    lo, hi = 2 * m, peak(m) * np.ones_like(m)
+    lo, hi = 2 * m, peak(m)
     ok = (w0 > 0) & (c <= g(hi, m))  # c = 0 with w0 > 0: a balanced start, the root s = 2 m (d = 0)
     for _ in range(200):
         mid = 0.5 * (lo + hi)

@@ -116,7 +116,7 @@ def derive_frozen_mode_sum() -> FrozenModeSum:
 @functools.lru_cache(maxsize=None)
 def _mode_sum_fn():
     d = derive_frozen_mode_sum()
-    return sp.lambdify((d.eta, d.lam, d.gam, d.r2), d.increment_sum, "numpy")
+    return sp.lambdify((d.eta, d.lam, d.gam, d.r2), d.increment_sum)  # sympy's default modules: NumPy's functions
 
 
 def _psd_eigh(M):
@@ -154,7 +154,7 @@ def predicted_matrix_imbalance_change(A, X0, Y0, eta):
     lam, gam, r2 = frozen_modes(A, X0, Y0)
     S = lam[:, None] + gam[None, :]
     live = S > 0
-    eta = np.asarray(eta, dtype=np.float64)
+    eta = np.asarray(eta)  # each entry is taken against float64 arrays below
     out = np.empty(eta.shape)
     f = _mode_sum_fn()
     for idx, e in np.ndenumerate(eta):
@@ -220,8 +220,7 @@ def derive_mode_reduction() -> ModeReduction:
     gd = derive_scalar_gd()
     at0 = {z: 0}
     sc = {s.y: p}
-    scalar = (sp.expand(x_next.subs(at0) - gd.x_next.subs(sc)) == 0
-              and sp.expand(p_next.subs(at0) - gd.y_next.subs(sc)) == 0)
+    scalar = all(sp.expand(v) == 0 for v in (x_next.subs(at0) - gd.x_next.subs(sc), p_next.subs(at0) - gd.y_next.subs(sc)))
     return ModeReduction(x=x, p=p, z=z, mu=mu, eta=eta, f=f, x_next=sp.expand(x_next), p_next=sp.expand(p_next),
                          z_next=sp.expand(z_next), z_factor=z_factor, imbalance=x ** 2 - p ** 2 - z ** 2,
                          scalar_at_z0=bool(scalar))
@@ -256,9 +255,9 @@ def matrix_modes(A, X0, Y0) -> MatrixModes:
     a = A.T @ U  # (n, r): column i is a_i
     y = Y0 @ Wt.T  # (n, r): column i is y_i
     mu = np.linalg.norm(a, axis=0)
-    safe = np.where(mu > 0, mu, 1.0)
-    p = np.where(mu > 0, np.sum(a * y, axis=0) / safe, 0.0)
-    across = y - np.where(mu > 0, p / safe, 0.0)[None, :] * a  # y_i minus its part along a_i
+    safe = np.where(mu > 0, mu, np.inf)  # a mode with a_i = 0: no part along it (p = 0), all of y_i across it
+    p = np.sum(a * y, axis=0) / safe
+    across = y - (p / safe)[None, :] * a  # y_i minus its part along a_i
     z = np.linalg.norm(across, axis=0)
     return MatrixModes(sigma=sig, mu=mu, p=p, z=z)
 
@@ -266,7 +265,7 @@ def matrix_modes(A, X0, Y0) -> MatrixModes:
 @functools.lru_cache(maxsize=None)
 def _mode_step_fn():
     d = derive_mode_reduction()
-    return sp.lambdify((d.x, d.p, d.z, d.mu, d.eta), (d.x_next, d.p_next, d.z_next), "numpy")
+    return sp.lambdify((d.x, d.p, d.z, d.mu, d.eta), (d.x_next, d.p_next, d.z_next))
 
 
 def mode_gd(modes: MatrixModes, eta, steps: int, bound: float = 1e6):
@@ -275,7 +274,7 @@ def mode_gd(modes: MatrixModes, eta, steps: int, bound: float = 1e6):
     Returns ``(x, p, z, diverged)``: arrays ``(E, r)`` of the final states and ``(E,)`` bool (some
     mode of that ``eta`` left ``|x|, |p|, |z| <= bound``; its modes are frozen there). It stops early
     once a step changes no number (a floating-point fixed point), with the result all ``steps`` give."""
-    eta = np.atleast_1d(np.asarray(eta, dtype=np.float64))[:, None]
+    eta = np.atleast_1d(np.asarray(eta))[:, None]  # taken against the float64 states
     shape = (eta.shape[0], modes.sigma.shape[0])
     x, p, z = (np.broadcast_to(v, shape).astype(np.float64) for v in (modes.sigma, modes.p, modes.z))
     mu = np.broadcast_to(modes.mu, shape)
@@ -283,8 +282,8 @@ def mode_gd(modes: MatrixModes, eta, steps: int, bound: float = 1e6):
     live = np.ones(eta.shape[0], dtype=bool)
     for _ in range(int(steps)):
         xn, pn, zn = step(x, p, z, mu, eta)
-        ok = np.isfinite(xn).all(1) & np.isfinite(pn).all(1) & np.isfinite(zn).all(1)
-        ok &= (np.abs(xn).max(1) <= bound) & (np.abs(pn).max(1) <= bound) & (np.abs(zn).max(1) <= bound)
+        # NaN and inf fail the bound too (a row's max is NaN if any entry is)
+        ok = (np.abs(xn).max(1) <= bound) & (np.abs(pn).max(1) <= bound) & (np.abs(zn).max(1) <= bound)
         live &= ok
         keep = live[:, None]
         xn, pn, zn = np.where(keep, xn, x), np.where(keep, pn, p), np.where(keep, zn, z)
@@ -309,7 +308,7 @@ def predicted_matrix_imbalance_change_modes(A, X0, Y0, eta, steps: int):
     """
     md = matrix_modes(A, X0, Y0)
     d = derive_mode_reduction()
-    imb = sp.lambdify((d.x, d.p, d.z), d.imbalance, "numpy")
+    imb = sp.lambdify((d.x, d.p, d.z), d.imbalance)
     x, p, z, div = mode_gd(md, eta, steps)
     change = np.sum(imb(x, p, z) - imb(md.sigma, md.p, md.z)[None, :], axis=1)
     out = np.where(div, np.nan, change)
@@ -325,7 +324,7 @@ def mode_edges(A, X0, Y0) -> np.ndarray:
     ``eta (sigma^2 + p^2) + eta^2 mu (mu - sigma p) = 4``, its smallest positive root.
     """
     md = matrix_modes(A, X0, Y0)
-    c2, c1, c0 = (np.broadcast_to(np.asarray(c(md.sigma, md.p, md.mu), dtype=np.float64), md.sigma.shape)
+    c2, c1, c0 = (np.broadcast_to(c(md.sigma, md.p, md.mu), md.sigma.shape)  # c0 = 4: an int, broadcast
                   for c in _edge_coeff_fns())
     out = np.empty(md.sigma.shape)
     for i in range(out.size):
@@ -344,7 +343,7 @@ def _edge_coeff_fns():
     coeffs = sp.Poly(derive_edge_invariant().w_xy, s.eta).all_coeffs()
     if len(coeffs) != 3:  # pragma: no cover - w is quadratic in eta
         raise AssertionError(f"w is not quadratic in eta: {coeffs}")
-    return tuple(sp.lambdify((s.x, s.y, s.mu), c, "numpy") for c in coeffs)
+    return tuple(sp.lambdify((s.x, s.y, s.mu), c) for c in coeffs)
 
 
 def predicted_matrix_edge(A, X0, Y0) -> float:
