@@ -337,3 +337,213 @@ def test_experiment_inputs_are_the_inputs_lambda1_is_measured_on():
         assert k == ds.d_out and x.dtype == np.float64
     with pytest.raises(ValueError, match=r"^dataset\b"):
         D.experiment_inputs(type("C", (), {"dataset": "mnist", "n_train": 10, "n_sharp": 5})())
+
+
+# ---------------------------------------------------------------- written from the mutation run of session 5
+def test_symbols_are_the_documented_notation():
+    """The module docstring's notation: L hidden layers of width n (positive integers, layer index l), input
+    dimension d_0, X = ||x||^2 and the Gaussian variance q (positive), the input layer's LR rho_in, P = L n,
+    k outputs, N examples, their mean Xbar (positive); each returned expression is in exactly these symbols,
+    and the dataclasses share them (the notebook displays them by these names)."""
+    m, r, d = D.relu_gaussian_moments(), D.derive_moment_recursions(), D.derive_ntk_diagonal()
+    g, b = D.derive_lambda1_growth(), D.derive_lambda1_bounds()
+    integers = {"l": r.l, "L": r.L, "n": r.n, "d_0": r.d0}
+    reals = {"q": m.q, "X": r.X, "rho_in": d.rho_in, "P": g.P, "k": b.k, "N": b.N, "Xbar": b.Xbar}
+    for name, s in {**integers, **reals}.items():
+        assert isinstance(s, sp.Symbol) and s.name == name and s.is_positive is True, name
+        assert s.is_integer is (True if name in integers else None), name
+    assert (d.L, d.n, d.d0, d.X) == (r.L, r.n, r.d0, r.X) and (g.d0, g.X, g.rho_in) == (d.d0, d.X, d.rho_in)
+    assert (b.L, b.n, b.d0) == (d.L, d.n, d.d0)
+    assert r.A_rec.lhs.func == sp.Function("A") and r.B_rec.lhs.func == sp.Function("B")  # A_l, B_l
+    assert m.E_relu2.free_symbols == {m.q} and r.A.free_symbols == {r.n, r.X, r.d0}
+    assert d.theta.free_symbols == {d.L, d.n, d.d0, d.X, d.rho_in} == d.input_term.free_symbols | d.hidden_term.free_symbols
+    assert g.theta_P.free_symbols == {g.P, g.d0, g.X, g.rho_in} and g.slope.free_symbols == {g.P, g.d0, g.rho_in}
+    assert b.upper.free_symbols == {b.L, b.n, b.d0, b.k, b.Xbar} and b.lower_diag.free_symbols == {b.L, b.n, b.d0, b.N, b.Xbar}
+
+
+def test_input_and_hidden_terms_against_monte_carlo():
+    """The two parts of the NTK diagonal separately: E ||d f / d W^(1)||^2 (input_term at rho_in = 1) and the
+    sum over the other layers (hidden_term), over 64 He-init ReLU nets of core.mlp; their sum is theta."""
+    from lrtheory.core.mlp import forward
+
+    d = D.derive_ntk_diagonal()
+    d0, L, n, K = 5, 2, 128, 64
+    x = torch.tensor(np.random.default_rng(15).normal(size=(1, d0)))
+    X = float((x ** 2).sum())
+    spec, P = _mc_spec_params(d0, L, n, 1, K, seed=16)
+    grads = torch.autograd.grad(forward(spec, P, x)[:, 0, 0].sum(), P)
+    sq = [(gr.flatten(1) ** 2).sum(1).numpy() for gr in grads]
+    inp, hid = sq[0], sum(sq[1:])
+    subs = {d.L: L, d.n: n, d.d0: d0, d.X: X, d.rho_in: 1}
+    for mc, want in ((inp, float(d.input_term.subs(subs))), (hid, float(d.hidden_term.subs(subs)))):
+        # 4 Monte Carlo standard errors plus 5% for the O(L/n) finite-width bias
+        assert abs(mc.mean() - want) <= 4 * mc.std(ddof=1) / math.sqrt(K) + 0.05 * want, (mc.mean(), want)
+    assert float(d.input_term.subs(subs)) == pytest.approx(X, rel=1e-12)  # E||delta_1||^2 = B_1 = 1
+    assert sp.simplify(d.theta - d.input_term - d.hidden_term) == 0
+    assert sp.simplify(d.input_term.subs(d.rho_in, 3) - 3 * d.input_term.subs(d.rho_in, 1)) == 0  # linear in rho_in
+
+
+def test_theta_of_P_is_the_numeric_gram_diagonal():
+    """theta_P at P = L n against the numeric arc-cosine Gram diagonal (another code path) for architectures of
+    the same and of different L n, at rho_in = 0.3."""
+    g = D.derive_lambda1_growth()
+    x = np.random.default_rng(17).normal(size=(4, 6))
+    for L, n in ((1, 24), (2, 12), (4, 6), (3, 40)):
+        diag = D.ntk_gram_infinite_width(x, L, n, rho_in=0.3).diagonal()
+        for i in range(len(x)):
+            val = g.theta_P.subs({g.P: L * n, g.d0: 6, g.X: float((x[i] ** 2).sum()), g.rho_in: 0.3})
+            assert float(val) == pytest.approx(diag[i], rel=1e-12)
+
+
+def _cho_saul(r):
+    """The ReLU arc-cosine maps written from Cho & Saul (2009) by hand: f(r) = (sqrt(1 - r^2) + (pi - acos r) r)/pi,
+    fdot(r) = (pi - acos r)/pi."""
+    return (math.sqrt(1 - r * r) + (math.pi - math.acos(r)) * r) / math.pi, (math.pi - math.acos(r)) / math.pi
+
+
+def test_gram_of_two_small_inputs_by_hand():
+    """Two inputs of norms 0.1 and 0.2 at 60 degrees (norms below 1: the cosine must be divided by them),
+    Theta_12 of the documented formula evaluated by hand for L = 1 and 2, and the diagonal |x|^2 (rho_in + L n/d0)."""
+    x = np.array([[0.1, 0.0, 0.0], [0.2 * 0.5, 0.2 * math.sqrt(0.75), 0.0]])
+    n, d0, rho_in = 5, 3, 0.7
+    r1 = 0.5
+    r2 = _cho_saul(r1)[0]
+    r3 = _cho_saul(r2)[0]
+    want = {1: rho_in * r1 * _cho_saul(r1)[1] + n / d0 * r2,
+            2: rho_in * r1 * _cho_saul(r1)[1] * _cho_saul(r2)[1] + n / d0 * (r2 * _cho_saul(r2)[1] + r3)}
+    for L, w in want.items():
+        g = D.ntk_gram_infinite_width(x, L, n, rho_in=rho_in)
+        assert g[0, 1] == pytest.approx(0.1 * 0.2 * w, rel=1e-12) and g[1, 0] == pytest.approx(g[0, 1], rel=1e-15)
+        np.testing.assert_allclose(g.diagonal(), [0.01 * (rho_in + L * n / d0), 0.04 * (rho_in + L * n / d0)], rtol=1e-12)
+
+
+def test_gram_with_a_zero_input_is_zero_there_without_warnings():
+    """A zero input has a zero kernel row (Theta carries |x||x'|): no 0/0 on the way (floating-point errors raise)."""
+    x = np.array([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    with np.errstate(all="raise"):
+        g = D.ntk_gram_infinite_width(x, 2, 4)
+    np.testing.assert_array_equal(g[0], 0.0)
+    np.testing.assert_array_equal(g[:, 0], 0.0)
+    assert g[1, 1] == pytest.approx(14.0 * (1 + 2 * 4 / 3), rel=1e-12)
+
+
+def test_gram_of_parallel_and_antiparallel_inputs_by_hand():
+    """x, c x and -c x: cosines 1 and -1, which round-off puts just outside [-1, 1] for this x (checked: the
+    clipping is exercised). By hand: Theta(x, c x) = c |x|^2 (rho_in + L n/d0); Theta(x, -c x) at L = 1 is 0
+    (f(-1) = fdot(-1) = 0) and at L = 2 is (n/d0) c |x|^2 / pi (rho_2 = 0, rho_3 = f(0) = 1/pi)."""
+    rng = np.random.default_rng(0)
+    for _ in range(1000):  # an x whose cosines round outside [-1, 1]
+        x0 = rng.normal(size=5)
+        x = np.stack([x0, 0.5 * x0, -0.5 * x0])
+        nr = np.linalg.norm(x, axis=1)
+        raw = (x @ x.T) / np.outer(nr, nr)
+        if raw[0, 1] > 1 and raw[0, 2] < -1:
+            break
+    else:  # pragma: no cover
+        pytest.fail("no x with cosines outside [-1, 1] found")
+    X, n, d0 = float(x0 @ x0), 8, 5
+    for L in (1, 2):
+        g = D.ntk_gram_infinite_width(x, L, n)
+        assert np.isfinite(g).all()
+        assert g[0, 1] == pytest.approx(0.5 * X * (1 + L * n / d0), rel=1e-12)
+    assert abs(D.ntk_gram_infinite_width(x, 1, n)[0, 2]) < 1e-12 * X
+    assert D.ntk_gram_infinite_width(x, 2, n)[0, 2] == pytest.approx(n / d0 * 0.5 * X / math.pi, rel=1e-9)
+
+
+def test_arccos_map_stays_in_the_unit_interval():
+    """f maps [-1, 1] into [0, 1] with f(1) = 1 exactly (so the kernel recursion needs no clipping), on a dense
+    grid and on the 10^5 floats just below 1; fdot maps it into [0, 1]."""
+    f, fdot = D._arccos_maps()
+    r = np.r_[np.linspace(-1, 1, 200001), 1 - np.arange(1, 100001) * 2.0 ** -53]
+    v = f(r)
+    assert v.min() >= 0 and v.max() <= 1 and f(np.float64(1.0)) == 1.0 and f(np.float64(-1.0)) == 0.0
+    assert fdot(r).min() >= 0 and fdot(r).max() <= 1
+
+
+def test_predict_lambda1_in_float64_whatever_the_input_dtype():
+    """float32 inputs: the bounds are those of the same numbers in float64 (the upper bound's Xbar by hand)."""
+    x32 = np.random.default_rng(18).normal(size=(6, 4)).astype(np.float32)
+    x64 = x32.astype(np.float64)
+    p32, p64 = D.predict_lambda1(x32, 2, 8, 3), D.predict_lambda1(x64, 2, 8, 3)
+    Xbar = sum(float(v) ** 2 for v in x64.ravel()) / 6
+    assert p32.upper == pytest.approx(3 * Xbar * (1 + 2 * 8 / 4), rel=1e-13)
+    assert (p32.lower, p32.point, p32.upper) == (p64.lower, p64.point, p64.upper)
+
+
+def test_growth_exponent_is_the_loglog_slope_of_the_points():
+    """predict_growth_exponent against numpy's least-squares line through (log L n, log point)."""
+    x = np.random.default_rng(19).normal(size=(10, 6))
+    preds = D.predict_grid(x, [(1, 8), (2, 16), (3, 32), (2, 64)], 2)
+    want = np.polyfit(np.log([8, 32, 96, 128]), np.log([p.point for _, p in preds]), 1)[0]
+    assert D.predict_growth_exponent(preds) == pytest.approx(want, rel=1e-10)
+
+
+def test_predict_config_narrow_and_its_error():
+    cfg = CHAPTER.config("ci")
+    assert [a for a, _ in D.predict_config(cfg, "narrow")] == [tuple(a) for a in cfg.narrow]
+    with pytest.raises(ValueError, match=r"^which\b"):
+        D.predict_config(cfg, "wide")
+
+
+def test_experiment_inputs_of_mnist1d_and_under_a_foreign_default_device():
+    """The full config's MNIST-1D inputs are the ones the chapter measures on (simulate.load_dataset), and the
+    inputs come back on the CPU as float64 even when torch's default device is another (meta)."""
+    from core_defaults import foreign_defaults
+    from lrtheory.results.sharpness import simulate as S
+
+    cfg = CHAPTER.config("full")
+    x, k = D.experiment_inputs(cfg)
+    ds = S.load_dataset(cfg, torch.device("cpu"))
+    np.testing.assert_array_equal(x, ds.x_train[: cfg.n_sharp].numpy())
+    assert x.shape == (cfg.n_sharp, 40) and k == 10
+    ci = CHAPTER.config("ci")
+    want, _ = D.experiment_inputs(ci)
+    with foreign_defaults(device="meta"):
+        got, _ = D.experiment_inputs(ci)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_moments_and_kernel_at_another_gain_by_hand():
+    """Weights N(0, g / fan_in), g = 3, worked by hand from the recursions' definitions: A_1 = n (g X / d0) / 2,
+    A_{l+1} = (g / 2) A_l, B_L = g / 2, B_l = (g / 2) B_{l+1}, so A_l = (g/2)^l n X / d0, B_l = (g/2)^(L - l + 1);
+    the kernel sums A_l B_{l+1} over l = 1..L-1, plus A_L (the readout) and rho_in X B_1: (g/2)^L X (rho_in + L n/d0).
+    (At He's g = 2 every factor is 1: this is what tells the layer indices apart.)"""
+    r, d = D.derive_moment_recursions(3), D.derive_ntk_diagonal(3)
+    h = sp.Rational(3, 2)
+    assert sp.simplify(r.A - h ** r.l * r.n * r.X / r.d0) == 0
+    assert sp.simplify(r.B - h ** (r.L - r.l + 1)) == 0
+    assert sp.simplify(r.A_init.rhs - 3 * r.n * r.X / (2 * r.d0)) == 0 and r.B_init.rhs == h
+    A, B = r.A_rec.lhs.func, r.B_rec.lhs.func
+    assert sp.simplify(r.A_rec.rhs - h * A(r.l)) == 0 and sp.simplify(r.B_rec.rhs - h * B(r.l + 1)) == 0
+    assert sp.simplify(d.input_term - h ** d.L * d.rho_in * d.X) == 0
+    assert sp.simplify(d.hidden_term - h ** d.L * d.L * d.n * d.X / d.d0) == 0
+    assert sp.simplify(d.theta - h ** d.L * d.X * (d.rho_in + d.L * d.n / d.d0)) == 0
+    assert (d.L, d.n, d.d0, d.X) == (r.L, r.n, r.d0, r.X)
+
+
+def test_moments_and_kernel_at_another_gain_against_monte_carlo():
+    """The gain-3 recursions and kernel parts against 200 ReLU nets of core.mlp whose He weights are scaled by
+    sqrt(3/2) (variance 3 / fan_in): A_l, B_l at every layer, the input layer's and the other layers' parts of
+    the NTK diagonal."""
+    from lrtheory.core.mlp import MLPSpec, forward, init_params
+
+    gain, d0, L, n, K = 3, 6, 3, 64, 200
+    r, d = D.derive_moment_recursions(gain), D.derive_ntk_diagonal(gain)
+    x = torch.tensor(np.random.default_rng(20).normal(size=(1, d0)))
+    X = float((x ** 2).sum())
+    spec = MLPSpec(d_in=d0, width=n, depth=L, d_out=1)
+    P = [(p.detach() * math.sqrt(gain / 2)).requires_grad_(True) for p in init_params(spec, K, seed=21)]
+    out, z = forward(spec, P, x, return_preacts=True)
+    gz = torch.autograd.grad(out[:, 0, 0].sum(), z, retain_graph=True)
+    gw = torch.autograd.grad(out[:, 0, 0].sum(), P)
+    sq = [(g.flatten(1) ** 2).sum(1).numpy() for g in gw]
+    checks = []
+    for l in range(1, L + 1):
+        subs = {r.l: l, r.L: L, r.n: n, r.d0: d0, r.X: X}
+        checks.append(((torch.relu(z[l - 1][:, 0]) ** 2).sum(1).detach().numpy(), float(r.A.subs(subs))))
+        checks.append(((gz[l - 1][:, 0] ** 2).sum(1).numpy(), float(r.B.subs(subs))))
+    subs = {d.L: L, d.n: n, d.d0: d0, d.X: X, d.rho_in: 1}
+    checks += [(sq[0], float(d.input_term.subs(subs))), (sum(sq[1:]), float(d.hidden_term.subs(subs)))]
+    for mc, want in checks:
+        # 4 Monte Carlo standard errors plus 5% for the O(L/n) finite-width bias
+        assert abs(mc.mean() - want) <= 4 * mc.std(ddof=1) / math.sqrt(K) + 0.05 * want, (mc.mean(), want)

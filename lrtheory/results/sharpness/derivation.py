@@ -154,7 +154,7 @@ def relu_gaussian_moments() -> ReluMoments:
     >>> relu_gaussian_moments().E_step
     1/2
     """
-    z = sp.Symbol("z", real=True)
+    z = sp.Dummy()  # the integration variable
     q = sp.Symbol("q", positive=True)
     density = sp.exp(-z**2 / (2 * q)) / sp.sqrt(2 * sp.pi * q)
     e_relu2 = sp.simplify(sp.integrate(z**2 * density, (z, 0, sp.oo)))
@@ -163,7 +163,7 @@ def relu_gaussian_moments() -> ReluMoments:
 
 
 @lru_cache(maxsize=None)
-def derive_moment_recursions() -> MomentRecursions:
+def derive_moment_recursions(gain=2) -> MomentRecursions:
     """Forward and backward second-moment recursions of a He-initialized ReLU MLP, solved.
 
     Forward: ``A_l = E||h^(l)||^2`` of hidden layer ``l = 1..L``. With
@@ -172,6 +172,10 @@ def derive_moment_recursions() -> MomentRecursions:
     Backward: ``B_l = E||d f_o / d z^(l)||^2`` for one output ``o``; ``B_L = n * E_step * 2/n``
     (the readout row ``~ N(0, 2/n)``) and ``B_l = n * E_step * (2/n) * B_{l+1}``.
     Both recursions are solved with :func:`sympy.rsolve`.
+
+    ``gain``: the weights' variance times their fan-in (2, He, everywhere in the chapter). Another
+    gain makes the moments change from layer to layer (by ``gain / 2`` per layer), so that the
+    tests can check the layer indices, which He init hides (every ``A_l`` and ``B_l`` equal).
     """
     mom = relu_gaussian_moments()
     q = mom.q
@@ -181,15 +185,15 @@ def derive_moment_recursions() -> MomentRecursions:
     A, B = sp.Function("A"), sp.Function("B")
     relu2 = sp.Lambda(q, mom.E_relu2)
     step = mom.E_step
-    A1 = sp.simplify(n * relu2(2 * X / d0))
-    A_next = sp.simplify(n * relu2(2 * A(l) / n))
-    B_last = sp.simplify(n * step * sp.Rational(2) / n)
-    B_prev_factor = sp.simplify(n * step * sp.Rational(2) / n)
+    gain = sp.sympify(gain)
+    A1 = sp.simplify(n * relu2(gain * X / d0))
+    A_next = sp.simplify(n * relu2(gain * A(l) / n))
+    B_last = sp.simplify(n * step * gain / n)
+    B_prev_factor = sp.simplify(n * step * gain / n)
     A_sol = sp.simplify(sp.rsolve(A(l + 1) - A_next, A(l), {A(1): A1}))
     # backward recursion run in the index m = L - l (so that it starts at the readout)
-    m = sp.Symbol("m", integer=True, nonnegative=True)
-    Bm = sp.Function("Bm")
-    Bm_sol = sp.rsolve(Bm(m + 1) - B_prev_factor * Bm(m), Bm(m), {Bm(0): B_last})
+    m = sp.Dummy()
+    Bm_sol = sp.rsolve(B(m + 1) - B_prev_factor * B(m), B(m), {B(0): B_last})
     B_sol = sp.simplify(Bm_sol.subs(m, L - l))
     return MomentRecursions(
         A_rec=sp.Eq(A(l + 1), A_next), A_init=sp.Eq(A(1), A1),
@@ -199,7 +203,7 @@ def derive_moment_recursions() -> MomentRecursions:
 
 
 @lru_cache(maxsize=None)
-def derive_ntk_diagonal() -> NTKDiagonal:
+def derive_ntk_diagonal(gain=2) -> NTKDiagonal:
     """Expected NTK (Gauss-Newton) diagonal ``Theta(x, x)`` per output at He initialization.
 
     ``Theta(x, x) = sum_layers ||d f_o / d W||^2``. The layer ``W^(l+1)`` (reading hidden layer
@@ -211,14 +215,15 @@ def derive_ntk_diagonal() -> NTKDiagonal:
     ``Theta(x, x) = rho_in * X + L * n * X / d0``,
 
     where ``rho_in`` is the input layer's LR multiplier (the LR-weighted kernel governs the GD
-    step; ``rho_in = 1`` is the plain NTK).
+    step; ``rho_in = 1`` is the plain NTK). ``gain``: as in :func:`derive_moment_recursions`
+    (another gain multiplies this by ``(gain / 2)^L``).
     """
-    r = derive_moment_recursions()
+    r = derive_moment_recursions(gain)
     l, L, n, d0, X = r.l, r.L, r.n, r.d0, r.X
     rho_in = sp.Symbol("rho_in", positive=True)
     A, B = sp.Lambda(l, r.A), sp.Lambda(l, r.B)
     # readout: d f_o / d W^(L+1)_o = h^(L)  (the "B" of the output itself is 1)
-    hidden = sp.summation(A(l) * B(l + 1), (l, 1, L - 1)) + A(L) * 1
+    hidden = sp.summation(A(l) * B(l + 1), (l, 1, L - 1)) + A(L)
     input_term = rho_in * X * B(1)
     theta = sp.simplify(input_term + hidden)
     return NTKDiagonal(theta=theta, input_term=sp.simplify(input_term), hidden_term=sp.simplify(hidden),
@@ -277,10 +282,10 @@ def derive_lambda1_bounds() -> Lambda1Bounds:
 @lru_cache(maxsize=None)
 def _arccos_maps():
     """The ReLU correlation map and its derivative kernel (Cho & Saul 2009), as numpy functions."""
-    rho = sp.Symbol("rho", real=True)
+    rho = sp.Dummy()  # the correlation, lambdified away
     f = (sp.sqrt(1 - rho**2) + (sp.pi - sp.acos(rho)) * rho) / sp.pi
     fdot = (sp.pi - sp.acos(rho)) / sp.pi
-    return sp.lambdify(rho, f, "numpy"), sp.lambdify(rho, fdot, "numpy")
+    return sp.lambdify(rho, f), sp.lambdify(rho, fdot)  # NumPy functions (lambdify's default modules)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -331,13 +336,14 @@ def ntk_gram_infinite_width(x, depth: int, width: int, rho_in: float = 1.0) -> n
     d0 = x.shape[1]
     nr = np.linalg.norm(x, axis=1)
     nn_ = np.outer(nr, nr)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rho = np.where(nn_ > 0, (x @ x.T) / np.where(nn_ > 0, nn_, 1.0), 0.0)
+    # cosines, clipped against round-off (parallel inputs); a zero input's are 0 (0 / inf): its
+    # row of the kernel is 0 whatever they are (the factor |x||x'|)
+    rho = np.clip((x @ x.T) / np.where(nn_ > 0, nn_, np.inf), -1.0, 1.0)
     # the diagonal is exactly 1 (arccos is not Lipschitz at 1: round-off there would cost 1e-8)
-    np.fill_diagonal(rho, np.where(nr > 0, 1.0, 0.0))
-    rhos = [np.clip(rho, -1.0, 1.0)]  # rhos[j] = rho_{j+1}
+    np.fill_diagonal(rho, 1.0)
+    rhos = [rho]  # rhos[j] = rho_{j+1}
     for _ in range(depth):
-        rhos.append(np.clip(f(rhos[-1]), -1.0, 1.0))
+        rhos.append(f(rhos[-1]))  # f maps [-1, 1] into [0, 1] (f(1) = 1 exactly): no clipping
     # tail[l] = prod_{m=l}^{L} fdot(rho_m), l = 1..L+1 (empty product 1)
     tail = {depth + 1: np.ones_like(rho)}
     for l in range(depth, 0, -1):
@@ -392,7 +398,7 @@ def predict_lambda1(x, depth: int, width: int, n_out: int) -> Lambda1Prediction:
     n_out = validate.positive_int(n_out, "n_out")
     gram = ntk_gram_infinite_width(x, depth, width)
     x = np.asarray(x, dtype=np.float64)
-    N = gram.shape[0]
+    N = len(gram)
     b = derive_lambda1_bounds()
     upper = float(b.upper.subs({b.L: depth, b.n: width, b.d0: x.shape[1], b.k: n_out,
                                 b.Xbar: float(np.mean(np.sum(x * x, axis=1)))}))
