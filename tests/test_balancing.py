@@ -978,3 +978,80 @@ def test_matrix_residual_step_and_mode_reduction_each_part_by_hand():
     # the transverse step of a mode: z' = z - eta df/dz = (1 - eta x^2) z
     d = D.derive_mode_reduction()
     assert sp.expand(d.z_next - (1 - d.eta * d.x ** 2) * d.z) == 0
+
+
+def test_predictions_compute_in_float64_whatever_the_input_dtype():
+    # float32 inputs give the float64 computation on the same numbers (each float32 is a float64 exactly)
+    e32 = np.array([0.01, 0.02, 0.04], dtype=np.float32)
+    got = D.predicted_limit_imbalance(9.0, 1.0, 2.0, e32)
+    assert got.dtype == np.float64 and np.array_equal(got, D.predicted_limit_imbalance(9.0, 1.0, 2.0, e32.astype(np.float64)))
+    d32 = np.array([0.3, 3.0, 70.0], dtype=np.float32)
+    got = D.limit_ratio(d32, 1.5)
+    assert got.dtype == np.float64 and np.array_equal(got, D.limit_ratio(d32.astype(np.float64), 1.5))
+    A_, X0, Y0 = S.make_gaussian_problem(3, 3, x_scale=3.0, y_scale=0.3, seed=4)
+    A32, X32, Y32 = (v.astype(np.float32) for v in (A_, X0, Y0))
+    A64, X64, Y64 = (v.astype(np.float64) for v in (A32, X32, Y32))
+    for u, v in zip(D.frozen_modes(A32, X32, Y32), D.frozen_modes(A64, X64, Y64)):
+        assert u.dtype == np.float64 and np.array_equal(u, v)
+    m32, m64 = D.matrix_modes(A32, X32, Y32), D.matrix_modes(A64, X64, Y64)
+    for f in ("sigma", "mu", "p", "z"):
+        assert getattr(m32, f).dtype == np.float64 and np.array_equal(getattr(m32, f), getattr(m64, f))
+
+
+def test_predicted_limit_imbalance_exactly_on_the_edge_is_nan():
+    # (4, 1), mu = 2, eta = 1/4: w0 = 4 - 17/4 + 1/4 = 0 exactly in floating point. w = 0 is invariant
+    # (w' = w (1 + rho^2 - m rho)) and a limit needs w = 4 - s >= 2: no limit, no prediction
+    assert D.edge_w(4.0, 1.0, 2.0, 0.25) == 0.0
+    assert math.isnan(D.predicted_limit_imbalance(4.0, 1.0, 2.0, 0.25))
+
+
+def _mode(x, p, z, mu):
+    return D.MatrixModes(sigma=np.array([x]), mu=np.array([mu]), p=np.array([p]), z=np.array([z]))
+
+
+def _mode_step_by_hand(x, p, z, mu, eta):
+    """One GD step on (mu - x p)^2/2 + x^2 z^2/2, typed here."""
+    return x + eta * ((mu - x * p) * p - x * z * z), p + eta * x * (mu - x * p), z - eta * x * x * z
+
+
+def test_mode_gd_bound_contract_coordinate_by_coordinate():
+    # mode_gd's contract with bound = 1: an eta whose step takes any one of |x|, |p|, |z| beyond it is flagged and
+    # frozen at its last state (here the start); the batch's other eta (a small one) takes its step (by hand)
+    cases = [((0.0, 0.9, 0.0, 2.0), 1.0),   # x' = 1.8 alone beyond 1
+             ((0.9, 0.0, 0.0, 2.0), 1.0),   # p' = 1.8 alone
+             ((0.9, 0.0, 0.8, 0.3), 3.0)]   # z' = -1.144 alone (x' = -0.828, p' = 0.81)
+    for (x, p, z, mu), eta in cases:
+        nxt = _mode_step_by_hand(x, p, z, mu, eta)
+        assert sum(abs(v) > 1 for v in nxt) == 1, nxt
+        xs, ps, zs, div = D.mode_gd(_mode(x, p, z, mu), [eta, 0.05], 1, bound=1.0)
+        assert div.tolist() == [True, False]
+        assert (xs[0, 0], ps[0, 0], zs[0, 0]) == (x, p, z)
+        assert np.allclose([xs[1, 0], ps[1, 0], zs[1, 0]], _mode_step_by_hand(x, p, z, mu, 0.05), rtol=1e-14, atol=0)
+    # exactly at the bound is inside: (1, 0, 0), mu = 2, eta = 1/2 steps to (1, 1, 0) exactly
+    xs, ps, zs, div = D.mode_gd(_mode(1.0, 0.0, 0.0, 2.0), [0.5], 1, bound=1.0)
+    assert not div[0] and (xs[0, 0], ps[0, 0], zs[0, 0]) == (1.0, 1.0, 0.0)
+    # no step: the start, one row per eta
+    md = _mode(3.0, 0.1, 0.2, 1.0)
+    xs, ps, zs, div = D.mode_gd(md, [0.1, 0.2], 0)
+    assert xs.shape == ps.shape == zs.shape == (2, 1) and np.all(xs == 3.0) and np.all(zs == 0.2) and not div.any()
+
+
+def test_mode_gd_stops_only_at_a_fixed_point(monkeypatch):
+    # a start whose first step leaves x unchanged (p = 0) and one that leaves p unchanged (x = 0): the run goes on,
+    # as GD typed here does (1e-12 relative over 300 steps)
+    for x, p, z, mu in [(2.0, 0.0, 0.0, 1.0), (0.0, 0.5, 0.0, 1.0), (1.5, 0.0, 0.0, 2.0)]:
+        eta = 0.05
+        want = (x, p, z)
+        for _ in range(300):
+            want = _mode_step_by_hand(*want, mu, eta)
+        xs, ps, zs, div = D.mode_gd(_mode(x, p, z, mu), [eta], 300)
+        assert not div[0] and np.allclose([xs[0, 0], ps[0, 0], zs[0, 0]], want, rtol=1e-12, atol=1e-300)
+    # a converging run stops once a step changes no number: far fewer steps than asked, the same state
+    from lrtheory.results.balancing import matrix_invariant as MI
+
+    real, calls = MI._mode_step_fn(), []
+    monkeypatch.setattr(MI, "_mode_step_fn", lambda: (lambda *a: calls.append(1) or real(*a)))
+    md = _mode(3.0, 0.1, 0.0, 1.0)
+    xs, ps, zs, div = D.mode_gd(md, [0.05], 200000)
+    assert 0 < len(calls) < 20000 and not div[0]
+    assert math.isclose(xs[0, 0] * ps[0, 0], 1.0, rel_tol=1e-12)  # at the minimum x p = mu

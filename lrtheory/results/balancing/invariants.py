@@ -179,9 +179,8 @@ def derive_limit_invariant() -> LimitInvariant:
     prod = sp.factor(sp.cancel(rm.d_next * w_next / (rm.d * ei.w)))
     s = rm.s
     g = sp.sqrt(s ** 2 - 4 * rm.m ** 2) * (4 - s)
-    crit = sp.solve(sp.Eq(sp.diff(g, s), 0), s)
-    probe = {rm.m: sp.Rational(1, 10)}
-    s_peak = [z for z in crit if 0 < float(z.subs(probe)) < 4][0]
+    crit = sp.solve(sp.Eq(sp.diff(g, s), 0), s)  # 1 -+ sqrt(1 + 2 m^2): the peak is the larger (the other is < 0)
+    s_peak = sp.Max(*crit)
     return LimitInvariant(product_factor=prod, g=g, s_peak=s_peak)
 
 
