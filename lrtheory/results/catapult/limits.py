@@ -8,8 +8,9 @@ maps from such a seed and return what the claims predict: the final ``eta lambda
 uv catapult, the upper catapult edge of the homogeneous net and of the quadratic model
 with bias, and the fraction of dead units of the two-layer ReLU net.
 
-Each is deterministic and cached; :mod:`tests.test_catapult` checks each against a
-separate route (the exact finite-width map, a closed form at a limit, or the paper's).
+Each is deterministic (the edges are cached); ``tests/test_catapult_derivation.py`` checks
+each against a separate route (the exact finite-width map, a closed form at a limit, or the
+paper's).
 """
 from __future__ import annotations
 
@@ -129,19 +130,22 @@ def derive_spread_upper_edge(lo: float, hi: float, *, lo_w: float = 3.5025, hi_w
         raise ValueError(f"lo, hi: expected 0 < lo <= hi, got {lo!r}, {hi!r}")
     x, wq = np.polynomial.legendre.leggauss(nodes)
     s = lo + (hi - lo) * (x + 1) / 2
-    wq = wq / wq.sum()
     S = np.concatenate([s, -s])[None, :]
-    Wt = (np.concatenate([wq, wq]) / 2)[None, :]
+    # the quadrature weights of E[.] over the +-s pairs, unnormalized: their scale cancels from the
+    # map (eta is w over one weighted sum, u is eta times another)
+    Wt = np.concatenate([wq, wq])[None, :]
     w = np.round(np.arange(lo_w, hi_w + step / 2, step), 10)
     th = np.ones((w.size, S.size)) * (1.0 + seed_delta * np.sign(S))
     eta = (w / (2 * np.sum(Wt * S**2 * th, axis=1)))[:, None]
-    alive = np.ones(w.size, dtype=bool)
-    with np.errstate(over="ignore", invalid="ignore"):
-        for _ in range(steps):
-            u = eta * np.sum(Wt * S * th, axis=1, keepdims=True)
-            th = np.where(alive[:, None], th * (1 - u * S) ** 2, th)
-            alive &= np.isfinite(th).all(1) & (th.max(1) < 1e12)
-    bad = np.flatnonzero(~alive)
+
+    def bounded(th):  # (a NaN max is not)
+        return th.max(1) < 1e12
+
+    for _ in range(steps):
+        u = eta * np.sum(Wt * S * th, axis=1, keepdims=True)
+        # a run is frozen once it passes 1e12, so it never overflows
+        th = np.where(bounded(th)[:, None], th * (1 - u * S) ** 2, th)
+    bad = np.flatnonzero(~bounded(th))
     if bad.size == 0 or bad[0] == 0:
         return math.nan
     return float(0.5 * (w[bad[0] - 1] + w[bad[0]]))
@@ -202,16 +206,17 @@ def _homogeneous_run(slope: float, w0: float, K: int, steps: int, eps: float):
     u, v = np.cos(phi), np.sin(phi)
     s = np.where(u > 0, 1.0, slope)
     u, v = u + eps * s * v, v + eps * s * u  # seed along grad f: output eps * lambda
-    wt = 2.0 / K
+    # the units' weight 2 / K (E r^2 / K) is left out of lambda and of c = eta f / sqrt(n): it
+    # cancels (eta is w0 over one sum, c eta times another; exactly so for K a power of 2)
 
     def lam(u, v):
         s = np.where(u > 0, 1.0, slope)
-        return wt * np.sum(s * s * (u * u + v * v))
+        return np.sum(s * s * (u * u + v * v))
 
     eta = w0 / lam(u, v)
     for _ in range(steps):
         s = np.where(u > 0, 1.0, slope)
-        c = eta * wt * np.sum(v * s * u)  # eta f / sqrt(n)
+        c = eta * np.sum(v * s * u)  # eta f / sqrt(n)
         if not abs(c) < 1e4:
             return True, math.nan, math.nan
         if abs(c) < 1e-13 and eta * lam(u, v) < 2.0:
@@ -252,7 +257,8 @@ def homogeneous_limit(slope: float, w0: Tuple[float, ...] = (), *, K: int = 4096
     ``u, v ~ N(0, 1)``), ``sigma(u) = u`` for ``u > 0`` and ``slope * u`` below, derived here.
 
     Per unit the GD step is ``u' = u - c sigma'(u) v``, ``v' = v - c sigma(u)`` with
-    ``c = eta f / sqrt(n) = eta E[v sigma(u)]`` (:func:`~lrtheory.results.catapult.derivation.derive_homogeneous_updates`):
+    ``c = eta f / sqrt(n) = eta E[v sigma(u)]`` (the step of
+    :func:`~lrtheory.results.catapult.derivation.derive_homogeneous_range`):
     at large ``n`` the empirical law of the units follows this deterministic map; the width
     enters only through ``f_0 = O(1)``, i.e. ``c_0 = O(n^-1/2)``: here an infinitesimal seed
     ``eps`` along ``grad f``. Units may change sign (the map is exact per step).
@@ -277,7 +283,7 @@ def _bias_run(rho: float, w0: float, steps: int, eps: float):
     """Width-free map of the model with bias (psi^2 = 1): ``P = eta zeta p``,
     ``R = eta zeta q``, ``l = eta lambda_q``, ``F = eta |phi|^2``, ``Z = P + R``:
     ``P' = P - Z F``, ``R' = R (1 + Z^2) - Z l``, ``l' = l (1 + Z^2) - 4 Z R``
-    (:func:`~lrtheory.results.catapult.derivation.derive_bias_updates`), seeded along the
+    (``width_free`` of :func:`~lrtheory.results.catapult.derivation.derive_bias_model`), seeded along the
     linear growth direction ``(P, R) ~ (F, l)``. Returns ``(diverged, final eta lambda)``."""
     F, l = rho * w0, (1.0 - rho) * w0
     P, R = eps * F, eps * l
@@ -311,5 +317,4 @@ def bias_upper_edge(rho: float, *, steps: int = 4000, eps: float = 1e-9, lo: flo
 
 def bias_final_eta_lam(rho: float, w0: float, *, steps: int = 4000, eps: float = 1e-9) -> float:
     """Final ``eta lambda`` of the width-free map of :func:`bias_upper_edge` (NaN if it diverges)."""
-    dv, w = _bias_run(float(rho), float(w0), steps, eps)
-    return math.nan if dv else w
+    return _bias_run(float(rho), float(w0), steps, eps)[1]  # NaN when it diverges
