@@ -135,7 +135,8 @@ def derive_spread_upper_edge(lo: float, hi: float, *, lo_w: float = 3.5025, hi_w
     # map (eta is w over one weighted sum, u is eta times another)
     Wt = np.concatenate([wq, wq])[None, :]
     w = np.round(np.arange(lo_w, hi_w + step / 2, step), 10)
-    th = np.ones((w.size, S.size)) * (1.0 + seed_delta * np.sign(S))
+    # theta_0^2 = 1 + seed_delta sign(s): 1 + seed_delta on the +s half, 1 - seed_delta on the -s half
+    th = np.ones((w.size, 1)) * np.concatenate([np.full(nodes, 1.0 + seed_delta), np.full(nodes, 1.0 - seed_delta)])
     eta = (w / (2 * np.sum(Wt * S**2 * th, axis=1)))[:, None]
 
     def bounded(th):  # (a NaN max is not)
