@@ -1055,3 +1055,27 @@ def test_mode_gd_stops_only_at_a_fixed_point(monkeypatch):
     xs, ps, zs, div = D.mode_gd(md, [0.05], 200000)
     assert 0 < len(calls) < 20000 and not div[0]
     assert math.isclose(xs[0, 0] * ps[0, 0], 1.0, rel_tol=1e-12)  # at the minimum x p = mu
+
+
+def test_frozen_mode_prediction_exactly_at_the_mode_edge_is_nan():
+    # X0 = 2, Y0 = 0 (1 x 1): lambda = 4, gamma = 0; at eta = 1/2 the mode's q = 1 - eta (lambda + gamma) = -1
+    # exactly: |q| = 1, the series does not converge, no prediction (the closed form there is r2 (4) / 0)
+    assert math.isnan(D.predicted_matrix_imbalance_change(np.array([[1.0]]), np.array([[2.0]]), np.array([[0.0]]), 0.5))
+    # just inside, by hand: R = 1 decays by q = 1 - 4 eta per step and each step adds eta^2 (gamma - lambda) R^2, so
+    # the sum is -4 eta^2 / (1 - q^2)
+    h = 0.49
+    want = -4 * h * h / (1 - (1 - 4 * h) ** 2)
+    got = D.predicted_matrix_imbalance_change(np.array([[1.0]]), np.array([[2.0]]), np.array([[0.0]]), h)
+    assert math.isclose(got, want, rel_tol=1e-12)
+
+
+def test_psd_round_off_zeroes_what_matrix_rank_does_and_a_dead_mode_never_diverges():
+    # the eigenvalues kept are those numpy.linalg.matrix_rank counts (tol = size * eps * max): on a factor whose
+    # largest eigenvalue is below 1 (1e-2) a genuine 1e-17 is kept and an exact 0 is not
+    X0 = np.diag([0.1, math.sqrt(1e-17), 0.0])
+    lam, _, _ = D.frozen_modes(np.eye(3), X0, np.eye(3))
+    assert np.sum(lam > 0) == np.linalg.matrix_rank(X0 @ X0.T) == 2
+    # a mode with sigma = p = mu = 0 (A = 0, a zero column of X0, Y0 = 0): w = 4 at every eta, no edge (inf)
+    with np.errstate(divide="ignore"):  # its linear edge -c0 / c1 is -4 / 0
+        e = D.mode_edges(np.zeros((2, 2)), np.diag([2.0, 0.0]), np.zeros((2, 2)))
+    assert np.isinf(e[1]) and math.isclose(e[0], 1.0, rel_tol=1e-12)  # mode 0: eta 4 = 4, w = 4 - 4 eta
