@@ -537,6 +537,29 @@ def test_limits_read_off_at_large_t():
     assert float(d.classic_ratio_limit.subs({y["c_l"]: cl, y["c_k"]: ck})) == pytest.approx(classic, rel=1e-12)
 
 
+def test_model_spread_trace_without_momentum_is_the_derived_map_exactly():
+    # beta = 0: the plain map a -> a / (1 + (eta a)^2) iterated, in these very float operations (the S-form of the
+    # heavy ball, S <- S + (eta c / sqrt(S))^2, a = c / S, is the same map up to round-off: the code takes the map)
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        a0, lrs = np.exp(rng.uniform(-3, 3, 4)), np.exp(rng.uniform(-2, 2, 30))
+        a, want = a0.copy(), [a0.max() / a0.min()]
+        for e in lrs:
+            a = a / (1.0 + (e * a) ** 2)
+            want.append(a.max() / a.min())
+        assert np.array_equal(D.model_spread_trace(a0, lrs), want)
+        assert np.array_equal(D.model_warmup_trace(a0, 1e-3, 3)[0][0], want[0])
+
+
+def test_model_spread_trace_starts_with_the_initial_spread():
+    # a0 = (1, 1/4): spread 4 before the first step; one step at eta_c = 2 gives 1 / 5 and (1/4) / (5/4) = 1 / 5
+    assert D.model_spread_trace([1.0, 0.25], [2.0]).tolist() == pytest.approx([4.0, 1.0], rel=1e-15)
+    s, lrs = D.model_warmup_trace([0.25, 1.0, 0.5], lr=1.0, steps=1)
+    # eta_c = 1 / sqrt(1 * 1/4) = 2 > 1: the target LR 1; 1/4 -> (1/4) / (1 + 1/16) = 4/17, 1 -> 1/2, 1/2 -> 2/5
+    assert s.tolist() == pytest.approx([4.0, (1 / 2) / (4 / 17)], rel=1e-14)
+    assert lrs.tolist() == [1.0]
+
+
 # ----------------------------------------------------------------- mutation run of this session (mutmut 3.8.1)
 # `scripts/mutation.py lrtheory/results/elr/derivation.py`, stopped by hand after 496 of 1035 mutants (the
 # machine was shared by six mutation runs; the 390 `derive_elr_model` mutants take about a minute each and
