@@ -537,3 +537,117 @@ def test_core_mlp_batchnorm_has_no_running_statistics():
                 assert nm.eps == 1e-5, norm
                 if norm == "batchnorm":
                     assert nm.running_mean is None and not nm.track_running_stats
+
+
+# ---- the workspace's contract, multipliers of two on per-model inputs, devices (issue 21, last full run)
+def _alloc_events(fn):
+    """The allocations (bytes, > 0) that ``fn()`` makes, as torch's profiler records them on the CPU."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    return [(e.name, e.cpu_memory_usage) for e in prof.events() if e.cpu_memory_usage > 0]
+
+
+@pytest.mark.parametrize("spec", [
+    MLPSpec(3, 4, 2, 2, parametrization="mup", bias=True), MLPSpec(3, 4, 2, 2, parametrization="mup"),
+    MLPSpec(3, 6, 1, 2, parametrization="ntk", bias=True), MLPSpec(3, 6, 1, 2),
+])
+@pytest.mark.parametrize("batched_x", [False, True])
+@pytest.mark.parametrize("N", [2, 5])
+def test_a_warm_workspace_is_reused_and_nothing_is_allocated(spec, batched_x, N):
+    """What _forward/_backward promise with a workspace ``ws``: every output lives in a buffer of ``ws``
+    reused by the next call (the second call's forward output, ReLU outputs and gradients are the first
+    call's tensors, which are still held, so no fresh allocation can sit at their address); a warm call
+    allocates no tensor at all (the profiler sees at most 8-byte scalars: the Python multipliers wrapped as
+    0-d tensors); no buffer of the wrong shape is written (torch would resize it with a warning, made an
+    error here); and the values are autograd's, bit for bit. K = 3 differs from N; depth 1 has an input
+    width different from the hidden one; mup at width 4 has the multipliers 2, 1 and 1/2."""
+    import warnings
+
+    from lrtheory.core.mlp import _backward, _forward
+
+    K = 3
+    P = init_params(spec, K, seed=2)
+    P = [p + 0.1 if n.startswith("b") else p for p, n in zip(P, param_names(spec))]
+    gen = torch.Generator().manual_seed(N)
+    xs = [torch.randn((K, N, 3) if batched_x else (N, 3), generator=gen, dtype=DT) for _ in range(2)]
+    gs = [torch.randn(K, N, 2, generator=gen, dtype=DT) for _ in range(2)]
+    ws, held = {}, []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for x, g in zip(xs, gs):
+            want = _autograd_grads(spec, P, x, g)
+            ref = forward(spec, P, x)
+            saved, res, g_in = [], {}, g.clone()  # _backward overwrites its g
+
+            def call():
+                res["out"] = _forward(spec, P, x, False, saved, ws)
+                res["relu"] = [s[2] for s in saved[:-1]]
+                res["grads"] = _backward(spec, P, saved, g_in, ws)
+
+            allocs = _alloc_events(call) if held else (call() or [])
+            assert torch.equal(res["out"], ref)
+            assert all(torch.equal(a, b) for a, b in zip(res["grads"], want))
+            held.append(res)
+    first, second = held
+    ptr = [t.data_ptr() for t in [first["out"]] + first["relu"] + list(first["grads"])]
+    assert ptr == [t.data_ptr() for t in [second["out"]] + second["relu"] + list(second["grads"])]
+    assert all(nbytes <= 8 for _, nbytes in allocs), allocs
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_per_model_inputs_with_a_multiplier_of_two(bias):
+    """mup at width 4: the input layer's multiplier is exactly 2. On per-model inputs ``(K, N, d_in)``
+    (the bmm / baddbmm branches) the outputs are the docstring's definition written out per model, and
+    CoreMLP (to_module) computes the same; the closed-form gradients are autograd's, with and without
+    workspace."""
+    from lrtheory.core.mlp import _backward, _forward
+
+    spec = MLPSpec(d_in=3, width=4, depth=2, d_out=2, parametrization="mup", bias=bias)
+    assert forward_multipliers(spec) == [2.0, 1.0, 0.5]
+    K, N = 3, 5
+    P = init_params(spec, K, seed=8)
+    P = [p + 0.1 if n.startswith("b") else p for p, n in zip(P, param_names(spec))]
+    x = torch.randn(K, N, 3, generator=torch.Generator().manual_seed(3), dtype=DT)
+    out = forward(spec, P, x)
+    for k in range(K):
+        torch.testing.assert_close(out[k], _reference_forward(spec, P, k, x[k]), rtol=0, atol=ATOL)
+        torch.testing.assert_close(to_module(spec, P, k)(x[k]), out[k], rtol=0, atol=ATOL)
+    g_out = torch.randn(K, N, 2, generator=torch.Generator().manual_seed(4), dtype=DT)
+    want = _autograd_grads(spec, P, x, g_out)
+    for ws in (None, {}):
+        saved = []
+        _forward(spec, P, x, False, saved, ws)
+        got = _backward(spec, P, saved, g_out.clone(), ws)
+        assert all(torch.equal(a, b) for a, b in zip(got, want)), ws is not None
+
+
+def test_modules_and_parameters_asked_on_the_cpu_stay_there_under_another_default_device():
+    """CoreMLP's documented default device is "cpu", to_module copies onto the parameters' device and
+    init_params(device="cpu") makes every tensor there, whatever torch's default device (here "meta",
+    where a tensor made without device= would land): weights, biases, LayerNorm and BatchNorm affine
+    parameters, and the values are those made under the ordinary defaults."""
+    for norm in ("layernorm", "batchnorm"):
+        spec = MLPSpec(3, 5, 2, 2, bias=True, norm=norm)
+        want = init_params(spec, 2, seed=3, device="cpu")
+        with foreign_defaults(dtype=torch.float64, device="meta"):
+            got = init_params(spec, 2, seed=3, device="cpu")
+            plain = CoreMLP(spec)
+            mod = to_module(spec, want, 1)
+        assert all(p.device.type == "cpu" and torch.equal(p, q) for p, q in zip(got, want))
+        for m in (plain, mod):
+            assert all(p.device.type == "cpu" for p in m.parameters()), norm
+        x = _x(6, 3)
+        torch.testing.assert_close(mod(x), forward(spec, want, x)[1], rtol=0, atol=ATOL)
+
+
+def test_parameters_without_a_model_axis_are_refused_by_name():
+    """A 0-d or 1-d first tensor has no (K, fan_out, fan_in) shape: ValueError naming W0 (the 0-d one has
+    no model axis at all, shown as -1), not an IndexError."""
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2)
+    with pytest.raises(ValueError, match=r"^params: W0 has shape \(\), expected \(-1, 4, 3\)$"):
+        forward(spec, [torch.tensor(1.0, dtype=DT), P[1]], torch.zeros(5, 3, dtype=DT))
+    with pytest.raises(ValueError, match=r"^params: W0 has shape \(2,\), expected \(2, 4, 3\)$"):
+        forward(spec, [torch.zeros(2, dtype=DT), P[1]], torch.zeros(5, 3, dtype=DT))

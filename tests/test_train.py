@@ -228,10 +228,17 @@ def test_output_gradient_is_autograds(loss, dtype):
     y = torch.randint(0, 4, (11,), generator=g) if loss == "ce" else torch.randn(11, 4, generator=g).to(dtype)
     o = out.clone().requires_grad_(True)
     want = torch.autograd.grad(_loss_from_out(o, y, loss).sum(), o)[0]
-    for ws in (None, {}):
-        L, ctx = _loss_and_context(out, y, loss, ws)
-        assert torch.equal(L, _loss_from_out(out, y, loss))
-        assert torch.equal(_output_grad(ctx, loss), want)
+    L, ctx = _loss_and_context(out, y, loss, {})
+    assert torch.equal(L, _loss_from_out(out, y, loss))
+    assert torch.equal(_output_grad(ctx, loss), want)
+    # more models than examples (K = 5, N = 2): each model's own slice, the same bits
+    out = torch.randn(5, 2, 4, generator=g, dtype=torch.float64).to(dtype)
+    y = y[:2]
+    o = out.clone().requires_grad_(True)
+    want = torch.autograd.grad(_loss_from_out(o, y, loss).sum(), o)[0]
+    L, ctx = _loss_and_context(out, y, loss, {})
+    assert L.shape == (5,) and torch.equal(L, _loss_from_out(out, y, loss))
+    assert torch.equal(_output_grad(ctx, loss), want)
 
 
 @pytest.mark.parametrize("loss, batch_size, parametrization, bias", [
@@ -510,3 +517,131 @@ def test_train_ranges_defaults_and_reserved_names():
     for name in ("step", "loss", "train_acc", "test_loss", "test_acc"):
         with pytest.raises(ValueError, match=rf"^diagnostics: name '{name}' is reserved$"):
             train(spec, P, x, y, 0.01, 1, diagnostics={name: lambda p, t: torch.zeros(2)})
+
+
+# ---- the divergence threshold by hand, records, messages (issue 21, last full mutation run)
+def _one_unit(K):
+    """f(x) = W1 relu(W0 x) with one input, one hidden unit, one output; W0 = W1 = 1, x = 1, y = 3.
+    L_0 = (1 - 3)^2 / 2 = 2; both gradients are (f - y) = -2, so one step at eta gives
+    W0 = W1 = 1 + 2 eta, f_1 = (1 + 2 eta)^2 and L_1 = (f_1 - 3)^2 / 2."""
+    spec = MLPSpec(1, 1, 1, 1)
+    P = [torch.ones(K, 1, 1, dtype=DT), torch.ones(K, 1, 1, dtype=DT)]
+    return spec, P, torch.ones(1, 1, dtype=DT), torch.full((1, 1), 3.0, dtype=DT)
+
+
+def _eta_for(L1):
+    """The step size whose first step gives the loss L1 in :func:`_one_unit` (the inverse of its L_1)."""
+    return (math.sqrt(3.0 + math.sqrt(2.0 * L1)) - 1.0) / 2.0
+
+
+def test_divergence_threshold_by_hand():
+    """A model diverges when its loss exceeds divergence_factor * max(L_0, 1) (here 2 * factor): step sizes
+    put L_1 just above and just below the threshold, for the default factor 1e6 (threshold 2e6: L_1 = 2e6 + 1
+    diverges at step 1, 2e6 - 1 does not) and for factor 10 (threshold 20: 21 and 19). The recorded L_1 is
+    the hand-computed one."""
+    for factor, kw in ((1e6, {}), (10.0, {"divergence_factor": 10.0})):
+        spec, P, x, y = _one_unit(2)
+        L1 = [2 * factor + 1, 2 * factor - 1]
+        res = train(spec, P, x, y, [_eta_for(v) for v in L1], 1, **kw)
+        assert res.history["loss"][0].tolist() == [2.0, 2.0]
+        np.testing.assert_allclose(res.history["loss"][1], L1, rtol=1e-12)
+        assert res.diverged.tolist() == [True, False] and res.diverged_step.tolist() == [1, -1], factor
+
+
+def test_every_model_diverged_pads_the_history_when_K_equals_its_length():
+    """Three models, all diverging at step 1 of 2: the run ends there, the history keeps the schedule's
+    3 rows (the last NaN) also when the number of models equals the number of rows."""
+    spec, P, x, y = _one_unit(3)
+    res = train(spec, P, x, y, [_eta_for(1e8)] * 3, 2)
+    assert res.diverged_step.tolist() == [1, 1, 1]
+    assert res.history["step"].tolist() == [0, 1, 2] and res.history["loss"].shape == (3, 3)
+    np.testing.assert_allclose(res.history["loss"][1], [1e8] * 3, rtol=1e-12)
+    assert np.isnan(res.history["loss"][2]).all()
+    # the NaN rows keep the records' dtype: float32 parameters, a float32 history, padded or not
+    P32 = [p.float() for p in P]
+    pad = train(spec, P32, x.float(), y.float(), [_eta_for(1e8)] * 3, 2, diagnostics={"w": weight_norms(spec)})
+    full = train(spec, P32, x.float(), y.float(), [0.01] * 3, 2, diagnostics={"w": weight_norms(spec)})
+    assert np.isnan(pad.history["loss"][2]).all() and not np.isnan(full.history["loss"]).any()
+    for key in ("loss", "w"):
+        assert pad.history[key].dtype == full.history[key].dtype == np.float32, key
+
+
+def test_diagnostics_are_called_at_the_recorded_steps_with_the_step():
+    """A diagnostic is evaluated at each recorded step (every record_every steps and the last) and gets
+    that step number; a diagnostic returning the step records the schedule."""
+    spec = MLPSpec(4, 6, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2, seed=1)
+    calls = []
+
+    def step_no(params, t):
+        calls.append(t)
+        return torch.full((2,), float(t), dtype=DT)
+
+    res = train(spec, P, x, y, 0.01, 12, record_every=5, diagnostics={"t": step_no})
+    assert calls == [0, 5, 10, 12]
+    assert res.history["step"].tolist() == [0, 5, 10, 12]
+    assert res.history["t"].tolist() == [[0.0, 0.0], [5.0, 5.0], [10.0, 10.0], [12.0, 12.0]]
+
+
+def test_mse_on_one_hot_targets_records_the_accuracy():
+    """MSE with d_out = 2 and (N, 2) targets: the targets are classes read by argmax (the docstring's
+    "MSE with d_out > 1"), so train_acc is recorded: at step 0, the fraction of examples whose output's
+    argmax is the target's, counted here by hand."""
+    spec = MLPSpec(4, 6, 1, 2)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(20, 4, generator=g, dtype=DT)
+    lab = torch.randint(0, 2, (20,), generator=g)
+    y = torch.nn.functional.one_hot(lab, 2).to(DT)
+    P = init_params(spec, 3, seed=4)
+    res = train(spec, P, x, y, 0.01, 2)
+    out = forward(spec, P, x)
+    by_hand = [sum(int(out[k, i].argmax()) == int(lab[i]) for i in range(20)) / 20 for k in range(3)]
+    assert res.history["train_acc"].shape == (3, 3)
+    assert res.history["train_acc"][0].tolist() == by_hand
+
+
+def test_learning_rates_as_a_tensor_or_one_number():
+    """etas given as a tensor (float32 here) is read as its values; a single number with K = 1 gives
+    the documented ``etas`` array of shape (K,)."""
+    spec = MLPSpec(4, 6, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2, seed=1)
+    a = train(spec, P, x, y, torch.tensor([0.25, 0.5], dtype=torch.float32), 3)
+    b = train(spec, P, x, y, [0.25, 0.5], 3)
+    assert a.etas.tolist() == [0.25, 0.5] and a.etas.dtype == np.float64
+    assert all(torch.equal(p, q) for p, q in zip(a.params, b.params))
+    one = train(spec, select_models(P, 0), x, y, 0.25, 3)
+    assert one.etas.shape == (1,) and one.etas.tolist() == [0.25]
+
+
+def test_without_norm_layers_no_autograd_graph_is_built():
+    """The module docstring: without norm layers the backward pass is written out, without autograd's
+    graph; with a norm layer it is autograd. A callback sees grad mode off and parameters that do not
+    require gradients in the first case, parameters that do in the second."""
+    x, y = _data()
+    for norm, graph in ((None, False), ("layernorm", True)):
+        spec = MLPSpec(4, 6, 1, 3, norm=norm)
+        seen = []
+        train(spec, init_params(spec, 2, seed=1), x, y, 0.01, 2,
+              callback=lambda t, p, L, a: seen.append((torch.is_grad_enabled(), p[0].requires_grad)))
+        if graph:
+            assert all(req for _, req in seen), seen
+        else:
+            assert seen == [(False, False)] * 2, seen
+
+
+def test_inputs_that_are_not_tensors_and_targets_on_another_device():
+    """x or x_test that is not a tensor: a ValueError naming it (x's message shows its type), not an
+    AttributeError; targets on another device than the parameters: named with both devices."""
+    spec = MLPSpec(4, 8, 1, 3)
+    x, y = _data()
+    P = init_params(spec, 2)
+    with pytest.raises(ValueError, match=r"^x: expected a tensor of shape \(N, 4\), got <class 'list'>$"):
+        train(spec, P, x.tolist(), y, 0.1, 1)
+    with pytest.raises(ValueError, match=r"^x_test: expected shape \(M, 4\), got None$"):
+        train(spec, P, x, y, 0.1, 1, x_test=x.tolist(), y_test=y)
+    with pytest.raises(ValueError, match=r"^y: device meta differs from the parameters' cpu$"):
+        train(spec, P, x, y.to("meta"), 0.1, 1)
+    with pytest.raises(ValueError, match=r"^y_test: device meta differs from the parameters' cpu$"):
+        train(spec, P, x, y, 0.1, 1, x_test=x, y_test=y.to("meta"))

@@ -242,11 +242,12 @@ def _layer_lr_mults(spec: MLPSpec) -> List[float]:
     n = spec.width
     out = []
     for l in range(spec.n_layers):
-        c = 1.0
-        if spec.parametrization == "mup" and 0 < l < spec.depth:
-            c = 1.0 / n
         if l == 0:
-            c *= float(spec.input_lr_mult)
+            c = float(spec.input_lr_mult)  # 1 in every parametrization, times input_lr_mult
+        elif spec.parametrization == "mup" and l < spec.depth:
+            c = 1.0 / n
+        else:
+            c = 1.0
         out.append(c)
     return out
 
@@ -343,7 +344,7 @@ def init_params(
     positive_int(K, "K")
     nonneg_int(seed, "seed")
     if seeds is not None:
-        seeds = int_sequence(seeds, "seeds", minimum=0)
+        seeds = int_sequence(seeds, "seeds")  # non-negative integers
         if len(seeds) != K:
             raise ValueError(f"seeds: expected {K} seeds (one per model), got {len(seeds)}")
     dev = resolve_device(device)
@@ -509,7 +510,7 @@ def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts:
             i += 1
         shared = h.dim() == 2
         if shared:  # matmul multiplies (and autograd saves) the shared input expanded over K
-            he = h.expand(K, N, h.shape[-1]).reshape(K, N, h.shape[-1])
+            he = h.expand(K, N, h.shape[1]).reshape(K, N, h.shape[1])
         if saved is not None:
             saved.append([he if shared else h, shared, None])
         out = None if zs is None else zs[l]

@@ -65,7 +65,7 @@ from torch import Tensor
 from lrtheory.core.device import make_generator
 from lrtheory.core import validate as V
 from lrtheory.core.gd import run_gd
-from lrtheory.core.mlp import (MLPSpec, _backward, _buf, _check_params, _forward, forward, lr_multipliers,
+from lrtheory.core.mlp import (MLPSpec, _backward, _buf, _check_params, _forward, lr_multipliers,
                                param_layers)
 
 __all__ = [
@@ -135,36 +135,29 @@ def per_model_loss(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor
         MSE: ``(N, d_out)`` or ``(N,)`` when ``d_out == 1``; CE: int64 labels ``(N,)``.
     loss : "mse" or "ce"
     """
-    out = forward(spec, params, x, check=False)
+    out = _forward(spec, params, x, False, None)  # forward(..., check=False): no shape checks
     return _loss_from_out(out, y, loss)
 
 
 def _loss_from_out(out: Tensor, y: Tensor, loss: str) -> Tensor:
     if loss == "mse":
-        yy = y if y.dim() == out.dim() - 1 else y.unsqueeze(-1)
-        return 0.5 * (out - yy).pow(2).sum(-1).mean(-1)
+        yy = y if y.dim() == 2 else y.unsqueeze(1)
+        return 0.5 * (out - yy).pow(2).sum(2).mean(1)
     logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
-    idx = y.unsqueeze(-1)
-    if idx.dim() < logp.dim():
-        idx = idx.unsqueeze(0).expand(logp.shape[0], -1, -1)
-    return -logp.gather(-1, idx).squeeze(-1).mean(-1)
+    idx = y.unsqueeze(1).unsqueeze(0).expand(logp.shape[0], -1, 1)  # the labels (N,) as (K, N, 1)
+    return -logp.gather(-1, idx).squeeze(-1).mean(1)
 
 
-def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: Optional[dict] = None):
-    # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws if given)
+def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: dict):
+    # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws)
     if loss == "mse":
-        yy = y if y.dim() == out.dim() - 1 else y.unsqueeze(-1)
-        if ws is None:
-            d = out - yy
-            return 0.5 * d.pow(2).sum(-1).mean(-1), (d, ws)
+        yy = y if y.dim() == 2 else y.unsqueeze(1)
         d = torch.sub(out, yy, out=_buf(ws, "d", out.shape, out))
         sq = torch.pow(d, 2, out=_buf(ws, "sq", out.shape, out))  # d.pow(2), into a buffer
-        return 0.5 * sq.sum(-1).mean(-1), (d, ws)
+        return 0.5 * sq.sum(2).mean(1), (d, ws)
     logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
-    idx = y.unsqueeze(-1)
-    if idx.dim() < logp.dim():
-        idx = idx.unsqueeze(0).expand(logp.shape[0], -1, -1)
-    return -logp.gather(-1, idx).squeeze(-1).mean(-1), (logp, idx, out.dtype)
+    idx = y.unsqueeze(1).unsqueeze(0).expand(logp.shape[0], -1, 1)  # the labels (N,) as (K, N, 1)
+    return -logp.gather(-1, idx).squeeze(-1).mean(1), (logp, idx, out.dtype)
 
 
 def _output_grad(ctx, loss: str) -> Tensor:
@@ -173,9 +166,6 @@ def _output_grad(ctx, loss: str) -> Tensor:
         d, ws = ctx
         K, N = d.shape[0], d.shape[1]
         # sum -> mul 0.5 -> mean over N (divide) -> sum over outputs (expand) -> pow 2: grad * (2 d^1)
-        if ws is None:
-            c = (torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N
-            return c.view(K, 1, 1) * (2.0 * d.pow(1.0))
         sig = (K, N, d.dtype, d.device)
         if ws.get("mse_c", (None,))[0] != sig:  # the same values, computed once per shape
             ws["mse_c"] = (sig, ((torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N).view(K, 1, 1))
@@ -193,13 +183,13 @@ def _output_grad(ctx, loss: str) -> Tensor:
 def per_model_accuracy(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor) -> Tensor:
     """Fraction of correct argmax predictions per model ``(K,)``; ``y`` labels ``(N,)`` or
     one-hot / score targets ``(N, d_out)`` (read by argmax)."""
-    out = forward(spec, params, x, check=False)
+    out = _forward(spec, params, x, False, None)  # forward(..., check=False)
     return _acc_from_out(out, y)
 
 
 def _acc_from_out(out: Tensor, y: Tensor) -> Tensor:
-    labels = y.argmax(-1) if y.dim() == 2 else y
-    return (out.argmax(-1) == labels).to(out.dtype).mean(-1)
+    labels = y.argmax(1) if y.dim() == 2 else y
+    return (out.argmax(-1) == labels).to(out.dtype).mean(1)
 
 
 def weight_norms(spec: MLPSpec) -> Diagnostic:
@@ -225,7 +215,7 @@ def preact_sparsity(spec: MLPSpec, x: Tensor) -> Diagnostic:
     ``(K, depth)`` (the sparsity measure of Meltzer & Liu)."""
 
     def _diag(params, step):
-        _, z = forward(spec, params, x, return_preacts=True, check=False)
+        _, z = _forward(spec, params, x, True, None)  # forward(..., return_preacts=True, check=False)
         return torch.stack([(zz < 0).to(zz.dtype).mean(dim=(-1, -2)) for zz in z], dim=1)
 
     return _diag
@@ -343,7 +333,7 @@ def train(
     record_every = V.positive_int(record_every, "record_every")
     if batch_size is not None:
         batch_size = V.integer(batch_size, "batch_size", minimum=1, maximum=N)
-    momentum = V.in_range(momentum, "momentum", 0.0, 1.0, inclusive=(True, False))
+    # momentum: run_gd checks it (the same range [0, 1), the same message)
     weight_decay = V.nonneg_real(weight_decay, "weight_decay")
     if not V.real(divergence_factor, "divergence_factor", allow_inf=True) > 1:
         raise ValueError(f"divergence_factor: expected a number > 1, got {divergence_factor!r}")
@@ -366,18 +356,17 @@ def train(
 
     gen = make_generator(seed, "cpu") if batch_size is not None else None
     perm: List[Tensor] = []
-    n_batches = N // batch_size if batch_size is not None else 1
 
     def next_batch(t: int):
         nonlocal perm
         if not perm:
             order = torch.randperm(N, generator=gen, device="cpu")
-            perm = [order[i * batch_size:(i + 1) * batch_size].to(device) for i in range(n_batches)][::-1]
+            perm = [order[i * batch_size:(i + 1) * batch_size].to(device) for i in range(N // batch_size)][::-1]
         idx = perm.pop()
         return x.index_select(0, idx), y.index_select(0, idx)
 
     def loss_on(P, xb, yb):
-        out = forward(spec, P, xb, check=False)
+        out = _forward(spec, P, xb, False, None)  # inputs validated above
         return _loss_from_out(out, yb, loss), out
 
     # networks without norm layers: the closed-form gradient (the same operations as autograd, so
@@ -393,12 +382,12 @@ def train(
         saved: list = []
         out = _forward(spec, P, xb, False, saved, ws)
         L, ctx = _loss_and_context(out, yb, loss, ws)
-        kept.update(params=list(P), batch=batch, saved=saved, ctx=ctx)
+        kept.update(saved=saved, ctx=ctx)
         return L, out
 
     def grad_fn(P, batch=None):
-        if not (kept and kept["batch"] is batch and all(a is b for a, b in zip(kept["params"], P))):
-            step_loss(P, batch)  # not the tensors of the last forward pass: redo it
+        # run_gd calls grad_fn once after each call of loss_fn, on the same parameters and batch (its
+        # documented contract; train asks for no final gradient): the last forward pass is this one's
         g_out = _output_grad(kept["ctx"], loss)
         grads = _backward(spec, P, kept["saved"], g_out, ws)
         kept.clear()
@@ -415,10 +404,10 @@ def train(
             elif s.batch is None:  # full-batch GD: the step's own outputs are on all of x
                 o = s.aux
             else:  # a minibatch step recorded without the full-data evaluation (the run ends early)
-                o = forward(spec, s.params, x, check=False)
+                o = _forward(spec, s.params, x, False, None)
             out["train_acc"] = _acc_from_out(o.detach(), y)
         if x_test is not None:
-            out_t = forward(spec, s.params, x_test, check=False)
+            out_t = _forward(spec, s.params, x_test, False, None)
             out["test_loss"] = _loss_from_out(out_t, y_test, loss)
             if classes:
                 out["test_acc"] = _acc_from_out(out_t, y_test)
