@@ -633,7 +633,8 @@ def test_without_norm_layers_no_autograd_graph_is_built():
 
 def test_inputs_that_are_not_tensors_and_targets_on_another_device():
     """x or x_test that is not a tensor: a ValueError naming it (x's message shows its type), not an
-    AttributeError; targets on another device than the parameters: named with both devices."""
+    AttributeError; targets on another device than the parameters: named with both devices; a single
+    number as layer_lr_mults: a ValueError naming it (it raised a TypeError while writing its message)."""
     spec = MLPSpec(4, 8, 1, 3)
     x, y = _data()
     P = init_params(spec, 2)
@@ -645,3 +646,6 @@ def test_inputs_that_are_not_tensors_and_targets_on_another_device():
         train(spec, P, x, y.to("meta"), 0.1, 1)
     with pytest.raises(ValueError, match=r"^y_test: device meta differs from the parameters' cpu$"):
         train(spec, P, x, y, 0.1, 1, x_test=x, y_test=y.to("meta"))
+    # one number for layer_lr_mults (a sequence of depth + 1 is expected): a ValueError, not a TypeError
+    with pytest.raises(ValueError, match=r"^layer_lr_mults: expected 2 positive finite numbers, got \[2\.0\]$"):
+        train(spec, P, x, y, 0.1, 1, layer_lr_mults=2.0)

@@ -344,7 +344,7 @@ def train(
         lm = np.asarray(layer_lr_mults, dtype=np.float64).reshape(-1)
         if lm.size != spec.n_layers or not np.all(np.isfinite(lm)) or np.any(lm <= 0):
             raise ValueError(
-                f"layer_lr_mults: expected {spec.n_layers} positive finite numbers, got {list(layer_lr_mults)}"
+                f"layer_lr_mults: expected {spec.n_layers} positive finite numbers, got {lm.tolist()}"
             )
         mults = [m * float(lm[l]) for m, l in zip(mults, layers)]
     diagnostics = dict(diagnostics or {})
