@@ -1027,9 +1027,10 @@ def test_mode_gd_bound_contract_coordinate_by_coordinate():
         assert div.tolist() == [True, False]
         assert (xs[0, 0], ps[0, 0], zs[0, 0]) == (x, p, z)
         assert np.allclose([xs[1, 0], ps[1, 0], zs[1, 0]], _mode_step_by_hand(x, p, z, mu, 0.05), rtol=1e-14, atol=0)
-    # exactly at the bound is inside: (1, 0, 0), mu = 2, eta = 1/2 steps to (1, 1, 0) exactly
-    xs, ps, zs, div = D.mode_gd(_mode(1.0, 0.0, 0.0, 2.0), [0.5], 1, bound=1.0)
-    assert not div[0] and (xs[0, 0], ps[0, 0], zs[0, 0]) == (1.0, 1.0, 0.0)
+    # exactly at the bound is inside: (1, 0, 2), mu = 2, eta = 1/2 steps to (-1, 1, 1) exactly (the start may be outside)
+    assert _mode_step_by_hand(1.0, 0.0, 2.0, 2.0, 0.5) == (-1.0, 1.0, 1.0)
+    xs, ps, zs, div = D.mode_gd(_mode(1.0, 0.0, 2.0, 2.0), [0.5], 1, bound=1.0)
+    assert not div[0] and (xs[0, 0], ps[0, 0], zs[0, 0]) == (-1.0, 1.0, 1.0)
     # no step: the start, one row per eta
     md = _mode(3.0, 0.1, 0.2, 1.0)
     xs, ps, zs, div = D.mode_gd(md, [0.1, 0.2], 0)

@@ -59,8 +59,8 @@ def derive_reduced_map() -> ReducedMap:
     gd = derive_scalar_gd()
     p, S, r = s_.x * s_.y, s_.x ** 2 + s_.y ** 2, s_.mu - s_.x * s_.y
     e = s_.eta
-    ok = (sp.expand(gd.x_next * gd.y_next - (p + e * r * S + e ** 2 * r ** 2 * p)) == 0
-          and sp.expand(gd.x_next ** 2 + gd.y_next ** 2 - (S * (1 + e ** 2 * r ** 2) + 4 * e * r * p)) == 0)
+    ok = all(sp.expand(v) == 0 for v in (gd.x_next * gd.y_next - (p + e * r * S + e ** 2 * r ** 2 * p),
+                                         gd.x_next ** 2 + gd.y_next ** 2 - (S * (1 + e ** 2 * r ** 2) + 4 * e * r * p)))
     if not ok:  # pragma: no cover - the identities are exact
         raise AssertionError("hand step of derive_reduced_map does not hold")
     rho, s, m = sp.symbols("rho s m", real=True)
@@ -99,10 +99,10 @@ class EdgeInvariant:
 
 @functools.lru_cache(maxsize=None)
 def derive_edge_invariant() -> EdgeInvariant:
-    """Find the curve ``w = 4 - s - alpha m rho`` that GD maps to itself, and the edge it gives.
+    """Find the curve ``w = 4 - s + alpha m rho`` that GD maps to itself, and the edge it gives.
 
     Ansatz (the hand step): ``w_next = w (1 + rho^2 + beta m rho)`` identically in ``rho, s, m``;
-    sympy solves the coefficient equations for ``alpha, beta`` (``alpha = 1, beta = -1``).
+    sympy solves the coefficient equations for ``alpha, beta`` (``alpha = -1, beta = -1``: the one solution).
     As ``m < 2`` keeps the factor positive, ``w`` keeps its sign along every run. A limit
     (``rho = 0``) that GD can reach is a minimum with ``s <= 2`` (linear stability), so
     ``w = 4 - s >= 2 > 0`` there: a start with ``w < 0`` never converges. The edge of the
@@ -120,11 +120,11 @@ def derive_edge_invariant() -> EdgeInvariant:
     rm = derive_reduced_map()
     s_ = symbols()
     alpha, beta = sp.Dummy(), sp.Dummy()  # solved away
-    w = 4 - rm.s - alpha * rm.m * rm.rho
+    w = alpha * rm.m * rm.rho + 4 - rm.s
     w_next = w.subs({rm.rho: rm.rho_next, rm.s: rm.s_next}, simultaneous=True)
     resid = sp.expand(w_next - w * (1 + rm.rho ** 2 + beta * rm.m * rm.rho))
-    sols = sp.solve(sp.Poly(resid, rm.rho, rm.s, rm.m).coeffs(), [alpha, beta], dict=True)
-    (sol,) = [z for z in sols if z[alpha] != 0]
+    # its coefficients as a polynomial in rho, s, m (every symbol but alpha, beta) vanish: solved for alpha, beta
+    (sol,) = sp.solve(sp.Poly(resid, *(resid.free_symbols - {alpha, beta})).coeffs(), dict=True)
     w = w.subs(sol)
     factor = sp.expand(1 + rm.rho ** 2 + sol[beta] * rm.m * rm.rho)
     disc = sp.discriminant(factor, rm.rho)  # m^2 - 4: no real root (factor > 0) when m < 2
