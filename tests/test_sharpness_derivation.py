@@ -485,9 +485,10 @@ def test_predict_config_narrow_and_its_error():
         D.predict_config(cfg, "wide")
 
 
-def test_experiment_inputs_of_mnist1d_and_under_a_foreign_default_device():
+def test_experiment_inputs_of_mnist1d_and_under_a_foreign_default_device(monkeypatch):
     """The full config's MNIST-1D inputs are the ones the chapter measures on (simulate.load_dataset), and the
-    inputs come back on the CPU as float64 even when torch's default device is another (meta)."""
+    inputs come back on the CPU as float64 even when torch's default device and the library's
+    ($LRTHEORY_DEVICE, e.g. cuda on a GPU machine) are another (meta)."""
     from core_defaults import foreign_defaults
     from lrtheory.results.sharpness import simulate as S
 
@@ -500,6 +501,9 @@ def test_experiment_inputs_of_mnist1d_and_under_a_foreign_default_device():
     want, _ = D.experiment_inputs(ci)
     with foreign_defaults(device="meta"):
         got, _ = D.experiment_inputs(ci)
+    np.testing.assert_array_equal(got, want)
+    monkeypatch.setenv("LRTHEORY_DEVICE", "meta")
+    got, _ = D.experiment_inputs(ci)
     np.testing.assert_array_equal(got, want)
 
 
