@@ -724,3 +724,14 @@ def test_uv_peak_loss_grows_like_the_width():
         means.append(np.mean(peaks))
     slope = math.log(means[1] / means[0]) / math.log(1e4)
     assert slope == pytest.approx(L.derive_uv_peak(w0).peak_slope, abs=0.03)
+
+
+def test_grids_end_at_the_grid_point_nearest_hi():
+    """An upper end off the grid: the last point tried is the grid point nearest it (worked by hand). bracket_edge
+    on 2.0 : 0.1 : 2.56 tries 2.6 (a threshold at 2.57 is found), on 2.0 : 0.1 : 2.54 stops at 2.5 (NaN). The
+    uv edge 4 (lo == hi, Theorem 1) lies between the spread grid's points 3.9975 and 4.0025 (3.5025 + 0.005 k):
+    hi_w = 4.0005 (99.6 steps) ends at 4.0025 and finds it, hi_w = 3.9995 (99.4 steps) ends at 3.9975 (NaN)."""
+    assert L.bracket_edge(lambda w: w > 2.57, 2.0, 2.56, 0.1) == pytest.approx(2.57, abs=1e-3)
+    assert math.isnan(L.bracket_edge(lambda w: w > 2.57, 2.0, 2.54, 0.1))
+    assert L.derive_spread_upper_edge(1.0, 1.0, hi_w=4.0005) == pytest.approx(4.0, abs=3e-3)
+    assert math.isnan(L.derive_spread_upper_edge(1.0, 1.0, hi_w=3.9995))
