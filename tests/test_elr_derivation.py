@@ -308,6 +308,9 @@ def test_gap_and_lasting_predictions_with_momentum_by_hand():
     (lambda: D.model_warmup_trace([1.0, 0.5], 1.0, 2, momentum=1.5), "momentum"),
     (lambda: D.model_spread_trace([1.0, 0.5], [1.0], momentum=1.0), "momentum"),
     (lambda: D.model_spread_trace([1.0, 0.5], [0.0]), "lrs"),
+    (lambda: D.model_spread_trace([1.0, 0.0], [1.0]), "a0"),
+    (lambda: D.model_warmup_trace([np.nan, 1.0], 1.0, 2), "a0"),
+    (lambda: D.warmup_gap_prediction([1.0, -1.0], 1.0, 0.5, 2), "a0"),
     (lambda: D.flow_elrs([[0.0]], [1.0], 1.0), "c"),
     (lambda: D.flow_elrs([[1.0]], [0.0], 1.0), "S0"),
     (lambda: D.flow_elrs([[1.0]], [1.0], 0.0), "eta"),
@@ -412,20 +415,20 @@ def test_norm_step_and_elr_map_on_explicit_vectors():
     # the premise on a vector of R^7: S' = ||W - eta g||^2, E = eta ||g|| / ||W||, E' = eta c / S' (the same c)
     d = D.derive_elr_model()
     rng = np.random.default_rng(1)
-    for S, eta, c in [(1.0, 0.1, 1.0), (2.5, 0.7, 3.0), (0.3, 2.0, 0.2)]:
+    for Sq, eta, c in [(1.0, 0.1, 1.0), (2.5, 0.7, 3.0), (0.3, 2.0, 0.2)]:
         W = rng.standard_normal(7)
-        W *= math.sqrt(S) / np.linalg.norm(W)
+        W *= math.sqrt(Sq) / np.linalg.norm(W)
         W1, g = _premise_step(W, c, eta, rng)
         S1 = W1 @ W1
         E = eta * np.linalg.norm(g) / np.linalg.norm(W)
         E1 = eta * (c / np.linalg.norm(W1)) / np.linalg.norm(W1)
-        assert _num(d.S_next, S=S, eta=eta, c=c) == pytest.approx(S1, rel=1e-13)
-        assert _num(d.E_def, S=S, eta=eta, c=c) == pytest.approx(E, rel=1e-13)
+        assert _num(d.S_next, S=Sq, eta=eta, c=c) == pytest.approx(S1, rel=1e-13)
+        assert _num(d.E_def, S=Sq, eta=eta, c=c) == pytest.approx(E, rel=1e-13)
         assert _num(d.E_next, E=E) == pytest.approx(E1, rel=1e-13)
         assert _num(d.u_next, u=1 / E**2) == pytest.approx(1 / E1**2, rel=1e-13)
         # the flow's right-hand side is the step's increment S' - S
         f = d.ode.rhs.subs(d.ode.lhs.args[0], d.symbols["S"])
-        assert _num(f, S=S, eta=eta, c=c) == pytest.approx(S1 - S, rel=1e-12)
+        assert _num(f, S=Sq, eta=eta, c=c) == pytest.approx(S1 - Sq, rel=1e-12)
     t = d.symbols["t"]
     assert d.ode.lhs == sp.Derivative(sp.Function("S")(t), t)
 
@@ -504,8 +507,8 @@ def test_flow_closed_forms_against_a_runge_kutta_integration():
     d = D.derive_elr_model()
     ts = [0.5, 3.0, 40.0, 900.0]
     for S0, eta, c in [(1.0, 0.5, 1.0), (2.0, 0.1, 3.0), (0.5, 1.3, 0.7)]:
-        S = _rk4_norm(S0, eta**2 * c**2, ts)
-        for t, St in zip(ts, S):
+        Sr = _rk4_norm(S0, eta**2 * c**2, ts)
+        for t, St in zip(ts, Sr):
             assert _num(d.S_closed, S0=S0, eta=eta, c=c, t=t) == pytest.approx(St, rel=1e-10)
             # E(t) = eta c / S(t) from E0 = eta c / S0
             assert _num(d.E_closed, E0=eta * c / S0, t=t) == pytest.approx(eta * c / St, rel=1e-10)
@@ -517,7 +520,8 @@ def test_flow_closed_forms_against_a_runge_kutta_integration():
     for El0, Ek0 in [(1.0, 0.25), (0.2, 0.9)]:
         Sl, Sk = _rk4_norm(1.0, El0**2, ts), _rk4_norm(1.0, Ek0**2, ts)
         for t, a, b in zip(ts, Sl, Sk):
-            assert _num(d.log_ratio, E_l0=El0, E_k0=Ek0, t=t) == pytest.approx(math.log((El0 / a) / (Ek0 / b)), rel=1e-9)
+            want = math.log((El0 / a) / (Ek0 / b))
+            assert _num(d.log_ratio, E_l0=El0, E_k0=Ek0, t=t) == pytest.approx(want, rel=1e-9)
 
 
 def test_limits_read_off_at_large_t():
@@ -560,23 +564,7 @@ def test_model_spread_trace_starts_with_the_initial_spread():
     assert lrs.tolist() == [1.0]
 
 
-# ----------------------------------------------------------------- mutation run of this session (mutmut 3.8.1)
-# `scripts/mutation.py lrtheory/results/elr/derivation.py`, stopped by hand after 496 of 1035 mutants (the
-# machine was shared by six mutation runs; the 390 `derive_elr_model` mutants take about a minute each and
-# were not reached, nor 149 of `_heavy_ball`, `_lambdified`, `critical_lr`, `model_spread_trace`): 456
-# killed, 40 survived. Tests written from the survivors: the gap and lasting predictions with momentum
-# (momentum dropped, the sign of the gap: 6), `warmup_spread_bound` on a sympy start (1),
-# `critical_crossing_step`'s shapes, names, message and each row's own extremes (9), the names of a
-# non-finite `t` and of a bad `lrs` (3). Rerun of the 40 with those tests (all but the `lrs` one, written
-# after it): 17 more killed, 473/496 (95.4%; 475/496 with the `lrs` test). The survivors left, none a
-# wrong result:
-# * `model_warmup_trace`, its own momentum check (4: upper bound dropped, 2.0, inclusive ends): equivalent,
-#   `_heavy_ball` checks the same argument with the same message before any step.
-# * `model_warmup_trace`, the "done" latch (6: `not` dropped, `<` for `<=`, the flag never set or set
-#   under another key): equivalent in the model, whose per-unit ELRs only fall (S only grows), so once the
-#   target is below the critical LR at the steady-state gain it stays below it at every later gain.
-# * `dtype=np.float64` dropped or None in `elr_step`, `elr_closed_form`, `norm2_closed_form`,
-#   `log_ratio_closed_form` and `ratio_exponent_prediction`'s time grid (10): equivalent, the inputs are
-#   validated into float64 arrays first (and an integer grid gives the same floats).
-# * `ratio_exponent_prediction` one extra step on its grid (1): equivalent, the read-out is a window
-#   ending at t2, so a later step is never read.
+# ----------------------------------------------------------------- mutation testing
+# The surviving mutants of lrtheory/results/elr/derivation.py (mutmut 3.8.1, this file alone), each with why it is
+# equivalent or harmless, and the table of every derived expression and its independent check:
+# tests/mutation_survivors/elr.md.
