@@ -735,3 +735,22 @@ def test_grids_end_at_the_grid_point_nearest_hi():
     assert math.isnan(L.bracket_edge(lambda w: w > 2.57, 2.0, 2.54, 0.1))
     assert L.derive_spread_upper_edge(1.0, 1.0, hi_w=4.0005) == pytest.approx(4.0, abs=3e-3)
     assert math.isnan(L.derive_spread_upper_edge(1.0, 1.0, hi_w=3.9995))
+
+
+def test_bracket_edge_bisects_until_the_bracket_is_at_most_tol():
+    """By hand, with dyadic numbers (exact in floating point): grid 2.0, 2.5, 3.0, 3.5 (the first above 3.3),
+    then [3.0, 3.5] -> 3.25 bounded -> [3.25, 3.5] -> 3.375 divergent -> [3.25, 3.375], of width 0.125 = tol:
+    done, the midpoint 3.3125 after 6 calls. A bisection that does not stop raises (at 100 calls)."""
+    calls = []
+
+    def div(w):
+        calls.append(w)
+        if len(calls) > 100:
+            raise RuntimeError("the bisection does not stop")
+        return w > 3.3
+
+    assert L.bracket_edge(div, 2.0, 6.0, 0.5, tol=0.125) == 3.3125
+    assert calls == [2.0, 2.5, 3.0, 3.5, 3.25, 3.375]
+    calls.clear()
+    # grid 2.0 .. 3.4 (3.3 itself is not above 3.3): 15 calls, then 7 halvings (0.1 / 2^7 < 1e-3 < 0.1 / 2^6)
+    assert abs(L.bracket_edge(div, 2.0, 6.0, 0.1) - 3.3) < 1e-3 and len(calls) == 15 + 7
