@@ -92,9 +92,10 @@ def scoped_pyproject(data: dict, module: str, tests: list) -> str:
 #: (the chapters' ``derive_*`` functions are ``functools.lru_cache``-d sympy derivations).
 MEMO = re.compile(r"^[ \t]*@(functools\.)?(lru_cache|cache)(\(.*\))?[ \t]*$", re.M)
 #: A module-level function that had such a decorator: rebound at the end of the scratch copy to
-#: :data:`MEMO_MODULE`'s cache, keyed by the mutant under test AND the running test, so that a test
-#: computes a derivation once (not at every call: uncached sympy derivations made some modules' runs
-#: hours long) while every mutant, and every test (mutmut's per-test stats), computes its own.
+#: :data:`MEMO_MODULE`'s cache, keyed by the mutant under test (and, while mutmut collects its per-test
+#: stats, by the running test), so that a derivation is computed once per mutant (not at every call:
+#: uncached sympy derivations made some modules' runs hours long) while every mutant, and during the
+#: stats every test, computes its own.
 MEMO_DEF = re.compile(r"^@(?:functools\.)?(?:lru_cache|cache)(?:\(.*\))?[ \t]*\n(?:@.*\n)*def (\w+)\(", re.M)
 MEMO_MODULE = '''"""Per-mutant, per-test memo for the scratch copy of scripts/mutation.py (not in the tree)."""
 import functools
@@ -106,8 +107,11 @@ _CACHE = {}
 def memo(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        key = (id(wrapper), os.environ.get("MUTANT_UNDER_TEST", ""),
-               os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0], args, tuple(sorted(kwargs.items())))
+        mutant = os.environ.get("MUTANT_UNDER_TEST", "")
+        # per test only while mutmut collects its stats (which test calls which function); a mutant's
+        # own run is one process whose tests may share a derivation, as under the real lru_cache
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" ", 1)[0] if mutant in ("stats", "") else ""
+        key = (id(wrapper), mutant, test, args, tuple(sorted(kwargs.items())))
         try:
             return _CACHE[key]
         except KeyError:
