@@ -437,7 +437,7 @@ def mnist(
     if n_train is not None:
         positive_int(n_train, "n_train")
     X, Y = _mnist_raw()
-    g = make_generator(int(seed), "cpu")
+    g = make_generator(int(seed))  # a CPU generator (make_generator's default device)
     tr, te = [], []
     for c in range(10):
         idx = np.flatnonzero(Y == c)
