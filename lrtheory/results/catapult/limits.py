@@ -117,8 +117,9 @@ def derive_spread_upper_edge(lo: float, hi: float, *, lo_w: float = 3.5025, hi_w
     ``eta lambda = 2 eta E[s^2 theta^2]``, with ``theta_0^2 = 1`` and an infinitesimal seed
     ``1 + seed_delta sign(s)`` (``z_0 = O(N^-1/2)``): a deterministic map on the ``nodes``
     Gauss-Legendre points of ``(lo, hi)``. The edge is the midpoint between the last
-    ``eta lambda_0`` of the grid ``lo_w : step : hi_w`` whose run stays bounded and the first
-    that blows up (``theta^2 > 1e12``). For ``lo == hi`` it is 4 (the uv edge).
+    ``eta lambda_0`` of the grid ``lo_w : step : hi_w`` (its last point the one nearest ``hi_w``)
+    whose run stays bounded and the first that blows up (``theta^2 > 1e12``). For ``lo == hi``
+    it is 4 (the uv edge).
 
     Examples
     --------
@@ -179,7 +180,8 @@ def uv_final_eta_lam(w0: float, g0: float = 1e-14, max_steps: int = 100_000) -> 
 
 def bracket_edge(diverges, lo: float, hi: float, step: float, tol: float = 1e-3) -> float:
     """The first ``w`` in ``lo, lo + step, ..., hi`` with ``diverges(w)`` true, refined by
-    bisection against the point before it to ``tol``; NaN if none diverges or the first does."""
+    bisection against the point before it to ``tol``; NaN if none diverges or the first does.
+    The grid's last point is the one nearest ``hi`` (``hi`` itself when it is on the grid)."""
     grid = np.round(np.arange(lo, hi + step / 2, step), 10)
     prev = None
     for w in grid:
