@@ -374,6 +374,6 @@ def test_reference_task_law_fails_on_mnist_on_depth_against_width(reference):
     assert (v.measured["mnist.width_exp"] - v.measured["mnist.depth_exp"]) > 3 * v.measured["mnist.exp_diff_se"]
     tl = next(t for t in measure_task_law("reference") if t.name == "mnist")
     assert len(tl.Ln) == 14 and np.all(tl.width >= 16 * tl.depth) and np.all(np.isfinite(tl.eta_star))
-    assert np.isfinite(tl.eta_plain).sum() == 10 and np.all(tl.width[np.isfinite(tl.eta_plain)] <= 128)
+    assert np.all(np.isfinite(tl.eta_plain))  # every architecture also without condition (ii)
     assert np.all(np.diff(tl.eta_star[tl.depth == 1]) > 0)
-    assert np.all(tl.eta_star[np.isfinite(tl.eta_plain)] > 2 * tl.eta_plain[np.isfinite(tl.eta_plain)])  # (ii) raises eta*
+    assert np.all(tl.eta_star > 2 * tl.eta_plain)  # condition (ii) raises eta* at every architecture
