@@ -224,8 +224,8 @@ WIDE_ARCHS = {
 #: architecture probed reaches it over a range of LRs); 200 SGD steps of batch 128 (6.4 epochs; the
 #: paper's budget and batch are not readable); validation every 20 steps; grid 2^-5..2^2 (the measured
 #: eta* lie in 0.55-3.1 with condition (ii) and 0.30-0.66 without, inside it); condition (ii) at the
-#: chapter's ``input_lr_mult`` = 0.1; widths up to 256 (the paper's go to the thousands). About 10
-#: CPU-minutes (48 minutes of wall time at a fifth of a core on the shared machine).
+#: chapter's ``input_lr_mult`` = 0.1; widths up to 256 (the paper's go to the thousands). About 14
+#: CPU-minutes for the 28 parts (43 minutes of wall time, mostly at a fifth of a core on the shared machine).
 TASK_LAW_TASKS = {
     "ci": (),
     "reference": (TaskConfig(name="mnist", archs=(), threshold=0.9, steps=200, batch_size=128, eval_every=20,
