@@ -207,3 +207,40 @@ def test_resolve_device_takes_a_torch_device_and_mps():
     assert resolve_device("mps").type == "mps"  # passed through; torch reports a missing backend where used
     with pytest.raises(ValueError, match=r"^device: unsupported device type 'meta' \(use 'cpu' or 'cuda'\)$"):
         resolve_device("meta")
+
+
+def test_make_generator_resolves_the_device_it_is_given():
+    # the device argument goes through resolve_device: an unsupported type is refused, not replaced by the CPU
+    with pytest.raises(ValueError, match=r"^device: unsupported device type 'meta'"):
+        make_generator(0, "meta")
+    assert make_generator(0, torch.device("cpu")).device.type == "cpu"
+
+
+# CUDA's branches of resolve_device, on any machine: torch.cuda's answers are simulated (a torch.device object
+# is only a name; nothing here touches a GPU). The expected devices and messages are the docstring's rules.
+def _fake_cuda(monkeypatch, count):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: count > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+
+
+def test_default_is_cuda_when_cuda_is_reported_present(monkeypatch):
+    monkeypatch.delenv(ENV_DEVICE, raising=False)
+    _fake_cuda(monkeypatch, 2)
+    assert resolve_device(None) == torch.device("cuda")
+    _fake_cuda(monkeypatch, 0)
+    assert resolve_device(None) == torch.device("cpu")
+
+
+def test_cuda_indices_are_checked_against_the_device_count(monkeypatch):
+    _fake_cuda(monkeypatch, 2)
+    assert resolve_device("cuda") == torch.device("cuda")  # no index: the current device, not checked
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)  # the last one that exists
+    for bad in ("cuda:2", "cuda:7"):
+        with pytest.raises(ValueError, match=rf"^device: '{bad}' does not exist \(2 CUDA devices\)$"):
+            resolve_device(bad)
+
+
+def test_cuda_without_cuda_names_the_device_asked_for(monkeypatch):
+    _fake_cuda(monkeypatch, 0)
+    with pytest.raises(ValueError, match=r"^device: 'cuda:1' was requested but no CUDA device is available"):
+        resolve_device("cuda:1")
