@@ -818,3 +818,45 @@ def test_check_xy_messages_and_accepted_target_shapes():
     np.testing.assert_allclose(batched_sharpness(s1, P1, x1, y), batched_sharpness(s1, P1, x1, y[:, None]), rtol=1e-12)
     with pytest.raises(ValueError, match=r"^y: MSE targets must have shape \(N, 1\)$"):
         batched_sharpness(s1, P1, x1, torch.zeros(5, 2, dtype=DT))
+
+
+# ----------------------------------------------------------------------------- start vectors and defaults (mutation)
+def test_start_vectors_ignore_the_device_environment_and_take_any_seed(monkeypatch):
+    # the start vectors are drawn on the CPU whatever $LRTHEORY_DEVICE says (here a CUDA that may not exist), then
+    # moved to the parameters; any non-negative seed is valid (2**50: seed * 1_000_003 is far above 2**64, the
+    # formula reduces it mod 2**63). References: the dense Hessian's top eigenvalue (torch.autograd.functional
+    # .hessian) and the NTK's dense path (checked against explicit Jacobians above)
+    spec, P, x, y = _small_batch()
+    refs = [sharpness(to_module(spec, P, k), half_mse, x, y, method="dense").value for k in range(2)]
+    ntk_ref = ntk_top_eig(spec, P, x, method="dense")
+    monkeypatch.setenv("LRTHEORY_DEVICE", "cuda")
+    for seed in (0, 2 ** 50, 2 ** 63 - 1):
+        np.testing.assert_allclose(batched_sharpness(spec, P, x, y, seed=seed), refs, rtol=1e-8)  # tol 1e-10
+        np.testing.assert_allclose(ntk_top_eig(spec, P, x, method="lanczos", seed=seed), ntk_ref, rtol=1e-8)
+        np.testing.assert_allclose(gauss_newton_top_eig(spec, P, x, seed=seed), ntk_ref, rtol=1e-8)  # G = J^T J / N
+
+
+def test_lanczos_iteration_caps_are_the_documented_defaults(monkeypatch):
+    # batched_sharpness: "default: 300 for Lanczos, 5000 for power iteration"; ntk_top_eig and
+    # gauss_newton_top_eig: max_iter=300 in their signatures. What each passes on to its algorithm, recorded
+    import lrtheory.core.curvature as C
+    import lrtheory.core.ntk as N
+    seen = []
+
+    def spy(real):
+        def f(*args, **kwargs):
+            seen.append(kwargs["max_iter"])
+            return real(*args, **kwargs)
+        return f
+
+    monkeypatch.setattr(C, "lanczos_top_eig", spy(C.lanczos_top_eig))
+    monkeypatch.setattr(C, "power_iteration_top_eig", spy(C.power_iteration_top_eig))
+    monkeypatch.setattr(N, "lanczos_top_eig", spy(N.lanczos_top_eig))
+    spec, P, x, y = _small_batch()
+    batched_sharpness(spec, P, x, y)
+    batched_sharpness(spec, P, x, y, method="power")
+    batched_sharpness(spec, P, x, y, max_iter=7)
+    ntk_top_eig(spec, P, x, method="lanczos")
+    ntk_top_eig(to_module(spec, P, 0), x, method="lanczos")
+    gauss_newton_top_eig(spec, P, x)
+    assert seen == [300, 5000, 7, 300, 300, 300]
