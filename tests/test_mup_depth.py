@@ -518,3 +518,16 @@ def test_width_exponents_match_the_measured_width_scaling(mc_nets, mc_narrow):
     # the output's change at multipliers 1 everywhere (plain readout): (sum of squared gradient norms)^2 ~ n^2
     assert float(out.width_exponent_plain) == pytest.approx(_slope(wn["grad_sq"].sum() ** 2, w["grad_sq"].sum() ** 2),
                                                             abs=SLOPE_ABS)
+
+
+def test_grid_depth_exponent_passes_tau_and_y_on_as_max_update_lr_takes_them():
+    # eta* depends on y through 1/|y| (max_update_lr's docstring): a negative y gives the same slope as the
+    # hand formula; a zero y is refused with max_update_lr's message (y, not tau), as is a zero tau
+    depths = [2, 4, 8, 16]
+    L = np.asarray(depths, dtype=float)
+    want = np.polyfit(np.log(L), 0.5 * np.log(6 / (L * (2 * L ** 2 + 1))), 1)[0]
+    assert D.grid_depth_exponent(depths, tau=2.0, y=-0.3) == pytest.approx(want, abs=1e-12)
+    with pytest.raises(ValueError, match=r"^y: expected a non-zero finite number"):
+        D.grid_depth_exponent(depths, y=0.0)
+    with pytest.raises(ValueError, match="tau"):
+        D.grid_depth_exponent(depths, tau=0.0)
