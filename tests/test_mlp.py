@@ -651,3 +651,18 @@ def test_parameters_without_a_model_axis_are_refused_by_name():
         forward(spec, [torch.tensor(1.0, dtype=DT), P[1]], torch.zeros(5, 3, dtype=DT))
     with pytest.raises(ValueError, match=r"^params: W0 has shape \(2,\), expected \(2, 4, 3\)$"):
         forward(spec, [torch.zeros(2, dtype=DT), P[1]], torch.zeros(5, 3, dtype=DT))
+
+
+def test_parameters_of_mixed_dtypes_are_refused_by_name():
+    """Every parameter tensor must share the first one's dtype and device: a float32 W1 among float64
+    tensors is a ValueError naming W1 (it used to reach torch's RuntimeError in the first product)."""
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2, seed=0)
+    mixed = [P[0], P[1].float()]
+    with pytest.raises(ValueError, match=r"params: W1 is torch\.float32 on cpu, the first tensor torch\.float64"):
+        forward(spec, mixed, torch.zeros(5, 3, dtype=torch.float64))
+    x = torch.zeros(5, 3, dtype=torch.float64)
+    from lrtheory.core.train import train
+
+    with pytest.raises(ValueError, match="params: W1 is torch.float32"):
+        train(spec, mixed, x, torch.zeros(5, 1, dtype=torch.float64), 0.1, 1)

@@ -392,6 +392,9 @@ def _check_params(spec: MLPSpec, params: Sequence[Tensor]) -> int:
     for name, p, s in zip(param_names(spec), params, shapes):
         if tuple(p.shape[1:]) != s or p.shape[0] != K:
             raise ValueError(f"params: {name} has shape {tuple(p.shape)}, expected {(K,) + s}")
+        if p.dtype != params[0].dtype or p.device != params[0].device:
+            raise ValueError(f"params: {name} is {p.dtype} on {p.device}, the first tensor "
+                             f"{params[0].dtype} on {params[0].device}: every tensor must share them")
     return int(K)
 
 
