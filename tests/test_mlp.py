@@ -666,3 +666,14 @@ def test_parameters_of_mixed_dtypes_are_refused_by_name():
 
     with pytest.raises(ValueError, match="params: W1 is torch.float32"):
         train(spec, mixed, x, torch.zeros(5, 1, dtype=torch.float64), 0.1, 1)
+
+
+def test_parameters_on_mixed_devices_are_refused_by_name():
+    """A W1 on another device (``meta``, which every machine has) than W0 is a ValueError naming W1 and
+    showing the first tensor's dtype and device."""
+    spec = MLPSpec(3, 4, 1, 1)
+    P = init_params(spec, 2, seed=0)
+    mixed = [P[0], P[1].to("meta")]
+    with pytest.raises(ValueError, match=r"params: W1 is torch\.float64 on meta, the first tensor torch\.float64 "
+                                         r"on cpu: every tensor must share them"):
+        forward(spec, mixed, torch.zeros(5, 3, dtype=torch.float64))
