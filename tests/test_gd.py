@@ -821,3 +821,122 @@ def test_a_nan_loss_after_another_models_refused_update_is_caught():
                divergence_factor=None)
     assert r.status.tolist() == [GDStatus.DIVERGED, GDStatus.DIVERGED] and r.stop_step.tolist() == [0, 3]
     assert r.params[0].tolist() == [4.9, -8.0]
+
+
+# --- fused_step: one call per step (what a compiled step plugs into), the same run to the bit ---
+
+def _fused_from(loss_fn, grad_fn, momentum=0.0, weight_decay=0.0, batched=False, perturb=1.0):
+    """A fused step made of the model's own loss and gradient and sgd_update (eager): run_gd with it
+    must give what run_gd gives with loss_fn and grad_fn. ``perturb`` scales the step sizes (a
+    realistic bug: the fused step's LR off by a factor), for the negative control."""
+    from lrtheory.core.gd import sgd_update
+
+    def fused(P, batch, H, vel):
+        L, aux = (loss_fn(P, batch) if batched else loss_fn(P)), None
+        G = grad_fn(P, batch) if batched else grad_fn(P)
+        new, new_vel, ok = sgd_update(P, G, [h * perturb for h in H], vel, momentum=momentum,
+                                      weight_decay=weight_decay)
+        return L, aux, new, new_vel, ok
+
+    return fused
+
+
+def _factorization_problem(K=10, dtype=DT):
+    mu = 2.0
+
+    def loss_fn(p, batch=None):
+        x, y = p
+        return 0.5 * (mu - x * y) ** 2
+
+    def grad_fn(p, batch=None):
+        x, y = p
+        r = mu - x * y
+        return [-r * y, -r * x]
+
+    x0 = torch.linspace(0.5, 3.0, K, dtype=dtype)
+    y0 = torch.full((K,), 0.7, dtype=dtype)
+    return loss_fn, grad_fn, [x0, y0], np.geomspace(0.01, 1.6, K)
+
+
+def _same_result(a, b):
+    assert all(torch.equal(p, q) for p, q in zip(a.params, b.params))
+    np.testing.assert_array_equal(a.status, b.status)
+    np.testing.assert_array_equal(a.stop_step, b.stop_step)
+    assert a.steps_run == b.steps_run
+    np.testing.assert_array_equal(a.step, b.step)
+    np.testing.assert_array_equal(a.loss, b.loss)  # NaN == NaN here: the same positions
+    assert a.records.keys() == b.records.keys()
+    for k in a.records:
+        np.testing.assert_array_equal(a.records[k], b.records[k])
+
+
+@pytest.mark.parametrize("kw", [
+    # divergence by the update refused beyond a bound (the frozen state is inside it), convergence
+    dict(param_bound=1e3, divergence_factor=None, converged=lambda s: s.loss <= 1e-20),
+    # divergence by the loss check, momentum, weight decay, per-tensor multipliers, a per-model schedule
+    dict(momentum=0.5, weight_decay=0.01, lr_mults=[1.0, 0.5],
+         lr_schedule=lambda t: torch.linspace(1.0, 1.6, 10, dtype=DT) * min(1.0, (t + 1) / 20)),
+    # every model stops early: the loop ends before the last step
+    dict(divergence_factor=1.5, converged=lambda s: s.loss <= 1e-3, record_every=3),
+])
+def test_a_fused_step_gives_the_run_of_the_loss_and_gradient_to_the_bit(kw):
+    loss_fn, grad_fn, P, etas = _factorization_problem()
+    rec = lambda s: {"x": s.params[0], "loss2": s.loss * 2}  # noqa: E731
+    ref = run_gd(loss_fn, P, etas, 300, grad_fn=grad_fn, record=rec, **kw)
+    fused = _fused_from(loss_fn, grad_fn, kw.get("momentum", 0.0), kw.get("weight_decay", 0.0))
+    got = run_gd(loss_fn, P, etas, 300, grad_fn=grad_fn, record=rec, fused_step=fused, **kw)
+    assert (ref.status == GDStatus.DIVERGED).any() and (ref.status != GDStatus.DIVERGED).any()
+    _same_result(got, ref)
+    # the comparison sees a realistic error: the fused step's LRs 1 % too large
+    off = run_gd(loss_fn, P, etas, 300, grad_fn=grad_fn, record=rec, fused_step=_fused_from(
+        loss_fn, grad_fn, kw.get("momentum", 0.0), kw.get("weight_decay", 0.0), perturb=1.01), **kw)
+    assert not all(torch.equal(p, q) for p, q in zip(off.params, ref.params))
+
+
+def test_a_fused_step_under_sgd_batches_and_eval_fn():
+    loss_fn, grad_fn, P, etas = _problem()[0], None, _problem()[1], [0.05, 0.5, 5.0, 50.0]
+    draws = torch.Generator().manual_seed(3)
+    noise = torch.randn(40, 4, generator=draws, dtype=DT)
+
+    def batched_loss(p, b):
+        return loss_fn(p) + b * p[0].sum(-1)
+
+    def batched_grad(p, b):
+        ps = [q.detach().clone().requires_grad_(True) for q in p]
+        with torch.enable_grad():
+            return list(torch.autograd.grad(batched_loss(ps, b).sum(), ps))
+
+    kw = dict(batches=lambda t: noise[t], eval_fn=loss_fn, record_every=4)
+    ref = run_gd(batched_loss, P, etas, 39, grad_fn=batched_grad, **kw)
+    got = run_gd(batched_loss, P, etas, 39, grad_fn=batched_grad,
+                 fused_step=_fused_from(batched_loss, batched_grad, batched=True), **kw)
+    assert ref.diverged.any()
+    _same_result(got, ref)
+
+
+def test_fused_step_contract_errors():
+    loss_fn, grad_fn, P, etas = _factorization_problem()
+    with pytest.raises(ValueError, match="^fused_step: expected a callable"):
+        run_gd(loss_fn, P, etas, 3, fused_step=3)
+    with pytest.raises(ValueError, match=r"^fused_step: expected \(loss, aux, new_params"):
+        run_gd(loss_fn, P, etas, 3, fused_step=lambda P, b, H, v: (loss_fn(P), None))
+    with pytest.raises(ValueError, match=r"^fused_step: returned shape \(3,\), expected the batch shape \(10,\)"):
+        run_gd(loss_fn, P, etas, 3, fused_step=lambda P, b, H, v: (torch.zeros(3), None, P, v,
+                                                                    torch.ones(10, dtype=torch.bool)))
+
+
+def test_sgd_update_is_the_loops_update_and_flags_per_model():
+    from lrtheory.core.gd import sgd_update
+    p = [torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=DT), torch.tensor([0.5, 1e308], dtype=DT)]
+    g = [torch.tensor([[0.1, 0.2], [0.3, 0.4]], dtype=DT), torch.tensor([1.0, -1e308], dtype=DT)]
+    h = [torch.tensor([[0.5], [2.0]], dtype=DT), torch.tensor([0.5, 2.0], dtype=DT)]
+    v = [torch.ones(2, 2, dtype=DT), torch.ones(2, dtype=DT)]
+    new, vel, ok = sgd_update(p, g, h, v, momentum=0.9, weight_decay=0.1)
+    # by hand: g' = g + 0.1 p; v' = 0.9 v + g'; p - h v'
+    gp = [gg + 0.1 * pp for gg, pp in zip(g, p)]
+    vv = [0.9 * vi + gi for vi, gi in zip(v, gp)]
+    for a, b in zip(new, [pp - hh * vi for pp, hh, vi in zip(p, h, vv)]):
+        assert torch.equal(a, b)
+    for a, b in zip(vel, vv):
+        assert torch.equal(a, b)
+    assert ok.tolist() == [True, False]  # model 1: 1e308 + 2 * 1e308 overflows to inf

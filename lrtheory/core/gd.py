@@ -94,6 +94,10 @@ True
 * **Random losses / SGD**: ``batches=lambda t: draw(t)`` and ``loss_fn(params, batch)``;
   ``eval_fn(params)`` for the loss to record and check (e.g. on the full data).
 * **Train only some tensors**: pass those as ``params``; ``loss_fn`` closes over the rest.
+* **One call per step** (e.g. a step compiled with ``torch.compile``): ``fused_step(params,
+  batch, step_sizes, velocities)`` returns the loss and the parameters after step 6's update
+  for every model, computed with :func:`sgd_update` (see ``run_gd``); the loop keeps every
+  check, record and freeze.
 * **Reuse the forward pass in a closed-form gradient**: at every step ``loss_fn`` is called
   exactly once, then ``grad_fn`` once on the same parameter tensors (``eval_fn`` in between
   at recorded steps), so ``grad_fn`` may reuse what ``loss_fn`` just computed; the
@@ -114,7 +118,7 @@ from torch import Tensor
 
 from lrtheory.core import validate as V
 
-__all__ = ["GDStatus", "GDState", "GDResult", "run_gd"]
+__all__ = ["GDStatus", "GDState", "GDResult", "run_gd", "sgd_update"]
 
 _NULL_CTX = contextlib.nullcontext()
 
@@ -259,6 +263,50 @@ def _as_etas(etas, P: List[Tensor]) -> Tensor:
     return e
 
 
+def _update_tensor(p: Tensor, g: Tensor, h, v: Optional[Tensor], momentum: float, weight_decay: float,
+                   hg_out: Optional[Tensor] = None, q_out: Optional[Tensor] = None):
+    # step 6 for one tensor: g + wd * theta; heavy ball v <- momentum v + g; theta - h * g. A product,
+    # then a difference: two IEEE roundings on every CPU kernel (a fused addcmul rounds once on
+    # AVX2/AVX-512 and twice on the baseline kernel, so the same run would differ by machine; inductor
+    # compiles with -ffp-contract=off, so a compiled step rounds twice too). Returns (theta', v').
+    if weight_decay:
+        g = g + weight_decay * p
+    if v is not None:
+        v = momentum * v + g
+        g = v
+    hg = torch.mul(h, g) if hg_out is None else torch.mul(h, g, out=hg_out)
+    q = torch.sub(p, hg) if q_out is None else torch.sub(p, hg, out=q_out)
+    return q, v
+
+
+def sgd_update(params: Sequence[Tensor], grads: Sequence[Tensor], step_sizes: Sequence, velocities=None, *,
+               momentum: float = 0.0, weight_decay: float = 0.0, batch_dims: int = 1):
+    """Step 6 of :func:`run_gd` as plain tensor operations, for a ``fused_step``.
+
+    Returns ``(new_params, new_velocities, finite)``: ``theta - h_p * g_p`` per tensor (with
+    ``g + weight_decay * theta`` and, with ``velocities``, the heavy-ball ``v <- momentum v + g``,
+    ``g <- v``), the new velocities (None without), and ``finite`` (bool, the batch shape: the
+    leading ``batch_dims`` axes), true for a model whose every new tensor has a finite sum: the
+    loop's own test. The same operations as the loop's update, so the same bits, eager or under
+    ``torch.compile``; no argument is checked (it runs inside a step).
+
+    >>> import torch
+    >>> new, vel, ok = sgd_update([torch.tensor([[1.0, 2.0]])], [torch.tensor([[0.5, float("inf")]])],
+    ...                           [torch.tensor([[0.1]])])
+    >>> new[0].tolist(), vel, ok.tolist()
+    ([[0.949999988079071, -inf]], None, [False])
+    """
+    new, vel, sums = [], [] if velocities is not None else None, []
+    for i, (p, g, h) in enumerate(zip(params, grads, step_sizes)):
+        q, v = _update_tensor(p, g, h, None if velocities is None else velocities[i], momentum, weight_decay)
+        new.append(q)
+        if vel is not None:
+            vel.append(v)
+        sums.append(q.flatten(batch_dims).sum(dim=-1) if q.dim() > batch_dims else q)
+    finite = (torch.stack(sums) if len(sums) > 1 else sums[0].unsqueeze(0)).abs() < math.inf  # false for NaN
+    return new, vel, finite.all(dim=0)
+
+
 def run_gd(
     loss_fn: Callable,
     params: Union[Tensor, Sequence[Tensor]],
@@ -282,6 +330,7 @@ def run_gd(
     converged: Optional[Callable[[GDState], Tensor]] = None,
     on_converged: str = "freeze",
     callback: Optional[Callable[[GDState], None]] = None,
+    fused_step: Optional[Callable] = None,
 ) -> GDResult:
     """Run (S)GD on a batch of independent models; divergence and convergence freeze a model.
 
@@ -333,6 +382,16 @@ def run_gd(
         every model has diverged or is converged.
     callback : callable(GDState), optional
         Called before each update (must not modify the state).
+    fused_step : callable(params, batch, step_sizes, velocities) -> 5-tuple, optional
+        ``(loss, aux, new_params, new_velocities, finite)``.
+        One whole step in one call, used at every step ``t < steps`` (``loss_fn`` and ``grad_fn``
+        are then called only at ``t = steps``): ``loss, aux`` as ``loss_fn(params, batch)`` returns
+        them, and the update of step 6 for every model, as :func:`sgd_update` computes it from the
+        gradient (``step_sizes[p]``: ``eta * c_p`` times ``lr_schedule(t)``, broadcastable to
+        parameter ``p``; ``velocities``: None without momentum; ``batch``: None without
+        ``batches``). It is called under ``torch.no_grad()``, for every model, frozen ones too (the
+        loop keeps those where they are). The loop makes every check, record and freeze as
+        without it; ``grads`` is None in the hooks' state at these steps.
 
     Returns
     -------
@@ -368,6 +427,8 @@ def run_gd(
             raise ValueError(f"{name}: expected a callable, got {type(fn).__name__}")
     if not callable(loss_fn):
         raise ValueError("loss_fn: expected a callable")
+    if fused_step is not None and not callable(fused_step):
+        raise ValueError(f"fused_step: expected a callable, got {type(fused_step).__name__}")
 
     def bview(t: Tensor, p: Tensor) -> Tensor:  # a B-shaped tensor against a parameter
         return t.view(B + (1,) * (p.dim() - nb))
@@ -429,6 +490,11 @@ def run_gd(
             raise ValueError(f"{name}: returned shape {tuple(v.shape)}, expected the batch shape {B}")
         return v if v.dtype == torch.bool else v.to(torch.bool)
 
+    def check_loss(L, name: str):
+        if not isinstance(L, Tensor) or tuple(L.shape) != B:
+            raise ValueError(f"{name}: returned shape {tuple(getattr(L, 'shape', ()))}, expected the batch "
+                             f"shape {B}")
+
     def call_loss(fn, batch, grad: bool, with_batch: bool):
         if autograd:
             with torch.set_grad_enabled(grad):
@@ -436,10 +502,20 @@ def run_gd(
         else:  # inside the loop's no_grad
             out = fn(P, batch) if with_batch else fn(P)
         L, aux = _split(out)
-        if not isinstance(L, Tensor) or tuple(L.shape) != B:
-            raise ValueError(f"loss_fn: returned shape {tuple(getattr(L, 'shape', ()))}, expected the batch "
-                             f"shape {B}")
+        check_loss(L, "loss_fn")
         return L, aux
+
+    def schedule_factor(t: int):
+        factor = lr_schedule(t) if lr_schedule is not None else None
+        if factor is not None and isinstance(factor, Tensor):
+            factor = factor.to(dtype=dtype, device=device)
+        return factor
+
+    def step_size(i: int, p: Tensor, factor):
+        h = step_sizes[i]
+        if factor is not None:
+            h = h * (bview(factor, p) if isinstance(factor, Tensor) and factor.dim() else factor)
+        return h
 
     # with a closed-form gradient nothing needs autograd: one no_grad around the loop (not one per call)
     grad_before = torch.is_grad_enabled()
@@ -452,7 +528,8 @@ def run_gd(
             last = t == steps
             is_rec = t % record_every == 0 or last
             need_grad = any_active and (not last or final_grads)
-            if autograd and need_grad:
+            fused = fused_step is not None and not last  # every step but the last: one call
+            if autograd and need_grad and not fused:
                 for p in P:
                     p.requires_grad_(True)
             batch = None
@@ -463,11 +540,20 @@ def run_gd(
             else:
                 if batches is not None:
                     batch = batches(t)
-                Lk, aux = call_loss(loss_fn, batch, autograd and need_grad, batches is not None)
+                if fused:
+                    factor = schedule_factor(t)
+                    with torch.no_grad():
+                        out = fused_step(P, batch, [step_size(i, p, factor) for i, p in enumerate(P)], vel)
+                    if not isinstance(out, tuple) or len(out) != 5:
+                        raise ValueError("fused_step: expected (loss, aux, new_params, new_velocities, finite)")
+                    Lk, aux, fused_P, fused_v, fused_ok = out
+                    check_loss(Lk, "fused_step")
+                else:
+                    Lk, aux = call_loss(loss_fn, batch, autograd and need_grad, batches is not None)
                 if eval_fn is not None and is_rec:
                     ev_L, ev_aux = call_loss(eval_fn, None, False, False)
                     ev_L = ev_L.detach()
-            Ld = Lk.detach() if autograd else Lk
+            Ld = Lk.detach() if autograd and not fused else Lk
             rec_L = ev_L if ev_L is not None else Ld
             if thresh is None:
                 if divergence_factor is None or math.isinf(divergence_factor):
@@ -492,7 +578,12 @@ def run_gd(
                 fine &= ~check_mask(diverged(st), "diverged")
             dead_before = dead
             newly = None
-            if not bool((fine | inactive).all() if n_frozen else fine.all()):  # one reduction when none is new
+            all_ok = False  # a fused step without a bound: the loss's tests and the update's in one reduction
+            if fused and not bounded:
+                both = fine & fused_ok
+                all_ok = bool((both | inactive).all() if n_frozen else both.all())
+            # one reduction when none is new
+            if not all_ok and not bool((fine | inactive).all() if n_frozen else fine.all()):
                 newly = active & ~fine
             if newly is not None and bool(newly.any()):
                 stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
@@ -519,7 +610,7 @@ def run_gd(
             ending = last or not any_active
             # --- gradients (step 4)
             grads = None
-            if need_grad and (any_active or final_grads):
+            if need_grad and (any_active or final_grads) and not fused:
                 if autograd:
                     # the masked sum: a diverged model's NaN cannot enter another model's gradient (with
                     # none diverged, the plain sum: the same gradients, one for every model)
@@ -557,43 +648,36 @@ def run_gd(
                 callback(GDState(t, P, Ld, aux, ev_L, ev_aux, grads, active, eta, batch))
             # --- update (step 6)
             with torch.no_grad() if autograd else _NULL_CTX:
-                factor = lr_schedule(t) if lr_schedule is not None else None
-                if factor is not None and isinstance(factor, Tensor):
-                    factor = factor.to(dtype=dtype, device=device)
+                if not fused:
+                    factor = schedule_factor(t)
                 newP = []
                 sums = []  # per tensor and model: a NaN or Inf anywhere makes the sum non-finite
                 peaks = []  # per tensor and model: max |theta| (with a finite param_bound)
-                for i, (p, g) in enumerate(zip(P, grads)):
-                    if autograd:
-                        p = p.detach()
-                    if weight_decay:
-                        g = g + weight_decay * p
+                for i, p in enumerate(P):
+                    if fused:  # the step's call made theta_{t+1}, its velocity and its sums' test
+                        q, v = fused_P[i], None if vel is None else fused_v[i]
+                    else:
+                        if autograd:
+                            p = p.detach()
+                        g, h = grads[i], step_size(i, p, factor)
+                        hg = scratch[i]  # h * g in the gradient's own layout (a transposed one is read in order)
+                        if hg is None or hg.shape != g.shape or hg.stride() != g.stride():
+                            hg = None
+                            if torch.broadcast_shapes(h.shape, g.shape) == g.shape:
+                                hg = scratch[i] = torch.empty_like(g, memory_format=torch.preserve_format)
+                        q, v = _update_tensor(p, g, h, None if vel is None else vel[i], momentum, weight_decay,
+                                              hg, spare[i])
                     if vel is not None:
-                        v = momentum * vel[i] + g
                         vel[i] = torch.where(active_v[i], v, vel[i]) if n_frozen else v
-                        g = v
-                    h = step_sizes[i]
-                    if factor is not None:
-                        h = h * (bview(factor, p) if isinstance(factor, Tensor) and factor.dim() else factor)
-                    # a product, then a difference: two IEEE roundings on every CPU kernel (a fused
-                    # addcmul rounds once on AVX2/AVX-512 and twice on the baseline kernel, so the
-                    # same run would differ by machine)
-                    hg = scratch[i]  # h * g in the gradient's own layout (a transposed one is read in order)
-                    if hg is None or hg.shape != g.shape or hg.stride() != g.stride():
-                        hg = None
-                        if torch.broadcast_shapes(h.shape, g.shape) == g.shape:
-                            hg = scratch[i] = torch.empty_like(g, memory_format=torch.preserve_format)
-                    hg = torch.mul(h, g) if hg is None else torch.mul(h, g, out=hg)
-                    q = torch.sub(p, hg, out=spare[i])  # p - h * g
                     # one reduction per tensor and model (a finite sum overflowing to Inf means
                     # parameters near overflow: diverged too); a model's scalar is its own sum and peak
-                    flat = q.flatten(nb) if q.dim() > nb else None
-                    if not bound_only:
+                    flat = q.flatten(nb) if q.dim() > nb and (bounded or not fused) else None
+                    if not bound_only and not fused:
                         sums.append(q if flat is None else flat.sum(dim=-1))
                     if bounded:
                         peaks.append(q.abs() if flat is None else flat.abs().amax(dim=-1))
                     newP.append(q)
-                ok = None
+                ok = fused_ok if fused else None
                 if sums:
                     ok = (sums[0] if len(sums) == 1 else torch.stack(sums)).abs() < math.inf  # false for NaN, +-inf
                     if len(sums) > 1:
@@ -604,7 +688,8 @@ def run_gd(
                     okb = top <= param_bound
                     ok = okb if ok is None else ok & okb
                 newly = None
-                if not bool((ok | inactive).all() if n_frozen else ok.all()):  # one reduction when none is new
+                # one reduction when none is new
+                if not all_ok and not bool((ok | inactive).all() if n_frozen else ok.all()):
                     newly = active & ~ok
                 if newly is not None and bool(newly.any()):
                     stop_step = torch.where(newly, torch.full_like(stop_step, t), stop_step)
@@ -619,7 +704,10 @@ def run_gd(
                     for p, q, a in zip(P, newP, active_v):
                         torch.where(a, q, p.detach(), out=q)
                 # every model training: no masking pass needed
-                P, spare = newP, ([p.detach() for p in P] if autograd else P)
+                if fused:  # the call's own outputs: nothing to swap
+                    P = newP
+                else:
+                    P, spare = newP, ([p.detach() for p in P] if autograd else P)
     finally:
         torch.set_grad_enabled(grad_before)
     stop_step = torch.where(stop_step < 0, torch.full_like(stop_step, t), stop_step)
