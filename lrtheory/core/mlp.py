@@ -86,6 +86,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lrtheory.core import aten_ops
 from lrtheory.core.device import DeviceLike, make_generator, resolve_device, resolve_dtype
 from lrtheory.core.validate import int_sequence, integer, nonneg_int, positive_int, positive_real
 
@@ -490,13 +491,14 @@ def _bufs(ws: dict, key, shapes, like: Tensor) -> List[Tensor]:
 
 
 def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts: bool, saved: Optional[list],
-             ws: Optional[dict] = None):
+             ws: Optional[dict] = None, mults: Optional[Tuple[float, ...]] = None):
     # the one forward pass. With ``saved`` (a list) it also keeps, per layer, what _backward needs:
     # [the layer's input as the batched matmul reads it (and autograd saves it), whether it was the
     # shared 2-D input, the ReLU's output or None]. With ``ws`` (a dict, no norm layers, no
     # preactivations) every output is written into a buffer of ws, reused by the next call: the same
-    # operations (relu is clamp_min(z, 0), here in place), so the same values.
-    mults = _mults(spec)
+    # operations (relu is clamp_min(z, 0), here in place), so the same values. ``mults``: the spec's
+    # forward multipliers when the caller has them (a compiled step: no cached call to trace).
+    mults = _mults(spec) if mults is None else mults
     preacts = []
     h = x
     i = 0
@@ -548,7 +550,7 @@ def _forward(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, return_preacts:
 
 
 def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
-              ws: Optional[dict] = None) -> List[Tensor]:
+              ws: Optional[dict] = None, mults: Optional[Tuple[float, ...]] = None) -> List[Tensor]:
     """Closed-form gradients of the parameters (networks without norm layers) from the output
     gradient ``g`` ``(K, N, d_out)`` and what :func:`_forward` saved.
 
@@ -560,7 +562,7 @@ def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
     """
     if spec.norm is not None:
         raise ValueError("norm: the closed-form gradient covers networks without normalization layers")
-    mults = _mults(spec)
+    mults = _mults(spec) if mults is None else mults
     grads: List[Optional[Tensor]] = [None] * len(params)
     step = 2 if spec.bias else 1
     inplace = ws is not None
@@ -584,8 +586,8 @@ def _backward(spec: MLPSpec, params: Sequence[Tensor], saved: list, g: Tensor,
                 grads[iw + 1] = gb.clone() if inplace else gb
             elif inplace:
                 grads[iw + 1] = torch.sum(g, [1], keepdim=True, out=gbs[l]).squeeze(1)
-            else:
-                grads[iw + 1] = g.sum([1], keepdim=True).squeeze(1)
+            else:  # unbuffered (a compiled step): ATen's own sum, the same bits compiled
+                grads[iw + 1] = aten_ops.sum_dim(g, 1, True).squeeze(1)
         gW_out = gWs[l] if inplace else None
         gh_out = None
         if inplace and l > 0:

@@ -55,6 +55,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
@@ -62,10 +63,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lrtheory.core import aten_ops
 from lrtheory.core.device import make_generator
 from lrtheory.core import validate as V
-from lrtheory.core.gd import run_gd
-from lrtheory.core.mlp import (MLPSpec, _backward, _buf, _check_params, _forward, lr_multipliers,
+from lrtheory.core.gd import run_gd, sgd_update
+from lrtheory.core.mlp import (MLPSpec, _backward, _buf, _check_params, _forward, _mults, lr_multipliers,
                                param_layers)
 
 __all__ = [
@@ -148,16 +150,24 @@ def _loss_from_out(out: Tensor, y: Tensor, loss: str) -> Tensor:
     return -logp.gather(-1, idx).squeeze(-1).mean(1)
 
 
-def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: dict):
-    # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws)
+def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: Optional[dict]):
+    # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws). Without
+    # ws (the compiled step) the reductions are ATen's own behind aten_ops: the same bits compiled
     if loss == "mse":
         yy = y if y.dim() == 2 else y.unsqueeze(1)
         d = torch.sub(out, yy, out=_buf(ws, "d", out.shape, out))
         sq = torch.pow(d, 2, out=_buf(ws, "sq", out.shape, out))  # d.pow(2), into a buffer
-        return 0.5 * sq.sum(2).mean(1), (d, ws)
-    logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
+        total = sq.sum(2).mean(1) if ws is not None else aten_ops.mean_dim(aten_ops.sum_dim(sq, 2, False), 1)
+        return 0.5 * total, (d, ws)
+    logp = torch.log_softmax(out, dim=-1) if ws is not None else aten_ops.log_softmax(out)  # (K, N, C)
     idx = y.unsqueeze(1).unsqueeze(0).expand(logp.shape[0], -1, 1)  # the labels (N,) as (K, N, 1)
-    return -logp.gather(-1, idx).squeeze(-1).mean(1), (logp, idx, out.dtype)
+    picked = logp.gather(-1, idx).squeeze(-1)
+    return -(picked.mean(1) if ws is not None else aten_ops.mean_dim(picked, 1)), (logp, idx, ws)
+
+
+def _mse_scale(K: int, N: int, like: Tensor) -> Tensor:
+    # d(sum_k L_k)/d(sum of squares) of 1/2-MSE, as autograd computes it: (1 * 0.5) / N, as (K, 1, 1)
+    return ((torch.ones(K, dtype=like.dtype, device=like.device) * 0.5) / N).view(K, 1, 1)
 
 
 def _output_grad(ctx, loss: str) -> Tensor:
@@ -166,18 +176,22 @@ def _output_grad(ctx, loss: str) -> Tensor:
         d, ws = ctx
         K, N = d.shape[0], d.shape[1]
         # sum -> mul 0.5 -> mean over N (divide) -> sum over outputs (expand) -> pow 2: grad * (2 d^1)
+        if ws is None:  # a compiled step: no buffers (the compiler fuses these products)
+            return (d * 2.0) * _mse_scale(K, N, d)
         sig = (K, N, d.dtype, d.device)
         if ws.get("mse_c", (None,))[0] != sig:  # the same values, computed once per shape
-            ws["mse_c"] = (sig, ((torch.ones(K, dtype=d.dtype, device=d.device) * 0.5) / N).view(K, 1, 1))
+            ws["mse_c"] = (sig, _mse_scale(K, N, d))
         g = torch.mul(d, 2.0, out=d)  # d^1 = d exactly; d is not read again: in place
         return g.mul_(ws["mse_c"][1])
-    logp, idx, dtype = ctx
+    logp, idx, ws = ctx
     K, N = logp.shape[0], logp.shape[1]
     # sum -> neg -> mean over N -> unsqueeze -> gather's scatter_add -> log_softmax's backward
     c = torch.ones(K, dtype=logp.dtype, device=logp.device).neg() / N
     src = c.view(K, 1).expand(K, N).contiguous().unsqueeze(-1)
     g = torch.zeros_like(logp).scatter_add_(-1, idx, src)
-    return torch._log_softmax_backward_data(g, logp, -1, dtype)
+    if ws is None:  # the compiled step: ATen's kernel (its reduction's order)
+        return aten_ops.log_softmax_backward(g, logp)
+    return torch._log_softmax_backward_data(g, logp, -1, logp.dtype)
 
 
 def per_model_accuracy(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor) -> Tensor:
@@ -221,6 +235,52 @@ def preact_sparsity(spec: MLPSpec, x: Tensor) -> Diagnostic:
     return _diag
 
 
+def _step(spec: MLPSpec, mults: tuple, loss: str, momentum: float, weight_decay: float, P, x, y, H, vel):
+    # one whole GD step of the K models, the operations of train's eager step (forward, the written-out
+    # backward, the update, the finiteness test) without buffers: what torch.compile fuses
+    saved: list = []
+    out = _forward(spec, P, x, False, saved, None, mults)
+    L, ctx = _loss_and_context(out, y, loss, None)
+    grads = _backward(spec, P, saved, _output_grad(ctx, loss), None, mults)
+    new, new_vel, finite = sgd_update(P, grads, H, vel, momentum=momentum, weight_decay=weight_decay)
+    return L, out, new, new_vel, finite
+
+
+_COMPILED: Dict[tuple, Callable] = {}
+_RECOMPILE_LIMIT = 1024
+
+
+def _compiled_step(spec: MLPSpec, loss: str, momentum: float, weight_decay: float) -> Callable:
+    """``_step`` for one configuration under ``torch.compile``, made once per process and configuration.
+
+    Inductor fuses the element-wise work (ReLU and its backward, the loss's differences, the update
+    and its finiteness sums) into generated C++ loops, the wrapper too (``cpp_wrapper``); the products
+    stay the same ATen ``bmm`` calls on the same layouts, the kept reductions are ATen's own
+    (:mod:`lrtheory.core.aten_ops`), and the fused loops round as the eager operations do (inductor
+    compiles with ``-ffp-contract=off``). Shapes are static: a new shape is a new compile (seconds).
+    A configuration's function is reused across calls (no new compile).
+    """
+    key = (spec, loss, momentum, weight_decay)
+    fn = _COMPILED.get(key)
+    if fn is None:
+        mults = _mults(spec)
+
+        def step(P, x, y, H, vel):
+            return _step(spec, mults, loss, momentum, weight_decay, P, x, y, H, vel)
+
+        fn = _COMPILED[key] = torch.compile(step, dynamic=False, options={"cpp_wrapper": True})
+    return fn
+
+
+def _fused_step(cstep: Callable, x: Tensor, y: Tensor) -> Callable:
+    # run_gd's fused_step: the compiled step on the full data or on the step's batch
+    def fused(P, batch, H, vel):
+        xb, yb = (x, y) if batch is None else batch
+        return cstep(P, xb, yb, H, vel)
+
+    return fused
+
+
 def _as_etas(etas, K: int, dtype, device) -> Tensor:
     if isinstance(etas, Tensor):
         etas = etas.detach().cpu().numpy()
@@ -257,6 +317,7 @@ def train(
     divergence_factor: float = 1e6,
     layer_lr_mults: Optional[Sequence[float]] = None,
     callback: Optional[Callable[[int, List[Tensor], Tensor, Tensor], None]] = None,
+    compile: bool = False,
 ) -> TrainResult:
     """Train K models with GD / SGD, each at its own learning rate.
 
@@ -296,6 +357,15 @@ def train(
     callback : callable(step, params, loss, active), optional
         Called before each update with the current params, batch loss ``(K,)`` and
         the bool mask of models still training (for custom records; must not modify them).
+    compile : bool
+        Run each step (forward, backward, update, finiteness test) as one function compiled by
+        ``torch.compile`` (networks without norm layers; needs a C++ compiler, as inductor does).
+        The same operations as the eager step, so the same run to the bit (parameters, losses,
+        divergence steps, records: ``tests/test_train_compiled.py``): the products are the same
+        ATen calls, the reductions ATen's own (:mod:`lrtheory.core.aten_ops`), the fused
+        element-wise loops round as the eager kernels do. The first call for a new configuration
+        or shape compiles it (seconds); later calls in the process reuse it. Worth it for long
+        runs: 10-25 % less time per step on CPU (benchmarks/README.md).
 
     Returns
     -------
@@ -314,6 +384,10 @@ def train(
     K = _check_params(spec, params)
     if loss not in LOSSES:
         raise ValueError(f"loss: unknown {loss!r}; expected one of {LOSSES}")
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile: expected True or False, got {compile!r}")
+    if compile and spec.norm is not None:
+        raise ValueError(f"compile: the compiled step covers networks without norm layers (norm={spec.norm!r})")
     if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != spec.d_in:
         raise ValueError(f"x: expected a tensor of shape (N, {spec.d_in}), got {getattr(x, 'shape', type(x))}")
     dtype, device = params[0].dtype, params[0].device
@@ -421,15 +495,20 @@ def train(
     def cb(s):
         callback(s.step, s.params, s.loss, s.active)
 
-    res = run_gd(
-        step_loss, list(params), eta, steps, grad_fn=grad_fn if closed_form else None,
-        lr_mults=mults, momentum=momentum, weight_decay=weight_decay,
-        batches=next_batch if batch_size is not None else None,
-        eval_fn=full_loss if batch_size is not None else None,
-        record=rec if (classes or x_test is not None or diagnostics) else None,
-        record_every=record_every, divergence_factor=divergence_factor,
-        callback=cb if callback is not None else None,
-    )
+    fused = _fused_step(_compiled_step(spec, loss, momentum, weight_decay), x, y) if compile else None
+
+    # every configuration and shape is one more compiled entry of the same function: lift dynamo's
+    # per-function limit (8; beyond it the step would silently run eagerly) while this run compiles
+    with torch._dynamo.config.patch(recompile_limit=_RECOMPILE_LIMIT) if compile else contextlib.nullcontext():
+        res = run_gd(
+            step_loss, list(params), eta, steps, grad_fn=grad_fn if closed_form else None,
+            lr_mults=mults, momentum=momentum, weight_decay=weight_decay,
+            batches=next_batch if batch_size is not None else None,
+            eval_fn=full_loss if batch_size is not None else None,
+            record=rec if (classes or x_test is not None or diagnostics) else None,
+            record_every=record_every, divergence_factor=divergence_factor,
+            callback=cb if callback is not None else None, fused_step=fused,
+        )
     # the record schedule of train: every record_every steps and the last; run_gd also records
     # the step where it ends early (every model diverged): keep the schedule, pad with NaN
     schedule = np.array(sorted(set(range(0, steps + 1, record_every)) | {steps}), dtype=np.int64)
