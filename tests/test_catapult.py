@@ -11,7 +11,7 @@ import pytest
 import sympy as sp
 import torch
 
-from lrtheory.core.device import record_seeds
+from lrtheory.core.device import generator_key, record_seeds
 from lrtheory.results.catapult import CHAPTER, CONFIGS
 from lrtheory.results.catapult import analysis as A
 from lrtheory.results.catapult import derivation as D
@@ -491,6 +491,7 @@ def test_no_two_models_share_a_seed(scale):
     assert len(keys) == n_models and all(k[0] == "catapult" for k in keys)
     assert len(set(keys)) == len(keys), "two models were drawn from the same keys"
     assert len({seed for _, seed in calls}) == len(calls), "two models share a seed"
+    assert len({generator_key(seed) for _, seed in calls}) == len(calls), "two models share a generator's seed"
 
 
 # ---------------------------------------------------------------------------------------

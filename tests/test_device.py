@@ -112,6 +112,20 @@ def test_seed_for_range_and_use():
     np.random.default_rng(s)  # and numpy
 
 
+def test_generator_key_is_what_torch_keeps_of_a_seed():
+    from lrtheory.core.device import generator_key
+
+    def draws(seed):
+        return torch.randn(6, generator=make_generator(seed), dtype=torch.float64)
+
+    s = seed_for("sharpness", 3, 64, 0)
+    assert generator_key(s) == s % 2 ** 32 and generator_key(7) == 7
+    # seeds equal mod 2**32 draw the same numbers on this torch (the fact generator_key records) ...
+    assert torch.equal(draws(s), draws(generator_key(s))) and torch.equal(draws(7), draws(7 + 2 ** 40))
+    # ... and seeds with different keys do not
+    assert not torch.equal(draws(7), draws(8)) and not torch.equal(draws(s), draws(s + 1))
+
+
 def test_seed_for_distinguishes_keys():
     variants = [("a", 1), ("a", 1.0), ("a", "1"), ("a", (1,)), ("a", 1, None), ("ab",), ("a", "b"),
                 (("a", "b"),), ("a", ("b",)), ("b", "a"), ("a", 2), ("a", 1, 0), ("a", None)]
@@ -119,7 +133,7 @@ def test_seed_for_distinguishes_keys():
     assert len(set(seeds)) == len(seeds)
     # the mup_depth bug: neighbouring depths must not share seeds
     grid = {seed_for("mup_depth", depth, k) for depth in range(1, 33) for k in range(64)}
-    assert len(grid) == 32 * 64
+    assert len(grid) == 32 * 64 and len({s % 2 ** 32 for s in grid}) == 32 * 64  # distinct in torch's bits
 
 
 def test_seed_for_canonical_numbers():

@@ -36,6 +36,7 @@ __all__ = [
     "resolve_device",
     "resolve_dtype",
     "make_generator",
+    "generator_key",
     "seed_everything",
     "seed_for",
     "record_seeds",
@@ -136,6 +137,20 @@ def make_generator(seed: int, device: DeviceLike = "cpu") -> torch.Generator:
     gen = torch.Generator(device=resolve_device(device))
     gen.manual_seed(int(seed))
     return gen
+
+
+def generator_key(seed: int) -> int:
+    """What torch's CPU generator keeps of ``seed``: its low 32 bits.
+
+    ``manual_seed(s)`` seeds the Mersenne Twister from ``s mod 2**32``, so two seeds equal mod
+    ``2**32`` draw the same numbers (``tests/test_device.py`` checks it on this torch). "No two
+    models share a seed" therefore means distinct generator keys, not only distinct
+    :func:`seed_for` values (63 bits).
+
+    >>> generator_key(7) == generator_key(7 + 2**32)
+    True
+    """
+    return int(seed) % 2**32
 
 
 def seed_everything(seed: int) -> None:
