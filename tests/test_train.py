@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lrtheory.core.mlp import MLPSpec, forward, init_params, lr_multipliers, select_models, to_module
-from lrtheory.core.train import per_model_loss, preact_sparsity, train, weight_norms
+from lrtheory.core.train import per_model_accuracy, per_model_loss, preact_sparsity, train, weight_norms
 
 DT = torch.float64
 # Batched vs solo differ only by float64 round-off in batched matmuls (~1e-16 relative per op,
@@ -328,6 +328,11 @@ def test_messages_name_the_argument_exactly():
         (dict(layer_lr_mults=[1.0]), r"^layer_lr_mults: expected 2 positive finite numbers, got \[1\.0\]$"),
         (dict(layer_lr_mults=[1.0, 0.0]), r"^layer_lr_mults: expected 2 positive finite numbers, got \[1\.0, 0\.0\]$"),
         (dict(layer_lr_mults=[1.0, float("nan")]), r"^layer_lr_mults: expected 2 positive finite numbers"),
+        (dict(layer_lr_mults=[[1.0], [2.0]]), r"^layer_lr_mults: expected a flat sequence of 2 numbers, got shape "
+                                              r"\(2, 1\)$"),
+        (dict(layer_lr_mults=[1.0, [2.0, 3.0]]), r"^layer_lr_mults: expected 2 positive finite numbers, got "
+                                                 r"\[1\.0, \[2\.0, 3\.0\]\]$"),
+        (dict(layer_lr_mults=["a", "b"]), r"^layer_lr_mults: expected 2 positive finite numbers, got \['a', 'b'\]$"),
         (dict(diagnostics={"loss": lambda p, t: p[0].sum((1, 2))}), r"^diagnostics: name 'loss' is reserved$"),
         (dict(diagnostics={"test_acc": lambda p, t: p[0].sum((1, 2))}), r"^diagnostics: name 'test_acc' is reserved$"),
         (dict(diagnostics={"d": lambda p, t: torch.zeros(3, dtype=DT)}),
@@ -649,3 +654,30 @@ def test_inputs_that_are_not_tensors_and_targets_on_another_device():
     # one number for layer_lr_mults (a sequence of depth + 1 is expected): a ValueError, not a TypeError
     with pytest.raises(ValueError, match=r"^layer_lr_mults: expected 2 positive finite numbers, got \[2\.0\]$"):
         train(spec, P, x, y, 0.1, 1, layer_lr_mults=2.0)
+
+
+def test_per_model_loss_and_accuracy_validate_their_arguments():
+    """Bad input to the public loss and accuracy gets a ValueError naming it (they used to run on,
+    e.g. CE labels of shape (K, N) reached torch's RuntimeError); check=False skips it in a loop."""
+    spec = MLPSpec(d_in=4, width=6, depth=1, d_out=3)
+    P = init_params(spec, 2)
+    x, y = _data()
+    lab = torch.zeros(24, dtype=torch.int64)
+    cases = [
+        (per_model_loss, (x[:, :2], y), {}, r"^x: expected a tensor of shape \(N, 4\)"),
+        (per_model_loss, (x.float(), y), {}, r"^x: dtype/device torch\.float32/cpu differ"),
+        (per_model_loss, (x, y[:5]), {}, r"^y: MSE targets must have shape \(24, 3\), got \(5, 3\)$"),
+        (per_model_loss, (x, lab.expand(2, 24)), {"loss": "ce"}, r"^y: CE targets must be int64 labels of shape"),
+        (per_model_loss, (x, lab + 3), {"loss": "ce"}, r"^y: labels must lie in \[0, 3\)$"),
+        (per_model_loss, (x, y), {"loss": "hinge"}, r"^loss: unknown 'hinge'"),
+        (per_model_accuracy, (x, lab[:5]), {}, r"^y: CE targets must be int64 labels of shape \(24,\)"),
+        (per_model_accuracy, (x, y[:, :2]), {}, r"^y: MSE targets must have shape \(24, 3\)"),
+    ]
+    for fn, args, kw, match in cases:
+        with pytest.raises(ValueError, match=match):
+            fn(spec, P, *args, **kw)
+    with pytest.raises(ValueError, match=r"^params: "):
+        per_model_loss(spec, P[:1], x, y)
+    # valid arguments: the same values with and without the check
+    assert torch.equal(per_model_loss(spec, P, x, y), per_model_loss(spec, P, x, y, check=False))
+    assert torch.equal(per_model_accuracy(spec, P, x, lab), per_model_accuracy(spec, P, x, lab, check=False))

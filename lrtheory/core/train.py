@@ -126,7 +126,8 @@ def _targets_are_classes(spec: MLPSpec, y: Tensor, loss: str) -> bool:
     return loss == "ce" or (spec.d_out > 1 and y.dim() == 2)
 
 
-def per_model_loss(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor, loss: str = "mse") -> Tensor:
+def per_model_loss(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor, loss: str = "mse", *,
+                   check: bool = True) -> Tensor:
     """Loss of each model on ``(x, y)``, shape ``(K,)`` (conventions in the module docstring).
 
     Parameters
@@ -136,8 +137,13 @@ def per_model_loss(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor
     y : Tensor
         MSE: ``(N, d_out)`` or ``(N,)`` when ``d_out == 1``; CE: int64 labels ``(N,)``.
     loss : "mse" or "ce"
+    check : bool
+        Validate the arguments (a ValueError naming the bad one); False in an inner loop whose
+        arguments were validated once.
     """
-    out = _forward(spec, params, x, False, None)  # forward(..., check=False): no shape checks
+    if check:
+        _check_data(spec, params, x, y, loss)
+    out = _forward(spec, params, x, False, None)  # forward(..., check=False): validated above
     return _loss_from_out(out, y, loss)
 
 
@@ -194,10 +200,13 @@ def _output_grad(ctx, loss: str) -> Tensor:
     return torch._log_softmax_backward_data(g, logp, -1, logp.dtype)
 
 
-def per_model_accuracy(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor) -> Tensor:
-    """Fraction of correct argmax predictions per model ``(K,)``; ``y`` labels ``(N,)`` or
-    one-hot / score targets ``(N, d_out)`` (read by argmax)."""
-    out = _forward(spec, params, x, False, None)  # forward(..., check=False)
+def per_model_accuracy(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor, *,
+                       check: bool = True) -> Tensor:
+    """Fraction of correct argmax predictions per model ``(K,)``; ``y`` int64 labels ``(N,)`` or
+    one-hot / score targets ``(N, d_out)`` (read by argmax). ``check``: as in :func:`per_model_loss`."""
+    if check:  # labels are CE targets, scores MSE targets
+        _check_data(spec, params, x, y, "ce" if isinstance(y, Tensor) and y.dim() == 1 else "mse")
+    out = _forward(spec, params, x, False, None)  # forward(..., check=False): validated above
     return _acc_from_out(out, y)
 
 
@@ -381,20 +390,12 @@ def train(
     -------
     See the module docstring.
     """
-    K = _check_params(spec, params)
-    if loss not in LOSSES:
-        raise ValueError(f"loss: unknown {loss!r}; expected one of {LOSSES}")
+    K, N = _check_data(spec, params, x, y, loss)
+    dtype, device = params[0].dtype, params[0].device
     if not isinstance(compile, bool):
         raise ValueError(f"compile: expected True or False, got {compile!r}")
     if compile and spec.norm is not None:
         raise ValueError(f"compile: the compiled step covers networks without norm layers (norm={spec.norm!r})")
-    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != spec.d_in:
-        raise ValueError(f"x: expected a tensor of shape (N, {spec.d_in}), got {getattr(x, 'shape', type(x))}")
-    dtype, device = params[0].dtype, params[0].device
-    if x.dtype != dtype or x.device != device:
-        raise ValueError(f"x: dtype/device {x.dtype}/{x.device} differ from the parameters' {dtype}/{device}")
-    N = x.shape[0]
-    _check_targets(spec, y, N, loss, "y", dtype, device)
     if (x_test is None) != (y_test is None):
         raise ValueError("x_test: x_test and y_test must be given together")
     if x_test is not None:
@@ -415,7 +416,15 @@ def train(
     mults = lr_multipliers(spec)
     layers = param_layers(spec)
     if layer_lr_mults is not None:
-        lm = np.asarray(layer_lr_mults, dtype=np.float64).reshape(-1)
+        try:
+            lm = np.asarray(layer_lr_mults, dtype=np.float64)
+        except (TypeError, ValueError) as exc:  # strings, ragged lists
+            raise ValueError(f"layer_lr_mults: expected {spec.n_layers} positive finite numbers, got "
+                             f"{layer_lr_mults!r}") from exc
+        if lm.ndim > 1:  # a nested list is not read flat
+            raise ValueError(f"layer_lr_mults: expected a flat sequence of {spec.n_layers} numbers, got shape "
+                             f"{lm.shape}")
+        lm = lm.reshape(-1)
         if lm.size != spec.n_layers or not np.all(np.isfinite(lm)) or np.any(lm <= 0):
             raise ValueError(
                 f"layer_lr_mults: expected {spec.n_layers} positive finite numbers, got {lm.tolist()}"
@@ -532,6 +541,20 @@ def _pad(a: np.ndarray, n: int) -> np.ndarray:
     if a.shape[0] == n:
         return a
     return np.concatenate([a, np.full((n - a.shape[0],) + a.shape[1:], np.nan, dtype=a.dtype)])
+
+
+def _check_data(spec: MLPSpec, params: Sequence[Tensor], x, y, loss: str):
+    # params, the loss's name, the inputs x (N, d_in) and the targets y: (K, N), or a ValueError naming one
+    K = _check_params(spec, params)
+    if loss not in LOSSES:
+        raise ValueError(f"loss: unknown {loss!r}; expected one of {LOSSES}")
+    if not isinstance(x, Tensor) or x.dim() != 2 or x.shape[1] != spec.d_in:
+        raise ValueError(f"x: expected a tensor of shape (N, {spec.d_in}), got {getattr(x, 'shape', type(x))}")
+    dtype, device = params[0].dtype, params[0].device
+    if x.dtype != dtype or x.device != device:
+        raise ValueError(f"x: dtype/device {x.dtype}/{x.device} differ from the parameters' {dtype}/{device}")
+    _check_targets(spec, y, x.shape[0], loss, "y", dtype, device)
+    return K, x.shape[0]
 
 
 def _check_targets(spec: MLPSpec, y, N: int, loss: str, name: str, dtype, device) -> None:
