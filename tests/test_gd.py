@@ -914,6 +914,34 @@ def test_a_fused_step_under_sgd_batches_and_eval_fn():
     _same_result(got, ref)
 
 
+def test_a_fused_update_that_overflows_while_the_loss_is_finite_is_refused():
+    # the loss is bounded (tanh), the gradient is not: only the update's own test can see the overflow
+    def loss_fn(p):
+        return 0.5 * torch.tanh(p[0]) ** 2
+
+    def grad_fn(p):
+        return [p[0] * 1e100]
+
+    p0 = [torch.tensor([0.5, 0.5], dtype=DT)]
+    etas = [1e-103, 1.0]
+    ref = run_gd(loss_fn, p0, etas, 6, grad_fn=grad_fn, divergence_factor=None)
+    got = run_gd(loss_fn, p0, etas, 6, grad_fn=grad_fn, divergence_factor=None,
+                 fused_step=_fused_from(loss_fn, grad_fn))
+    assert ref.status.tolist() == [GDStatus.BOUNDED, GDStatus.DIVERGED] and ref.stop_step.tolist() == [6, 3]
+    _same_result(got, ref)
+
+
+def test_a_fused_run_computes_the_last_steps_gradients_as_asked():
+    # final_grads: at t = steps the loop itself takes the gradient (the fused step is not called)
+    loss_fn, grad_fn, P, etas = _factorization_problem()
+    rec = lambda s: {"g": s.grads[0] if s.grads is not None else torch.full_like(s.loss, -1.0)}  # noqa: E731
+    kw = dict(grad_fn=grad_fn, record=rec, final_grads=True, record_every=5, param_bound=1e3, divergence_factor=None)
+    ref = run_gd(loss_fn, P, etas, 20, **kw)
+    got = run_gd(loss_fn, P, etas, 20, fused_step=_fused_from(loss_fn, grad_fn), **kw)
+    np.testing.assert_array_equal(got.records["g"][-1], ref.records["g"][-1])
+    assert (got.records["g"][:-1][~np.isnan(got.records["g"][:-1])] == -1.0).all()  # None at fused steps
+
+
 def test_fused_step_contract_errors():
     loss_fn, grad_fn, P, etas = _factorization_problem()
     with pytest.raises(ValueError, match="^fused_step: expected a callable"):

@@ -56,6 +56,20 @@ def test_float64_ce_mup_bias_sgd_momentum_weight_decay_and_test_data():
     _same_run(got, ref)
 
 
+def test_float32_ce_full_batch_with_bias_many_examples_and_classes():
+    # full batch: the recorded loss is the compiled step's own (under SGD it is the eager evaluation's);
+    # 100 examples and 10 classes, where inductor's own mean and softmax backward add in another order
+    spec = MLPSpec(d_in=6, width=12, depth=2, d_out=10, bias=True)
+    g = torch.Generator().manual_seed(31)
+    x = torch.randn(100, 6, generator=g)
+    y = torch.randint(0, 10, (100,), generator=g)
+    P = init_params(spec, 3, seed=32, dtype=torch.float32)
+    ref = train(spec, P, x, y, [0.1, 1.0, 3e3], 15, loss="ce")
+    got = train(spec, P, x, y, [0.1, 1.0, 3e3], 15, loss="ce", compile=True)
+    assert ref.diverged.any() and not ref.diverged.all()
+    _same_run(got, ref)
+
+
 def test_a_configuration_compiles_once_and_is_reused():
     spec = MLPSpec(d_in=12, width=16, depth=2, d_out=3)
     assert _compiled_step(spec, "mse", 0.0, 0.0) is _compiled_step(spec, "mse", 0.0, 0.0)

@@ -529,7 +529,7 @@ def run_gd(
             is_rec = t % record_every == 0 or last
             need_grad = any_active and (not last or final_grads)
             fused = fused_step is not None and not last  # every step but the last: one call
-            if autograd and need_grad and not fused:
+            if autograd and need_grad:
                 for p in P:
                     p.requires_grad_(True)
             batch = None
