@@ -21,6 +21,8 @@ rotating order, so that contention drifting during the run hits them alike):
   (``{k: p - lr * g}``); eager, as the docs show it (no ``torch.compile``: the recipe's page does
   not use it);
 * ``batched``: ``lrtheory.core.train.train`` on the K models at once;
+* ``compiled``: the same with ``compile=True`` (one ``torch.compile``-d function per step; the same
+  bits); its first call, which compiles the shape, is timed apart and printed;
 * ``GEMM``: one large float32 GEMM (2048^2 on CPU, 4096^2 on CUDA), the machine's practical peak.
 
 Each is timed by wall clock and, on CPU, by the process's CPU time (``time.process_time``: on a
@@ -36,8 +38,8 @@ A last table times the masked loop :func:`lrtheory.core.gd.run_gd` on two tiny s
 (microseconds per step, K models of a few numbers each) against the same arithmetic as a plain
 Python loop: the per-step overhead of the loop's checks and records.
 
-Targets (issue 13): batched >= 2x vmap for the small setting; batched >= 0.8 of the GEMM rate for
-the large one. The load average is printed at the start and the end.
+Targets (issue 13): train >= 2x vmap for the small setting; train >= 0.8 of the GEMM rate for
+the large one (both rows are shown: eager and compiled). The load average is printed at the start and the end.
 """
 from __future__ import annotations
 
@@ -129,6 +131,10 @@ def gemm(device, n):
     return run, 2.0 * n ** 3 * reps
 
 
+#: train's eager step and its compiled step (train(..., compile=True))
+TRAINERS = ("batched", "compiled")
+
+
 def bench_setting(name, width, batch, K, steps, loop_models, device, rounds, n_gemm):
     spec = MLPSpec(d_in=width, width=width, depth=3, d_out=10)
     g = torch.Generator().manual_seed(0)
@@ -146,8 +152,12 @@ def bench_setting(name, width, batch, K, steps, loop_models, device, rounds, n_g
         "loop": (lambda: torch_loop(mods[:loop_models], x, y, eta, steps), K / loop_models),
         "vmap": (lambda: vmap_ensemble(mods, x, y, eta, steps), 1.0),
         "batched": (lambda: train(spec, P, x, y, eta, steps, record_every=steps), 1.0),
+        "compiled": (lambda: train(spec, P, x, y, eta, steps, record_every=steps, compile=True), 1.0),
         "gemm": (run_gemm, 1.0),
     }
+    t0 = time.perf_counter()
+    fns["compiled"][0]()  # the first call compiles this shape (timed apart, as a user pays it once)
+    compile_s = time.perf_counter() - t0
     for f, _ in fns.values():  # warm-up (vmap traces, first allocations)
         f()
     times = {k: [] for k in fns}  # per round: (wall, cpu)
@@ -157,22 +167,23 @@ def bench_setting(name, width, batch, K, steps, loop_models, device, rounds, n_g
             f, scale = fns[k]
             w, c = _time(f, device)
             times[k].append((w * scale, c * scale))
-    res = dict(name=name, K=K, steps=steps, loop_models=loop_models)
+    res = dict(name=name, K=K, steps=steps, loop_models=loop_models, compile_s=compile_s)
     for clock, j in (("wall", 0), ("cpu", 1)):
         best = {k: min(t[j] for t in v) for k, v in times.items()}
         res[clock] = best
         gem_rate = [gemm_flops / t[j] for t in times["gemm"]]
-        res[clock + "_x_loop"] = best["loop"] / best["batched"]
-        res[clock + "_x_vmap"] = best["vmap"] / best["batched"]
-        res[clock + "_x_vmap_paired"] = statistics.median(
-            v[j] / b[j] for v, b in zip(times["vmap"], times["batched"]))
-        res[clock + "_frac"] = (flops / best["batched"]) / (gemm_flops / best["gemm"])
-        res[clock + "_frac_paired"] = statistics.median(
-            (flops / b[j]) / gr for b, gr in zip(times["batched"], gem_rate))
-        res[clock + "_frac_all"] = (flops_all / best["batched"]) / (gemm_flops / best["gemm"])
-        res[clock + "_gflops"] = flops / best["batched"] / 1e9
+        for tr in TRAINERS:  # each of train's two steps against the same references
+            m = res[clock, tr] = {}
+            m["x_loop"] = best["loop"] / best[tr]
+            m["x_vmap"] = best["vmap"] / best[tr]
+            m["x_vmap_paired"] = statistics.median(v[j] / b[j] for v, b in zip(times["vmap"], times[tr]))
+            m["frac"] = (flops / best[tr]) / (gemm_flops / best["gemm"])
+            m["frac_paired"] = statistics.median((flops / b[j]) / gr for b, gr in zip(times[tr], gem_rate))
+            m["frac_all"] = (flops_all / best[tr]) / (gemm_flops / best["gemm"])
+            m["gflops"] = flops / best[tr] / 1e9
         res[clock + "_gemm_gflops"] = gemm_flops / best["gemm"] / 1e9
     return res
+
 
 
 # ---- run_gd against a plain loop on tiny scalar models
@@ -288,18 +299,21 @@ def main(argv=None):
     for clock in clocks:
         print(f"\n[{clock} clock] best of {rounds} interleaved rounds; 'paired' = median over rounds of the "
               f"ratio within a round")
-        print(f"{'setting':8s} {'K':>3s} {'steps':>5s} {'loop s':>8s} {'vmap s':>8s} {'batched s':>9s} "
-              f"{'x loop':>7s} {'x vmap':>7s} {'x vmap paired':>13s} {'GFLOP/s':>8s} {'GEMM GFLOP/s':>12s} "
-              f"{'/GEMM':>6s} {'/GEMM paired':>12s} {'/GEMM all':>9s}")
+        print(f"{'setting':8s} {'trainer':8s} {'K':>3s} {'steps':>5s} {'loop s':>8s} {'vmap s':>8s} "
+              f"{'train s':>9s} {'x loop':>7s} {'x vmap':>7s} {'x vmap paired':>13s} {'GFLOP/s':>8s} "
+              f"{'GEMM GFLOP/s':>12s} {'/GEMM':>6s} {'/GEMM paired':>12s} {'/GEMM all':>9s}")
         for r in results:
             b = r[clock]
-            print(f"{r['name']:8s} {r['K']:3d} {r['steps']:5d} {b['loop']:8.3f} {b['vmap']:8.3f} {b['batched']:9.3f} "
-                  f"{r[clock + '_x_loop']:7.1f} {r[clock + '_x_vmap']:7.2f} {r[clock + '_x_vmap_paired']:13.2f} "
-                  f"{r[clock + '_gflops']:8.1f} {r[clock + '_gemm_gflops']:12.1f} {r[clock + '_frac']:6.2f} "
-                  f"{r[clock + '_frac_paired']:12.2f} {r[clock + '_frac_all']:9.2f}")
+            for tr in TRAINERS:
+                m = r[clock, tr]
+                print(f"{r['name']:8s} {tr:8s} {r['K']:3d} {r['steps']:5d} {b['loop']:8.3f} {b['vmap']:8.3f} "
+                      f"{b[tr]:9.3f} {m['x_loop']:7.1f} {m['x_vmap']:7.2f} {m['x_vmap_paired']:13.2f} "
+                      f"{m['gflops']:8.1f} {r[clock + '_gemm_gflops']:12.1f} {m['frac']:6.2f} "
+                      f"{m['frac_paired']:12.2f} {m['frac_all']:9.2f}")
     print("(loop: the time of", ", ".join(f"{r['loop_models']} of the {r['K']}" for r in results),
           "models, scaled to K; '/GEMM all' also counts the forward pass of the loss after the last step,"
-          " which the batched time includes)")
+          " which the train time includes; batched = train, compiled = train(..., compile=True), whose"
+          " first call compiled in", ", ".join(f"{r['compile_s']:.1f} s ({r['name']})" for r in results), ")")
     if cpu:
         tiny_steps = 500 if args.quick else 2000
         print(f"\nrun_gd vs a plain loop on tiny models (CPU time, best of {rounds}, {tiny_steps} steps):")
