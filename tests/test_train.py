@@ -221,14 +221,15 @@ def test_minibatch_ce_run_whose_last_model_diverges_between_records():
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_output_gradient_is_autograds(loss, dtype):
-    from lrtheory.core.train import _loss_and_context, _loss_from_out, _output_grad
+    from lrtheory.core.train import _loss_from_out, _loss_terms, _loss_total, _output_grad
 
     g = torch.Generator().manual_seed(2)
     out = torch.randn(3, 11, 4, generator=g, dtype=torch.float64).to(dtype)
     y = torch.randint(0, 4, (11,), generator=g) if loss == "ce" else torch.randn(11, 4, generator=g).to(dtype)
     o = out.clone().requires_grad_(True)
     want = torch.autograd.grad(_loss_from_out(o, y, loss).sum(), o)[0]
-    L, ctx = _loss_and_context(out, y, loss, {})
+    terms, ctx = _loss_terms(out, y, loss, {})
+    L = _loss_total(terms, loss)
     assert torch.equal(L, _loss_from_out(out, y, loss))
     assert torch.equal(_output_grad(ctx, loss), want)
     # more models than examples (K = 5, N = 2): each model's own slice, the same bits
@@ -236,7 +237,8 @@ def test_output_gradient_is_autograds(loss, dtype):
     y = y[:2]
     o = out.clone().requires_grad_(True)
     want = torch.autograd.grad(_loss_from_out(o, y, loss).sum(), o)[0]
-    L, ctx = _loss_and_context(out, y, loss, {})
+    terms, ctx = _loss_terms(out, y, loss, {})
+    L = _loss_total(terms, loss)
     assert L.shape == (5,) and torch.equal(L, _loss_from_out(out, y, loss))
     assert torch.equal(_output_grad(ctx, loss), want)
 

@@ -1,33 +1,34 @@
 """ATen's own reductions as opaque operators, for steps compiled by ``torch.compile``.
 
-Inductor compiles a reduction (a sum, a mean, the normalizer of ``log_softmax``) into a loop of its
+Inductor compiles a reduction (a sum, the normalizer of ``log_softmax``) into a loop of its
 own, which adds in another order than ATen's kernel: the same step, eager and compiled, would then
 differ in its last bits. Behind an operator of its own (``torch.library``) the compiler calls
 ATen's kernel as it is, on the tensor as the eager step lays it out, so the compiled step reduces,
 and rounds, exactly as the eager one. Element-wise work around them is still fused (it rounds the
-same either way). :mod:`lrtheory.core.train`'s compiled step uses them for every reduction whose
-value it keeps: the loss, the bias gradients, cross-entropy's softmax and its backward.
+same either way). :mod:`lrtheory.core.train`'s compiled step uses them for the reductions its
+gradients go through: the bias gradients, cross-entropy's softmax and its backward (the loss's own
+reductions it leaves to its eager caller, which costs less than an operator call out of the
+compiled code).
 
 Each operator computes exactly the ATen call its name says:
 
 >>> import torch
 >>> x = torch.randn(3, 5, 4, dtype=torch.float64)
->>> torch.equal(sum_dim(x, 1, True), x.sum([1], keepdim=True)), torch.equal(mean_dim(x, 2), x.mean(2))
-(True, True)
+>>> torch.equal(sum_dim(x, 1, True), x.sum([1], keepdim=True))
+True
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-__all__ = ["sum_dim", "mean_dim", "log_softmax", "log_softmax_backward"]
+__all__ = ["sum_dim", "log_softmax", "log_softmax_backward"]
 
 # registered with torch.library directly (not the custom_op decorator, whose Python wrapper costs
 # ~8 us a call against ~2 us: these run every step)
 _LIB = torch.library.Library("lrtheory", "DEF")
 _OPS = {
     "sum_dim(Tensor x, int dim, bool keepdim) -> Tensor": lambda x, dim, keepdim: x.sum([dim], keepdim=keepdim),
-    "mean_dim(Tensor x, int dim) -> Tensor": lambda x, dim: x.mean(dim),
     "log_softmax(Tensor x) -> Tensor": lambda x: torch.log_softmax(x, dim=-1),
     "log_softmax_backward(Tensor g, Tensor logp) -> Tensor":
         lambda g, logp: torch._log_softmax_backward_data(g, logp, -1, logp.dtype),
@@ -43,11 +44,6 @@ for _schema, _fn in _OPS.items():
 def sum_dim(x: Tensor, dim: int, keepdim: bool) -> Tensor:
     """``x.sum([dim], keepdim=keepdim)``."""
     return torch.ops.lrtheory.sum_dim(x, dim, keepdim)
-
-
-def mean_dim(x: Tensor, dim: int) -> Tensor:
-    """``x.mean(dim)``."""
-    return torch.ops.lrtheory.mean_dim(x, dim)
 
 
 def log_softmax(x: Tensor) -> Tensor:

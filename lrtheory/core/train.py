@@ -156,19 +156,25 @@ def _loss_from_out(out: Tensor, y: Tensor, loss: str) -> Tensor:
     return -logp.gather(-1, idx).squeeze(-1).mean(1)
 
 
-def _loss_and_context(out: Tensor, y: Tensor, loss: str, ws: Optional[dict]):
-    # _loss_from_out's operations, keeping what the output gradient needs (in buffers of ws). Without
-    # ws (the compiled step) the reductions are ATen's own behind aten_ops: the same bits compiled
+def _loss_terms(out: Tensor, y: Tensor, loss: str, ws: Optional[dict]):
+    # _loss_from_out's operations up to its reductions (the per-example terms: squares (K, N, d_out)
+    # or log-likelihoods (K, N)), keeping what the output gradient needs (in buffers of ws). Without
+    # ws (the compiled step) log_softmax is ATen's own, behind aten_ops: the same bits compiled
     if loss == "mse":
         yy = y if y.dim() == 2 else y.unsqueeze(1)
         d = torch.sub(out, yy, out=_buf(ws, "d", out.shape, out))
         sq = torch.pow(d, 2, out=_buf(ws, "sq", out.shape, out))  # d.pow(2), into a buffer
-        total = sq.sum(2).mean(1) if ws is not None else aten_ops.mean_dim(aten_ops.sum_dim(sq, 2, False), 1)
-        return 0.5 * total, (d, ws)
+        return sq, (d, ws)
     logp = torch.log_softmax(out, dim=-1) if ws is not None else aten_ops.log_softmax(out)  # (K, N, C)
     idx = y.unsqueeze(1).unsqueeze(0).expand(logp.shape[0], -1, 1)  # the labels (N,) as (K, N, 1)
-    picked = logp.gather(-1, idx).squeeze(-1)
-    return -(picked.mean(1) if ws is not None else aten_ops.mean_dim(picked, 1)), (logp, idx, ws)
+    return logp.gather(-1, idx).squeeze(-1), (logp, idx, ws)
+
+
+def _loss_total(terms: Tensor, loss: str) -> Tensor:
+    # _loss_from_out's reductions of _loss_terms' terms, eager ATen always (the compiled step returns
+    # the terms and its caller reduces them here: the same kernels, the same bits, no operator call
+    # out of the compiled code)
+    return 0.5 * terms.sum(2).mean(1) if loss == "mse" else -terms.mean(1)
 
 
 def _mse_scale(K: int, N: int, like: Tensor) -> Tensor:
@@ -249,10 +255,10 @@ def _step(spec: MLPSpec, mults: tuple, loss: str, momentum: float, weight_decay:
     # backward, the update, the finiteness test) without buffers: what torch.compile fuses
     saved: list = []
     out = _forward(spec, P, x, False, saved, None, mults)
-    L, ctx = _loss_and_context(out, y, loss, None)
+    terms, ctx = _loss_terms(out, y, loss, None)
     grads = _backward(spec, P, saved, _output_grad(ctx, loss), None, mults)
     new, new_vel, finite = sgd_update(P, grads, H, vel, momentum=momentum, weight_decay=weight_decay)
-    return L, out, new, new_vel, finite
+    return terms, out, new, new_vel, finite
 
 
 _COMPILED: Dict[tuple, Callable] = {}
@@ -264,10 +270,11 @@ def _compiled_step(spec: MLPSpec, loss: str, momentum: float, weight_decay: floa
 
     Inductor fuses the element-wise work (ReLU and its backward, the loss's differences, the update
     and its finiteness sums) into generated C++ loops, the wrapper too (``cpp_wrapper``); the products
-    stay the same ATen ``bmm`` calls on the same layouts, the kept reductions are ATen's own
-    (:mod:`lrtheory.core.aten_ops`), and the fused loops round as the eager operations do (inductor
-    compiles with ``-ffp-contract=off``). Shapes are static: a new shape is a new compile (seconds).
-    A configuration's function is reused across calls (no new compile).
+    stay the same ATen ``bmm`` calls on the same layouts, the gradients' reductions are ATen's own
+    (:mod:`lrtheory.core.aten_ops`), the loss's terms are returned for the caller to reduce eagerly
+    (``_loss_total``), and the fused loops round as the eager operations do (inductor compiles with
+    ``-ffp-contract=off``). Shapes are static: a new shape is a new compile (seconds). A
+    configuration's function is reused across calls (no new compile).
     """
     key = (spec, loss, momentum, weight_decay)
     fn = _COMPILED.get(key)
@@ -281,11 +288,13 @@ def _compiled_step(spec: MLPSpec, loss: str, momentum: float, weight_decay: floa
     return fn
 
 
-def _fused_step(cstep: Callable, x: Tensor, y: Tensor) -> Callable:
-    # run_gd's fused_step: the compiled step on the full data or on the step's batch
+def _fused_step(cstep: Callable, x: Tensor, y: Tensor, loss: str) -> Callable:
+    # run_gd's fused_step: the compiled step on the full data or on the step's batch, its loss terms
+    # reduced by the eager step's own kernels
     def fused(P, batch, H, vel):
         xb, yb = (x, y) if batch is None else batch
-        return cstep(P, xb, yb, H, vel)
+        terms, out, new, new_vel, finite = cstep(P, xb, yb, H, vel)
+        return _loss_total(terms, loss), out, new, new_vel, finite
 
     return fused
 
@@ -371,10 +380,10 @@ def train(
         ``torch.compile`` (networks without norm layers; needs a C++ compiler, as inductor does).
         The same operations as the eager step, so the same run to the bit (parameters, losses,
         divergence steps, records: ``tests/test_train_compiled.py``): the products are the same
-        ATen calls, the reductions ATen's own (:mod:`lrtheory.core.aten_ops`), the fused
-        element-wise loops round as the eager kernels do. The first call for a new configuration
-        or shape compiles it (seconds); later calls in the process reuse it. Worth it for long
-        runs: 10-25 % less time per step on CPU (benchmarks/README.md).
+        ATen calls, every reduction ATen's own (:mod:`lrtheory.core.aten_ops`; the loss reduced
+        eagerly), the fused element-wise loops round as the eager kernels do. The first call for
+        a new configuration or shape compiles it (seconds); later calls in the process reuse it.
+        Worth it for long runs: ~5-15 % less time per step on CPU (benchmarks/README.md).
 
     Returns
     -------
@@ -464,9 +473,9 @@ def train(
             return loss_on(P, xb, yb)
         saved: list = []
         out = _forward(spec, P, xb, False, saved, ws)
-        L, ctx = _loss_and_context(out, yb, loss, ws)
+        terms, ctx = _loss_terms(out, yb, loss, ws)
         kept.update(saved=saved, ctx=ctx)
-        return L, out
+        return _loss_total(terms, loss), out
 
     def grad_fn(P, batch=None):
         # run_gd calls grad_fn once after each call of loss_fn, on the same parameters and batch (its
@@ -504,7 +513,7 @@ def train(
     def cb(s):
         callback(s.step, s.params, s.loss, s.active)
 
-    fused = _fused_step(_compiled_step(spec, loss, momentum, weight_decay), x, y) if compile else None
+    fused = _fused_step(_compiled_step(spec, loss, momentum, weight_decay), x, y, loss) if compile else None
 
     # every configuration and shape is one more compiled entry of the same function: lift dynamo's
     # per-function limit (8; beyond it the step would silently run eagerly) while this run compiles
