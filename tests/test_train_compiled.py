@@ -25,12 +25,17 @@ def _same_run(a, b):
         np.testing.assert_array_equal(a.history[k], b.history[k])  # NaN == NaN here: the same positions
 
 
-def test_float32_mse_full_batch_with_diverging_models():
+def _mse_problem(K):
+    """A float32 MSE problem: spec, K models' parameters, data."""
     spec = MLPSpec(d_in=12, width=16, depth=2, d_out=3)
     g = torch.Generator().manual_seed(11)
     x = torch.randn(40, 12, generator=g)
     y = torch.randn(40, 3, generator=g)
-    P = init_params(spec, 6, seed=12, dtype=torch.float32)
+    return spec, init_params(spec, K, seed=12, dtype=torch.float32), x, y
+
+
+def test_float32_mse_full_batch_with_diverging_models():
+    spec, P, x, y = _mse_problem(6)
     etas = [0.01, 0.1, 0.5, 2.0, 20.0, 200.0]
     kw = dict(record_every=3, diagnostics={"wnorm": weight_norms(spec)})
     ref = train(spec, P, x, y, etas, 25, **kw)
@@ -78,11 +83,7 @@ def test_a_configuration_compiles_once_and_is_reused():
 
 def test_the_comparison_sees_a_realistic_error():
     # negative control of _same_run: the same run at an LR 1 % off is told apart
-    spec = MLPSpec(d_in=12, width=16, depth=2, d_out=3)
-    g = torch.Generator().manual_seed(11)
-    x = torch.randn(40, 12, generator=g)
-    y = torch.randn(40, 3, generator=g)
-    P = init_params(spec, 2, seed=12, dtype=torch.float32)
+    spec, P, x, y = _mse_problem(2)
     ref = train(spec, P, x, y, [0.01, 0.1], 25, record_every=3)
     off = train(spec, P, x, y, [0.0101, 0.101], 25, record_every=3, compile=True)
     with pytest.raises(AssertionError):
