@@ -944,7 +944,7 @@ def test_a_fused_run_computes_the_last_steps_gradients_as_asked():
 
 def test_fused_step_contract_errors():
     loss_fn, grad_fn, P, etas = _factorization_problem()
-    with pytest.raises(ValueError, match="^fused_step: expected a callable"):
+    with pytest.raises(ValueError, match="^fused_step: expected a callable, got int$"):
         run_gd(loss_fn, P, etas, 3, fused_step=3)
     with pytest.raises(ValueError, match=r"^fused_step: expected \(loss, aux, new_params"):
         run_gd(loss_fn, P, etas, 3, fused_step=lambda P, b, H, v: (loss_fn(P), None))
@@ -968,3 +968,14 @@ def test_sgd_update_is_the_loops_update_and_flags_per_model():
     for a, b in zip(vel, vv):
         assert torch.equal(a, b)
     assert ok.tolist() == [True, False]  # model 1: 1e308 + 2 * 1e308 overflows to inf
+    # the defaults: plain GD (no momentum, no weight decay), no velocities in, None out
+    new, vel, ok = sgd_update(p, g, h)
+    assert vel is None and ok.tolist() == [True, False]  # model 1: 1e308 + 2 * 1e308 again
+    for a, pp, gg, hh in zip(new, p, g, h):
+        assert torch.equal(a, pp - hh * gg)
+    # two batch axes (a grid of models): one flag per model, a NaN in model (1, 0) only
+    q = torch.zeros(2, 3, 4, 5, dtype=DT)
+    gq = torch.zeros(2, 3, 4, 5, dtype=DT)
+    gq[1, 0, 2, 3] = math.nan
+    _, _, ok = sgd_update([q], [gq], [torch.ones(2, 3, 1, 1, dtype=DT)], batch_dims=2)
+    assert ok.shape == (2, 3) and ok.tolist() == [[True, True, True], [False, True, True]]

@@ -274,8 +274,8 @@ def _update_tensor(p: Tensor, g: Tensor, h, v: Optional[Tensor], momentum: float
     if v is not None:
         v = momentum * v + g
         g = v
-    hg = torch.mul(h, g) if hg_out is None else torch.mul(h, g, out=hg_out)
-    q = torch.sub(p, hg) if q_out is None else torch.sub(p, hg, out=q_out)
+    hg = torch.mul(h, g, out=hg_out)  # out=None: a fresh tensor
+    q = torch.sub(p, hg, out=q_out)
     return q, v
 
 
@@ -303,7 +303,7 @@ def sgd_update(params: Sequence[Tensor], grads: Sequence[Tensor], step_sizes: Se
         if vel is not None:
             vel.append(v)
         sums.append(q.flatten(batch_dims).sum(dim=-1) if q.dim() > batch_dims else q)
-    finite = (torch.stack(sums) if len(sums) > 1 else sums[0].unsqueeze(0)).abs() < math.inf  # false for NaN
+    finite = torch.stack(sums).abs() < math.inf  # false for NaN and +-inf
     return new, vel, finite.all(dim=0)
 
 
