@@ -47,7 +47,7 @@ def _progress(stream):
         if verdict is None:
             print(f"[{i + 1}/{n}] {claim.id} ...", end="", file=stream, flush=True)
         else:
-            status = "PASS" if verdict.passed else "FAIL"
+            status = verdict.label  # the verdict's own word: a claim the book reports as not reproduced is no FAIL
             extra = f"  ({verdict.details['error']})" if "error" in verdict.details else ""
             print(f" {status} ({verdict.seconds:.1f} s){extra}", file=stream, flush=True)
     return report

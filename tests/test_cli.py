@@ -92,3 +92,21 @@ def test_cuda_without_cuda_is_usage_error(only_toy, capsys):
         pytest.skip("CUDA present")
     assert main(["verify", "--device", "cuda"]) == 2
     assert "no CUDA device" in capsys.readouterr().err
+
+
+def test_verify_progress_lines_say_each_verdicts_own_label():
+    """The progress line of a claim is its verdict's label: a claim the book reports as not reproduced
+    and that fails is NOT REPRODUCED there too (it used to print FAIL beside a NOT REPRODUCED verdict)."""
+    import io
+    from types import SimpleNamespace
+
+    from lrtheory.cli import _progress
+
+    out = io.StringIO()
+    report = _progress(out)
+    claim = SimpleNamespace(id="toy.claim")
+    cases = [(True, "PASS"), (False, "FAIL"), (False, "NOT REPRODUCED"), (True, "FAIL (unexpected pass)")]
+    for passed, label in cases:
+        report(0, 1, claim, None)
+        report(0, 1, claim, SimpleNamespace(passed=passed, label=label, seconds=1.25, details={}))
+    assert out.getvalue().splitlines() == [f"[1/1] toy.claim ... {w} (1.2 s)" for _, w in cases]
