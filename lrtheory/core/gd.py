@@ -543,7 +543,8 @@ def run_gd(
                 if fused:
                     factor = schedule_factor(t)
                     with torch.no_grad():
-                        out = fused_step(P, batch, [step_size(i, p, factor) for i, p in enumerate(P)], vel)
+                        H = step_sizes if factor is None else [step_size(i, p, factor) for i, p in enumerate(P)]
+                        out = fused_step(P, batch, H, vel)
                     if not isinstance(out, tuple) or len(out) != 5:
                         raise ValueError("fused_step: expected (loss, aux, new_params, new_velocities, finite)")
                     Lk, aux, fused_P, fused_v, fused_ok = out
@@ -553,7 +554,7 @@ def run_gd(
                 if eval_fn is not None and is_rec:
                     ev_L, ev_aux = call_loss(eval_fn, None, False, False)
                     ev_L = ev_L.detach()
-            Ld = Lk.detach() if autograd and not fused else Lk
+            Ld = Lk.detach() if autograd else Lk
             rec_L = ev_L if ev_L is not None else Ld
             if thresh is None:
                 if divergence_factor is None or math.isinf(divergence_factor):

@@ -150,10 +150,10 @@ def per_model_loss(spec: MLPSpec, params: Sequence[Tensor], x: Tensor, y: Tensor
 def _loss_from_out(out: Tensor, y: Tensor, loss: str) -> Tensor:
     if loss == "mse":
         yy = y if y.dim() == 2 else y.unsqueeze(1)
-        return 0.5 * (out - yy).pow(2).sum(2).mean(1)
+        return _loss_total((out - yy).pow(2), loss)
     logp = torch.log_softmax(out, dim=-1)  # (K, N, C)
     idx = y.unsqueeze(1).unsqueeze(0).expand(logp.shape[0], -1, 1)  # the labels (N,) as (K, N, 1)
-    return -logp.gather(-1, idx).squeeze(-1).mean(1)
+    return _loss_total(logp.gather(-1, idx).squeeze(-1), loss)
 
 
 def _loss_terms(out: Tensor, y: Tensor, loss: str, ws: Optional[dict]):
@@ -171,9 +171,9 @@ def _loss_terms(out: Tensor, y: Tensor, loss: str, ws: Optional[dict]):
 
 
 def _loss_total(terms: Tensor, loss: str) -> Tensor:
-    # _loss_from_out's reductions of _loss_terms' terms, eager ATen always (the compiled step returns
-    # the terms and its caller reduces them here: the same kernels, the same bits, no operator call
-    # out of the compiled code)
+    # the losses' reductions of their per-example terms, for every path (_loss_from_out under
+    # autograd, the buffered eager step, the compiled step's caller): eager ATen always, so the same
+    # kernels and bits, and no operator call out of compiled code
     return 0.5 * terms.sum(2).mean(1) if loss == "mse" else -terms.mean(1)
 
 
